@@ -1,0 +1,63 @@
+"""/api/models: create, list, detail."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from app.api.envelope import ApiError, ok
+from app.api.params import parse_json_body, parse_query, parse_uuid
+from app.api.schemas import CreateModel, ListQuery
+from app.api.serialize import model_detail, model_summary
+from app.db.models import Model
+from app.db.session import transaction
+from app.runtime import runtime
+from app.services.queries import find_model, jobs_of, list_models
+
+bp = Blueprint("models", __name__, url_prefix="/api/models")
+
+
+@bp.post("")
+def create_model() -> tuple[Response, int]:
+    body = parse_json_body(CreateModel)
+    rt = runtime()
+    if body.dataset and not (rt.settings.dataset_root / body.dataset).is_dir():
+        raise ApiError(
+            400, "INVALID_FIELD", f"dataset: no dataset '{body.dataset}' under DATASET_ROOT."
+        )
+    with transaction(rt.sessions) as session:
+        model = Model(
+            model_no=body.model_no,
+            model_ver=body.model_ver,
+            train_type=body.train_type.value,
+            memo=body.memo,
+            params=body.params.model_dump(mode="json"),
+            image=body.image or rt.settings.default_image,
+            dataset=body.dataset,
+            resources=body.resources.model_dump(exclude_none=True),
+        )
+        session.add(model)
+        session.flush()
+        data = model_detail(model, [], rt.settings.tz)
+    return ok(data, 201)
+
+
+@bp.get("/list")
+def list_all() -> tuple[Response, int]:
+    query = parse_query(ListQuery)
+    rt = runtime()
+    with rt.sessions() as session:
+        page = list_models(session, query.status, query.model_no, query.page, query.size)
+        tz = rt.settings.tz
+        content = [model_summary(model, tz) for model in page.items]
+    return ok({"content": content, "totalElements": page.total, "totalPages": page.pages})
+
+
+@bp.get("/<model_uuid>")
+def detail(model_uuid: str) -> tuple[Response, int]:
+    key = parse_uuid(model_uuid)
+    rt = runtime()
+    with rt.sessions() as session:
+        model = find_model(session, key)
+        if model is None:
+            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
+        return ok(model_detail(model, jobs_of(session, model), rt.settings.tz))

@@ -1,0 +1,95 @@
+"""Request schemas (validated with pydantic) and the JSON shapes the API answers with."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from app.domain.states import MODEL_NUMBERS, ModelStatus, TrainType
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class _Strict(BaseModel):
+    """Wrong JSON types are errors (no silent "3" → 3), and unknown fields are typos."""
+
+    model_config = ConfigDict(
+        strict=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class SplitRatios(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    train: Annotated[float, Field(ge=0, le=1)] = 0.8
+    val: Annotated[float, Field(ge=0, le=1)] = 0.1
+    test: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitRatios:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError("train + val + test must sum to 1")
+        return self
+
+
+class TrainParams(BaseModel):
+    """The hyper-parameters the platform reads; every other key is passed to the trainer."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    total_epoch: Annotated[StrictInt, Field(ge=1, le=100_000)]
+    val_interval: Annotated[StrictInt, Field(ge=1)] = 1
+    seed: StrictInt = 0
+    best_metric: Annotated[str, Field(min_length=1, max_length=64)] = "val_loss"
+    best_mode: Literal["min", "max"] = "min"
+    split: SplitRatios = Field(default_factory=SplitRatios)
+    epoch_seconds: Annotated[float, Field(ge=0, le=86_400)] = 0
+    fail_at_epoch: StrictInt | None = None
+
+    @model_validator(mode="after")
+    def _interval_fits(self) -> TrainParams:
+        if self.val_interval > self.total_epoch:
+            raise ValueError("val_interval must not exceed total_epoch")
+        return self
+
+
+class Resources(_Strict):
+    gpus: Annotated[StrictInt, Field(ge=0, le=16)] = 0
+    memory_mb: Annotated[StrictInt, Field(ge=16, le=1_048_576)] | None = None
+    cpus: Annotated[float, Field(gt=0, le=256)] | None = None
+
+
+class CreateModel(_Strict):
+    model_no: Literal[MODEL_NUMBERS]  # type: ignore[valid-type]
+    model_ver: Annotated[str, Field(min_length=1, max_length=64)]
+    train_type: TrainType = TrainType.GENERAL
+    memo: Annotated[str, Field(max_length=2000)] | None = None
+    params: TrainParams
+    image: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    dataset: str | None = None
+    resources: Resources = Field(default_factory=Resources)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_is_a_plain_name(cls, value: str | None) -> str | None:
+        if value is not None and not _SAFE_NAME.match(value):
+            raise ValueError("must be a folder name under DATASET_ROOT (letters, digits, . _ -)")
+        return value
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+    status: ModelStatus | Literal[""] = ""
+    model_no: Annotated[str, Field(max_length=16)] = ""
+    page: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    size: Annotated[int, Field(ge=1, le=200)] = 20
+
+
+def describe_validation_error(exc: Any) -> str:
+    """`params.total_epoch: Input should be a valid integer` — the field named first."""
+    parts = []
+    for error in exc.errors():
+        location = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+        parts.append(f"{location}: {error['msg']}" if location else error["msg"])
+    return "; ".join(parts)

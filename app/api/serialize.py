@@ -1,0 +1,94 @@
+"""Rows → the JSON fields of the user document §2.1 (camelCase, Korean names, display times)."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.db.models import Job, Model
+from app.domain.checkpoints import checkpoint_epochs
+from app.domain.states import JobStatus, ModelStatus, StepState, TrainType
+from app.domain.timefmt import format_duration, format_time
+
+
+def _train_type_name(value: str) -> str:
+    return TrainType(value).display_name if value in TrainType.__members__ else value
+
+
+def progress(model: Model) -> dict[str, Any]:
+    total = model.total_epoch
+    done = model.epochs_done or 0
+    return {
+        "epochsDone": done,
+        "totalEpoch": total,
+        "percent": round(100 * min(done, total) / total, 1) if total else 0.0,
+        "checkpointEpoch": model.checkpoint_epoch,
+    }
+
+
+def model_summary(model: Model, tz: ZoneInfo) -> dict[str, Any]:
+    step1, step2 = StepState(model.step1_state), StepState(model.step2_state)
+    return {
+        "id": model.id,
+        "uuid": str(model.uuid),
+        "modelVer": model.model_ver,
+        "statusCd": model.status_cd,
+        "statusName": ModelStatus(model.status_cd).display_name,
+        "step1Status": step1.value,
+        "step1StatusName": step1.display_name,
+        "step2Status": step2.value,
+        "step2StatusName": step2.display_name,
+        "step1StrtDttm": format_time(model.step1_strt_dttm, tz),
+        "step1EndDttm": format_time(model.step1_end_dttm, tz),
+        "step1Duration": format_duration(model.step1_strt_dttm, model.step1_end_dttm),
+        "step2StrtDttm": format_time(model.step2_strt_dttm, tz),
+        "step2EndDttm": format_time(model.step2_end_dttm, tz),
+        "step2Duration": format_duration(model.step2_strt_dttm, model.step2_end_dttm),
+        "modelNo": model.model_no,
+        "trainType": model.train_type,
+        "trainTypeName": _train_type_name(model.train_type),
+        "currentAttemptId": model.current_attempt_id,
+        "memo": model.memo,
+        "bestEpoch": model.best_epoch,
+        "lastError": model.last_error,
+        "step1MetricSaveYn": model.step1_metric_save_yn,
+        "step2MetricSaveYn": model.step2_metric_save_yn,
+        "progress": progress(model),
+    }
+
+
+def job_detail(job: Job, tz: ZoneInfo) -> dict[str, Any]:
+    status = JobStatus(job.status_cd)
+    return {
+        "id": job.id,
+        "attempt": job.attempt,
+        "jobType": job.job_type,
+        "statusCd": status.value,
+        "statusName": status.display_name,
+        "exitCode": job.exit_code,
+        "oomKilled": job.oom_killed,
+        "errorMessage": job.error_message,
+        "node": job.node,
+        "containerName": job.container_name,
+        "gpuIds": job.gpu_ids,
+        "params": job.params,
+        "queuedDttm": format_time(job.queued_dttm, tz),
+        "startedDttm": format_time(job.started_dttm, tz),
+        "finishedDttm": format_time(job.finished_dttm, tz),
+        "duration": format_duration(job.started_dttm, job.finished_dttm),
+    }
+
+
+def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        **model_summary(model, tz),
+        "params": model.params,
+        "image": model.image,
+        "dataset": model.dataset,
+        "resources": model.resources,
+        "createdDttm": format_time(model.created_dttm, tz),
+        "checkpointEpochs": checkpoint_epochs(
+            model.total_epoch, model.val_interval, model.checkpoint_epoch
+        ),
+        "jobs": [job_detail(job, tz) for job in jobs],
+    }

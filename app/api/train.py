@@ -1,0 +1,152 @@
+"""/api/train: the commands of SPEC §4, status sync, and the dataset helpers."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, jsonify, request
+
+from app.api.envelope import ApiError, error_body, ok
+from app.api.params import parse_epoch, parse_uuid
+from app.api.serialize import job_detail, model_summary
+from app.domain.transitions import Command, CommandRequest, Reason, Rejected
+from app.runtime import runtime
+from app.services.commands import (
+    Idempotency,
+    IdempotencyKeyReused,
+    ModelNotFound,
+    Reply,
+    execute_command,
+)
+from app.services.datasets import DatasetUnavailable, create_split_lists, split_counts
+from app.services.queries import find_model
+from app.services.status_writes import StatusWrite
+from app.services.sync import request_sync
+
+bp = Blueprint("train", __name__, url_prefix="/api/train")
+
+_REJECTION_STATUS = {Reason.STATE: 409, Reason.NO_CHECKPOINT: 409}
+
+
+def _render(write: StatusWrite) -> Reply:
+    tz = runtime().settings.tz
+    if isinstance(write.decision, Rejected):
+        status = _REJECTION_STATUS.get(write.decision.reason, 409)
+        return Reply(status, error_body(write.decision.reason.value, write.decision.message))
+    data = model_summary(write.model, tz)
+    data["job"] = job_detail(write.job, tz) if write.job is not None else None
+    return Reply(200, {"success": True, "data": data})
+
+
+def _idempotency() -> Idempotency | None:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return None
+    if len(key) > 200:
+        raise ApiError(
+            400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key is longer than 200 characters."
+        )
+    return Idempotency(key, f"{request.method} {request.path}")
+
+
+def _command(model_uuid: uuid.UUID, command_request: CommandRequest) -> tuple[Response, int]:
+    rt = runtime()
+    try:
+        reply = execute_command(
+            rt.sessions, rt.publisher, model_uuid, command_request, _render, _idempotency()
+        )
+    except ModelNotFound:
+        raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {model_uuid}.") from None
+    except IdempotencyKeyReused as exc:
+        raise ApiError(400, "IDEMPOTENCY_KEY_REUSED", str(exc)) from None
+    return jsonify(reply.body), reply.status
+
+
+@bp.post("/run/<model_uuid>")
+def run(model_uuid: str) -> tuple[Response, int]:
+    return _command(parse_uuid(model_uuid), CommandRequest(Command.RUN))
+
+
+@bp.post("/restart/<model_uuid>")
+def restart(model_uuid: str) -> tuple[Response, int]:
+    return _command(parse_uuid(model_uuid), CommandRequest(Command.RESTART))
+
+
+@bp.post("/resume/<model_uuid>")
+def resume(model_uuid: str) -> tuple[Response, int]:
+    return _command(parse_uuid(model_uuid), CommandRequest(Command.RESUME))
+
+
+@bp.post("/cancel/<model_uuid>")
+def cancel(model_uuid: str) -> tuple[Response, int]:
+    return _command(parse_uuid(model_uuid), CommandRequest(Command.CANCEL))
+
+
+@bp.post("/test/run/<epoch>/<model_uuid>")
+def test_run(epoch: str, model_uuid: str) -> tuple[Response, int]:
+    key = parse_uuid(model_uuid)
+    wanted = parse_epoch(epoch)
+    _require_epoch_within_training(key, wanted)
+    return _command(key, CommandRequest(Command.TEST_RUN, epoch=wanted))
+
+
+@bp.post("/test/cancel/<model_uuid>")
+def test_cancel(model_uuid: str) -> tuple[Response, int]:
+    return _command(parse_uuid(model_uuid), CommandRequest(Command.TEST_CANCEL))
+
+
+def _require_epoch_within_training(model_uuid: uuid.UUID, epoch: int) -> None:
+    """An epoch beyond total_epoch is bad input (400), not a state conflict."""
+    with runtime().sessions() as session:
+        model = find_model(session, model_uuid)
+        if model is None:
+            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {model_uuid}.")
+        if epoch > model.total_epoch:
+            raise ApiError(
+                400,
+                "INVALID_EPOCH",
+                f"epoch {epoch} is beyond this model's total_epoch ({model.total_epoch}).",
+            )
+
+
+@bp.post("/status/<model_uuid>")
+def status_sync(model_uuid: str) -> tuple[Response, int]:
+    """Ask the owning node to reconcile the model's live job, then return the model."""
+    key = parse_uuid(model_uuid)
+    rt = runtime()
+    with rt.sessions() as session:
+        model = find_model(session, key)
+        if model is None:
+            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
+        sync = request_sync(session, rt.publisher, model)
+        data = model_summary(model, rt.settings.tz)
+    data["sync"] = sync
+    return ok(data)
+
+
+@bp.post("/create-tmp/<model_uuid>")
+def create_tmp(model_uuid: str) -> tuple[Response, int]:
+    key = parse_uuid(model_uuid)
+    rt = runtime()
+    with rt.sessions() as session:
+        model = find_model(session, key)
+        if model is None:
+            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
+        try:
+            return ok(create_split_lists(rt.settings, model))
+        except DatasetUnavailable as exc:
+            raise ApiError(409, exc.code, str(exc)) from None
+
+
+@bp.get("/counts/<model_uuid>")
+def counts(model_uuid: str) -> tuple[Response, int]:
+    key = parse_uuid(model_uuid)
+    rt = runtime()
+    with rt.sessions() as session:
+        model = find_model(session, key)
+        if model is None:
+            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
+        try:
+            return ok(split_counts(rt.settings, model))
+        except DatasetUnavailable as exc:
+            raise ApiError(409, exc.code, str(exc)) from None

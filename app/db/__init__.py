@@ -1,0 +1,1 @@
+"""Database: typed tables, engine and sessions, migrations."""

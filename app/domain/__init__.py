@@ -1,0 +1,1 @@
+"""Pure domain rules of trainyard: states, transitions, checkpoints, formatting. No I/O."""

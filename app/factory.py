@@ -1,0 +1,46 @@
+"""The Flask application factory. Reads like a table of contents; nothing binds at import."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.config import Settings, load_settings
+from app.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__, static_folder=None)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    register_extensions(app, settings)
+    register_auth(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    return app
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    app.extensions["trainyard"] = Runtime.from_settings(settings)
+
+
+def register_auth(app: Flask) -> None:
+    from app.api.auth import require_token_for_writes
+
+    app.before_request(require_token_for_writes)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.api.docs import bp as docs_bp
+    from app.api.health import bp as health_bp
+    from app.api.models import bp as models_bp
+    from app.api.train import bp as train_bp
+
+    for blueprint in (models_bp, train_bp, health_bp, docs_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from app.api.envelope import register_error_handlers
+
+    register_error_handlers(app)

@@ -1,0 +1,35 @@
+"""What a running API process holds: settings, the database engine, the broker publisher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.db.session import make_engine, make_session_factory
+from app.services.publisher import CeleryPublisher, Publisher
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    publisher: Publisher
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        engine = make_engine(settings.database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            publisher=CeleryPublisher(settings.broker_url, settings.publish_timeout_s),
+        )
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["trainyard"]

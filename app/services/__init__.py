@@ -1,0 +1,1 @@
+"""Use cases: commands, the one status-write path, the outbox relay, queries."""

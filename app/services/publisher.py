@@ -1,0 +1,48 @@
+"""Publishing tasks to the broker. The services know only the `Publisher` protocol."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from celery import Celery
+
+
+class Publisher(Protocol):
+    def publish(self, task_name: str, queue: str, payload: dict[str, Any], message_id: str) -> None:
+        """Send one task; raise on failure (the outbox keeps the row for a later try)."""
+
+
+def make_celery_client(broker_url: str, timeout_s: float = 2.0) -> Celery:
+    """A Celery app used only to send tasks by name (the workers own the real one)."""
+    client = Celery("trainyard-api", broker=broker_url, set_as_current=False)
+    client.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_timeout=timeout_s,
+        broker_connection_retry_on_startup=False,
+        broker_transport_options={
+            "socket_connect_timeout": timeout_s,
+            "socket_timeout": timeout_s,
+            "max_retries": 0,
+        },
+    )
+    return client
+
+
+class CeleryPublisher:
+    def __init__(self, broker_url: str, timeout_s: float = 2.0) -> None:
+        self.celery = make_celery_client(broker_url, timeout_s)
+
+    def publish(self, task_name: str, queue: str, payload: dict[str, Any], message_id: str) -> None:
+        # retry=False: a down broker must fail fast; the outbox row is the retry.
+        self.celery.send_task(
+            task_name, kwargs=payload, queue=queue, task_id=message_id, retry=False
+        )
+
+    def ping(self) -> bool:
+        try:
+            with self.celery.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=0, timeout=2)
+            return True
+        except Exception:
+            return False

@@ -1,0 +1,207 @@
+"""The one status-write path.
+
+Every change of `status_cd`, `step1_state`, `step2_state` or a job's status — a user's
+command or a worker's observation — goes through `apply()` here: the caller has locked the
+model row inside a transaction; `apply()` asks the domain, writes what it decided, and
+records the tasks to publish in the outbox. The caller commits, then publishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app import messaging
+from app.db.models import Job, Model, TestMetric, TrainMetric, ValidationMetric
+from app.domain.states import JOB_ACTIVE, JobStatus, JobType, StepState, derive_model_status
+from app.domain.timefmt import utcnow
+from app.domain.transitions import (
+    Accepted,
+    Action,
+    Command,
+    CommandRequest,
+    Decision,
+    JobSnapshot,
+    ModelSnapshot,
+    NewJob,
+    Rejected,
+    decide,
+)
+from app.services.outbox import enqueue
+
+
+@dataclass
+class StatusWrite:
+    """What `apply()` did: the decision, the job it created or changed, the outbox rows."""
+
+    decision: Decision
+    model: Model
+    job: Job | None = None
+    outbox_ids: list[int] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return isinstance(self.decision, Accepted)
+
+
+def lock_model(session: Session, model_uuid: object) -> Model | None:
+    """SELECT … FOR UPDATE the model row: concurrent writers on one model queue up here."""
+    return session.scalars(
+        select(Model).where(Model.uuid == model_uuid).with_for_update()
+    ).one_or_none()
+
+
+def lock_model_by_id(session: Session, model_id: int) -> Model | None:
+    return session.scalars(
+        select(Model).where(Model.id == model_id).with_for_update()
+    ).one_or_none()
+
+
+def snapshot(model: Model) -> ModelSnapshot:
+    return ModelSnapshot(
+        step1=StepState(model.step1_state),
+        step2=StepState(model.step2_state),
+        total_epoch=model.total_epoch,
+        val_interval=model.val_interval,
+        checkpoint_epoch=model.checkpoint_epoch,
+    )
+
+
+def active_job(session: Session, model: Model, job_type: JobType) -> Job | None:
+    """The model's live job of a type (at most one exists: see the domain invariants)."""
+    return session.scalars(
+        select(Job)
+        .where(
+            Job.model_id == model.id,
+            Job.job_type == job_type.value,
+            Job.status_cd.in_([s.value for s in JOB_ACTIVE]),
+        )
+        .order_by(Job.id.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def _job_snapshot(model: Model, job: Job) -> JobSnapshot:
+    return JobSnapshot(job.id, job.type, job.status, is_current=job.id == model.current_attempt_id)
+
+
+def _job_for(session: Session, model: Model, action: Action, observed: Job | None) -> Job | None:
+    if observed is not None:
+        return observed
+    if isinstance(action, CommandRequest) and action.command is Command.CANCEL:
+        return active_job(session, model, JobType.TRAIN)
+    if isinstance(action, CommandRequest) and action.command is Command.TEST_CANCEL:
+        return active_job(session, model, JobType.EVAL)
+    return None
+
+
+def apply(
+    session: Session, model: Model, action: Action, observed: Job | None = None
+) -> StatusWrite:
+    """Decide and write one transition. `model` must be locked by the caller's transaction."""
+    job = _job_for(session, model, action, observed)
+    decision = decide(snapshot(model), _job_snapshot(model, job) if job else None, action)
+    if isinstance(decision, Rejected):
+        return StatusWrite(decision, model, job)
+
+    now = utcnow()
+    result = StatusWrite(decision, model, job)
+    if decision.job_change is not None and job is not None:
+        _change_job(job, decision, now)
+    if decision.reset_training:
+        _reset_training(session, model)
+    if decision.new_job is not None:
+        result.job = _create_job(session, model, decision.new_job, now)
+    _write_model_states(model, decision, now)
+    session.flush()
+    result.outbox_ids = _enqueue_follow_up(session, decision, result.job)
+    return result
+
+
+def _change_job(job: Job, decision: Accepted, now: datetime) -> None:
+    change = decision.job_change
+    assert change is not None
+    if job.status.is_terminal:  # the domain rejects this; a bug if it ever gets here
+        raise RuntimeError(f"job {job.id} is {job.status_cd}; terminal states never change")
+    job.status_cd = change.status.value
+    if change.status is JobStatus.RUNNING:
+        job.started_dttm = job.started_dttm or now
+        return
+    job.exit_code = change.exit_code
+    job.error_message = change.error_message
+    job.finished_dttm = now
+
+
+def _write_model_states(model: Model, decision: Accepted, now: datetime) -> None:
+    model.step1_state = decision.step1.value
+    model.step2_state = decision.step2.value
+    model.status_cd = derive_model_status(decision.step1, decision.step2).value
+    if not decision.keeps_last_error:
+        model.last_error = decision.last_error  # type: ignore[assignment]
+    if decision.started_step == 1:
+        model.step1_strt_dttm = model.step1_strt_dttm or now
+    elif decision.started_step == 2:
+        model.step2_strt_dttm = model.step2_strt_dttm or now
+    if decision.ended_step == 1:
+        model.step1_end_dttm = now
+    elif decision.ended_step == 2:
+        model.step2_end_dttm = now
+
+
+def _reset_training(session: Session, model: Model) -> None:
+    """Restart trains from scratch: nothing of the earlier attempt may reach its metrics."""
+    model.best_epoch = None
+    model.checkpoint_epoch = None
+    model.epochs_done = None
+    model.step1_metric_save_yn = False
+    model.step2_metric_save_yn = False
+    model.step2_strt_dttm = None
+    model.step2_end_dttm = None
+    for table in (TrainMetric, ValidationMetric, TestMetric):
+        session.execute(delete(table).where(table.model_id == model.id))
+
+
+def _create_job(session: Session, model: Model, new: NewJob, now: datetime) -> Job:
+    last_attempt = session.scalar(select(func.max(Job.attempt)).where(Job.model_id == model.id))
+    params = dict(model.params)
+    if new.resume_from is not None:
+        params["resume_from"] = new.resume_from
+    if new.eval_epoch is not None:
+        params["epoch"] = new.eval_epoch
+    if new.fresh_outputs:
+        params["fresh_outputs"] = True
+    job = Job(
+        model_id=model.id,
+        job_type=new.job_type.value,
+        attempt=(last_attempt or 0) + 1,
+        status_cd=JobStatus.QUEUED.value,
+        params=params,
+        image=model.image,
+        resources=dict(model.resources),
+        queued_dttm=now,
+    )
+    session.add(job)
+    session.flush()
+    job.container_name = f"trainyard-job-{job.id}"
+    model.current_attempt_id = job.id
+    # A new attempt of a step has its own start and end times.
+    if new.job_type is JobType.TRAIN:
+        model.step1_strt_dttm = model.step1_end_dttm = None
+    else:
+        model.step2_strt_dttm = model.step2_end_dttm = None
+    return job
+
+
+def _enqueue_follow_up(session: Session, decision: Accepted, job: Job | None) -> list[int]:
+    ids: list[int] = []
+    if decision.new_job is not None and job is not None:
+        queue = messaging.launch_queue(job.resources)
+        ids.append(enqueue(session, messaging.LAUNCH_JOB, queue, {"job_id": job.id}).id)
+    if decision.stop_container and job is not None and job.node:
+        # A job never claimed by a node has no container; its launch will see CANCELED.
+        queue = messaging.node_queue(job.node)
+        ids.append(enqueue(session, messaging.STOP_JOB, queue, {"job_id": job.id}).id)
+    return ids

@@ -1,0 +1,51 @@
+"""Small helpers for integration tests: create models, read queue messages from Redis."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import redis
+from flask.testing import FlaskClient
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import Model
+
+
+def create_model(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "modelNo": "G1",
+        "modelVer": "v1.0.0",
+        "trainType": "GENERAL",
+        "memo": "테스트 학습",
+        "params": {"total_epoch": 4, "val_interval": 2},
+    }
+    body.update(overrides)
+    response = client.post("/api/models", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["data"]
+
+
+def queued_tasks(broker: redis.Redis, queue: str) -> list[dict[str, Any]]:
+    """The Celery messages waiting on a queue (a Redis list), oldest first, decoded."""
+    tasks = []
+    for raw in reversed(broker.lrange(queue, 0, -1)):
+        message = json.loads(raw)
+        args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        tasks.append(
+            {
+                "task": message["headers"]["task"],
+                "id": message["headers"]["id"],
+                "args": args,
+                "kwargs": kwargs,
+            }
+        )
+    return tasks
+
+
+def force_states(db: sessionmaker[Session], model_id: int, **values: Any) -> None:
+    """Put a model into a state directly: a test fixture, standing in for a finished worker."""
+    with db.begin() as session:
+        session.execute(update(Model).where(Model.id == model_id).values(**values))
