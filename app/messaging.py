@@ -10,7 +10,8 @@ from typing import Any
 LAUNCH_JOB = "trainyard.launch_job"
 STOP_JOB = "trainyard.stop_job"
 SYNC_JOB = "trainyard.sync_job"
-INGEST_METRICS = "trainyard.ingest_metrics"
+COMPLETE_JOB = "trainyard.complete_job"  # judge the end, ingest metrics, one transaction
+SWEEP = "trainyard.sweep"
 
 QUEUE_CONTROL = "control"
 QUEUE_LAUNCH_CPU = "launch.cpu"

@@ -119,6 +119,9 @@ def status_sync(model_uuid: str) -> tuple[Response, int]:
         if model is None:
             raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
         sync = request_sync(session, rt.publisher, model)
+    with rt.sessions() as session:  # re-read: the node's reconcile may have changed it
+        model = find_model(session, key)
+        assert model is not None
         data = model_summary(model, rt.settings.tz)
     data["sync"] = sync
     return ok(data)

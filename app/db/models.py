@@ -114,13 +114,22 @@ class Job(Base):
     node: Mapped[str | None] = mapped_column(String(128))
     container_name: Mapped[str | None] = mapped_column(String(128))
     gpu_ids: Mapped[list[int] | None] = mapped_column(Json)
-    exit_code: Mapped[int | None]
-    oom_killed: Mapped[bool | None] = mapped_column(Boolean)
+    exit_code: Mapped[int | None]  # the job's result: 0 normal, -1 stopped/canceled, else the code
     error_message: Mapped[str | None] = mapped_column(Text)
+    # What the node saw when the container ended, recorded before the container is removed.
+    # `complete_job` judges the job from these and the outputs (SPEC §5).
+    container_exit_code: Mapped[int | None]
+    container_missing: Mapped[bool | None] = mapped_column(Boolean)  # gone before anyone saw it end
+    oom_killed: Mapped[bool | None] = mapped_column(Boolean)
     log_tail: Mapped[str | None] = mapped_column(Text)
+    container_ended_dttm: Mapped[datetime | None]
     queued_dttm: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+    claimed_dttm: Mapped[datetime | None]  # when a node took it (node, gpu_ids set)
     started_dttm: Mapped[datetime | None]
     finished_dttm: Mapped[datetime | None]
+    # When its node confirmed the container removed (after recording exit code and log tail).
+    # Until then the model may still have a live container, and no new one may start.
+    container_gone_dttm: Mapped[datetime | None]
 
     model: Mapped[Model] = relationship(back_populates="jobs")
 
@@ -165,6 +174,20 @@ class TestMetric(_MetricRow, Base):
     __test__ = False  # not a pytest class
 
 
+class GpuLease(Base):
+    """One GPU of one node held by one job. The primary key makes a double booking impossible,
+    even when two launches race on one node."""
+
+    __tablename__ = "tb_gpu_lease"
+
+    node: Mapped[str] = mapped_column(String(128), primary_key=True)
+    gpu_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("tb_model_train_job.id", ondelete="CASCADE"), index=True
+    )
+    taken_dttm: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+
+
 class OutboxMessage(Base):
     """A task to publish, written in the same transaction as the state change it follows.
 
@@ -201,6 +224,7 @@ class IdempotentResponse(Base):
 
 __all__ = [
     "Base",
+    "GpuLease",
     "IdempotentResponse",
     "Job",
     "Model",

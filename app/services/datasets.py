@@ -12,6 +12,7 @@ from typing import Any
 from app.config import Settings
 from app.datasets import (
     DatasetError,
+    Sample,
     SplitRatios,
     count_splits,
     make_splits,
@@ -20,6 +21,7 @@ from app.datasets import (
     write_split_lists,
 )
 from app.db.models import Model
+from app.domain import layout
 
 
 class DatasetUnavailable(Exception):
@@ -29,40 +31,47 @@ class DatasetUnavailable(Exception):
 
 
 def split_dir(settings: Settings, model: Model) -> Path:
-    return settings.output_root / str(model.uuid) / "tmp"
+    return layout.split_dir(settings.output_root, model.uuid)
 
 
-def _dataset_dir(settings: Settings, model: Model) -> Path:
-    if not model.dataset:
+def _dataset_dir(settings: Settings, dataset: str | None) -> Path:
+    if not dataset:
         raise DatasetUnavailable("NO_DATASET", "This model names no dataset.")
-    return settings.dataset_root / model.dataset
+    return settings.dataset_root / dataset
 
 
-def _ratios(model: Model) -> SplitRatios:
-    split = model.params.get("split") or {}
-    return SplitRatios(**split)
+def _plan(dataset_dir: Path, params: dict[str, Any]) -> tuple[list[Sample], dict[str, list[str]]]:
+    samples = read_manifest(dataset_dir)
+    ratios = SplitRatios(**(params.get("split") or {}))
+    return samples, make_splits(samples, int(params.get("seed", 0)), ratios)
+
+
+def write_splits(
+    settings: Settings, dataset: str | None, model_uuid: object, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Write a model's split lists (deterministic for its seed and ratios); return the counts."""
+    target = layout.split_dir(settings.output_root, model_uuid)
+    try:
+        samples, splits = _plan(_dataset_dir(settings, dataset), params)
+        write_split_lists(splits, target)
+    except DatasetError as exc:
+        raise DatasetUnavailable("DATASET_INVALID", str(exc)) from None
+    return {"splitDir": str(target), **count_splits(samples, splits)}
 
 
 def create_split_lists(settings: Settings, model: Model) -> dict[str, Any]:
-    """Write the split lists (deterministic for the seed and ratios) and return the counts."""
-    try:
-        samples = read_manifest(_dataset_dir(settings, model))
-        splits = make_splits(samples, int(model.params.get("seed", 0)), _ratios(model))
-        write_split_lists(splits, split_dir(settings, model))
-    except DatasetError as exc:
-        raise DatasetUnavailable("DATASET_INVALID", str(exc)) from None
-    return {"splitDir": str(split_dir(settings, model)), **count_splits(samples, splits)}
+    return write_splits(settings, model.dataset, model.uuid, model.params)
 
 
 def split_counts(settings: Settings, model: Model) -> dict[str, Any]:
     """Counts per split (and label) of the written lists, or of the lists run would write."""
     try:
-        samples = read_manifest(_dataset_dir(settings, model))
         written = split_dir(settings, model)
         if (written / "train.txt").exists():
+            samples = read_manifest(_dataset_dir(settings, model.dataset))
             splits, source = read_split_lists(written), "created"
         else:
-            splits = make_splits(samples, int(model.params.get("seed", 0)), _ratios(model))
+            samples, splits = _plan(_dataset_dir(settings, model.dataset), model.params)
             source = "planned"
     except DatasetError as exc:
         raise DatasetUnavailable("DATASET_INVALID", str(exc)) from None

@@ -11,13 +11,19 @@ class Publisher(Protocol):
     def publish(self, task_name: str, queue: str, payload: dict[str, Any], message_id: str) -> None:
         """Send one task; raise on failure (the outbox keeps the row for a later try)."""
 
+    def request(self, task_name: str, queue: str, payload: dict[str, Any], timeout_s: float) -> Any:
+        """Send one task and wait for its result (TimeoutError when none comes in time)."""
+
 
 def make_celery_client(broker_url: str, timeout_s: float = 2.0) -> Celery:
     """A Celery app used only to send tasks by name (the workers own the real one)."""
-    client = Celery("trainyard-api", broker=broker_url, set_as_current=False)
+    # The result backend is only used by the status sync, which waits for the node's answer.
+    client = Celery("trainyard-api", broker=broker_url, backend=broker_url, set_as_current=False)
     client.conf.update(
         task_serializer="json",
+        result_serializer="json",
         accept_content=["json"],
+        result_expires=300,
         broker_connection_timeout=timeout_s,
         broker_connection_retry_on_startup=False,
         broker_transport_options={
@@ -38,6 +44,18 @@ class CeleryPublisher:
         self.celery.send_task(
             task_name, kwargs=payload, queue=queue, task_id=message_id, retry=False
         )
+
+    def request(self, task_name: str, queue: str, payload: dict[str, Any], timeout_s: float) -> Any:
+        """Send a task and wait for its result; raises TimeoutError when none comes in time."""
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        result = self.celery.send_task(task_name, kwargs=payload, queue=queue, retry=False)
+        try:
+            return result.get(timeout=timeout_s, propagate=True)
+        except CeleryTimeout:
+            raise TimeoutError(f"no answer within {timeout_s:g} s") from None
+        finally:
+            result.forget()
 
     def ping(self) -> bool:
         try:

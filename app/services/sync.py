@@ -3,7 +3,6 @@ live job to reconcile it with its container and outputs."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,25 +13,32 @@ from app.domain.states import JobType
 from app.services.publisher import Publisher
 from app.services.status_writes import active_job
 
+SYNC_TIMEOUT_S = 3.0
 
-def request_sync(session: Session, publisher: Publisher, model: Model) -> dict[str, Any]:
-    """Publish a sync task to the owning node; say plainly what happened.
 
-    A sync changes no state by itself: the node's reconcile does, through the one
-    status-write path. A job not yet claimed by any node has nothing to reconcile.
+def request_sync(
+    session: Session, publisher: Publisher, model: Model, timeout_s: float = SYNC_TIMEOUT_S
+) -> dict[str, Any]:
+    """Ask the owning node to reconcile the model's live job now and wait a few seconds for
+    its answer; say plainly what happened. The node's reconcile writes states through the
+    one status-write path; this function writes nothing.
     """
     job = active_job(session, model, JobType.TRAIN) or active_job(session, model, JobType.EVAL)
     if job is None:
         return {"requested": False, "reason": "no live job"}
     if job.node is None:
         return {"requested": False, "reason": f"job {job.id} is queued and not on a node yet"}
+    base = {"requested": True, "node": job.node, "jobId": job.id}
     try:
-        publisher.publish(
-            messaging.SYNC_JOB,
-            messaging.node_queue(job.node),
-            {"job_id": job.id},
-            f"sync-{job.id}-{uuid.uuid4().hex[:8]}",
+        answer = publisher.request(
+            messaging.SYNC_JOB, messaging.node_queue(job.node), {"job_id": job.id}, timeout_s
         )
+    except TimeoutError:
+        return {
+            **base,
+            "answered": False,
+            "reason": f"node {job.node} did not answer within {timeout_s:g} s",
+        }
     except Exception as exc:
-        return {"requested": False, "reason": f"broker unavailable: {exc}", "node": job.node}
-    return {"requested": True, "node": job.node, "jobId": job.id}
+        return {**base, "answered": False, "reason": f"broker unavailable: {exc}"}
+    return {**base, "answered": True, "result": answer}

@@ -3,6 +3,7 @@ the messages they publish, idempotency."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -278,6 +279,12 @@ def test_status_sync_returns_the_model_and_says_what_it_did(
     job_id = client.post(f"/api/train/run/{model['uuid']}").get_json()["data"]["job"]["id"]
     with db.begin() as session:
         session.get(Job, job_id).node = "node-1"
+    started = time.monotonic()
     synced = client.post(f"/api/train/status/{model['uuid']}").get_json()["data"]
-    assert synced["sync"] == {"requested": True, "node": "node-1", "jobId": job_id}
+    assert time.monotonic() - started < 10, "a silent node must not hang the request"
+    # No worker serves node-1 here: the answer says so instead of hanging.
+    assert synced["sync"] == {
+        "requested": True, "node": "node-1", "jobId": job_id, "answered": False,
+        "reason": "node node-1 did not answer within 3 s",
+    }
     assert [t["task"] for t in queued_tasks(broker, "node.node-1")] == ["trainyard.sync_job"]

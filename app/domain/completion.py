@@ -1,0 +1,65 @@
+"""How a job's end is judged (SPEC §5): the container's exit state plus its outputs decide the
+job's observation. Pure: the worker gathers the facts, this module decides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.domain.checkpoints import expected_val_rows
+from app.domain.states import JobType
+from app.domain.transitions import JobEvent, JobObservation
+
+MISSING_INCOMPLETE = "SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE"
+
+
+@dataclass(frozen=True)
+class OutputFacts:
+    """What the worker found in a job's output folder (None: not there)."""
+
+    dir_exists: bool
+    val_rows: int | None = None  # TRAIN: data rows of val.csv
+    test_csv: bool = False  # EVAL
+    results_zip: bool = False  # EVAL
+
+
+@dataclass(frozen=True)
+class ContainerEnd:
+    exit_code: int
+    oom_killed: bool
+
+
+def output_gap(
+    job_type: JobType, facts: OutputFacts, total_epoch: int | None, val_interval: int
+) -> str | None:
+    """None when the outputs are complete, else the user document's reason code."""
+    if not facts.dir_exists:
+        return "output-dir-missing"
+    if job_type is JobType.EVAL:
+        if not facts.test_csv:
+            return "test.csv-missing"
+        if not facts.results_zip:
+            return "results-zip-missing"
+        return None
+    if total_epoch is None:
+        return "total-epoch-missing"
+    if facts.val_rows is None:
+        return "val.csv-missing"
+    if facts.val_rows != expected_val_rows(total_epoch, val_interval):
+        return "val.csv-lines-mismatch"
+    return None
+
+
+def judge(container: ContainerEnd | None, gap: str | None, log_tail: str | None) -> JobObservation:
+    """The SPEC §5 table. `container` is None when the container is missing."""
+    if container is None:
+        if gap is None:
+            return JobObservation(JobEvent.SUCCEEDED, exit_code=0)
+        return JobObservation(JobEvent.LOST, exit_code=-1, error=f"{MISSING_INCOMPLETE}: {gap}")
+    if container.oom_killed:
+        return JobObservation(JobEvent.FAILED, container.exit_code, "OOM_KILLED", log_tail)
+    if container.exit_code != 0:
+        code = container.exit_code
+        return JobObservation(JobEvent.FAILED, code, f"CONTAINER_EXIT_{code}", log_tail)
+    if gap is not None:
+        return JobObservation(JobEvent.FAILED, 0, f"OUTPUT_INCOMPLETE: {gap}", log_tail)
+    return JobObservation(JobEvent.SUCCEEDED, exit_code=0)

@@ -1,0 +1,44 @@
+"""Where a model's files live under OUTPUT_ROOT (paths only; no I/O).
+
+    OUTPUT_ROOT/<model uuid>/            mounted into the job's container
+        tmp/{train,val,test}.txt          split lists (create-tmp, or run when missing)
+        train/                            TRAIN: train.csv, val.csv, checkpoints/, progress.json
+        eval-<job id>/test/               EVAL: test.csv, results_epoch_<E>.zip
+        set-aside/train-before-job-<id>/  what a restart moved out of the way
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.domain.states import JobType
+
+
+def model_dir(output_root: Path, model_uuid: object) -> Path:
+    return output_root / str(model_uuid)
+
+
+def split_dir(output_root: Path, model_uuid: object) -> Path:
+    return model_dir(output_root, model_uuid) / "tmp"
+
+
+def train_dir(output_root: Path, model_uuid: object) -> Path:
+    return model_dir(output_root, model_uuid) / "train"
+
+
+def eval_dir(output_root: Path, model_uuid: object, job_id: int) -> Path:
+    return model_dir(output_root, model_uuid) / f"eval-{job_id}"
+
+
+def job_output_dir(output_root: Path, model_uuid: object, job_type: JobType, job_id: int) -> Path:
+    if job_type is JobType.TRAIN:
+        return train_dir(output_root, model_uuid)
+    return eval_dir(output_root, model_uuid, job_id)
+
+
+def set_aside_dir(output_root: Path, model_uuid: object, job_id: int) -> Path:
+    return model_dir(output_root, model_uuid) / "set-aside" / f"train-before-job-{job_id}"
+
+
+def results_zip(eval_output: Path, epoch: int | None) -> Path:
+    return eval_output / "test" / f"results_epoch_{epoch}.zip"

@@ -1,0 +1,1 @@
+"""Celery workers and the node-side machinery they drive (container runtimes)."""

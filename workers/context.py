@@ -1,0 +1,105 @@
+"""What a worker process holds: settings, the database, the container runtime, a publisher.
+
+Built once per process on first use (never at import), so forked children and tests get
+their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings, load_settings
+from app.db.session import make_engine, make_session_factory
+from app.services.publisher import CeleryPublisher, Publisher
+from workers.runtime.base import ContainerRuntime
+from workers.settings import NodeSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    node: NodeSettings
+    engine: Engine
+    db: sessionmaker[Session]
+    runtime: ContainerRuntime
+    publisher: Publisher
+    # Jobs this process is launching right now: reconcile must not mistake them for lost.
+    launching: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def make_runtime(node: NodeSettings) -> ContainerRuntime:
+    """Docker when asked for, or when `auto` and an engine answers; else the process runtime."""
+    if node.runtime in ("docker", "auto"):
+        try:
+            import docker
+
+            from workers.runtime.docker import DockerRuntime
+
+            client = docker.from_env(timeout=120)
+            client.ping()
+            return DockerRuntime(client=client, node=node.node)
+        except Exception as exc:
+            if node.runtime == "docker":
+                raise RuntimeError(
+                    f"WORKER_RUNTIME=docker but no Docker engine answers: {exc}"
+                ) from exc
+            log.warning("no Docker engine answers (%s); using the process runtime", exc)
+    from workers.runtime.process import ProcessRuntime
+
+    # No image to run: the reference trainer from this checkout stands in for its ENTRYPOINT.
+    trainer = Path(__file__).resolve().parents[1] / "trainer" / "train.py"
+    return ProcessRuntime(
+        state_dir=node.state_dir, node=node.node, entrypoint=[sys.executable, str(trainer)]
+    )
+
+
+def build_context(
+    settings: Settings | None = None,
+    node: NodeSettings | None = None,
+    runtime: ContainerRuntime | None = None,
+) -> WorkerContext:
+    settings = settings or load_settings()
+    node = node or NodeSettings.from_env()
+    engine = make_engine(settings.database_url)
+    return WorkerContext(
+        settings=settings,
+        node=node,
+        engine=engine,
+        db=make_session_factory(engine),
+        runtime=runtime or make_runtime(node),
+        publisher=CeleryPublisher(settings.broker_url, settings.publish_timeout_s),
+    )
+
+
+_context: WorkerContext | None = None
+_context_lock = threading.Lock()
+
+
+def context() -> WorkerContext:
+    global _context
+    with _context_lock:
+        if _context is None:
+            _context = build_context()
+        return _context
+
+
+def set_context(ctx: WorkerContext | None) -> None:
+    """Install a prepared context (the worker entry point and tests)."""
+    global _context
+    with _context_lock:
+        _context = ctx
+
+
+def dispose_engine() -> None:
+    if _context is not None:
+        _context.engine.dispose(close=False)

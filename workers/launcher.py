@@ -1,0 +1,228 @@
+"""Launch a queued job on this node: claim it, prepare its folder, start its container once.
+
+A launch message may arrive twice, late, or after a cancel. Every step re-reads the rows:
+- the claim (under the model row lock) only takes a job that is still QUEUED and unclaimed
+  (or already ours), only when the model has no other container alive, and takes its GPUs;
+- the container name comes from the job id, so a second launch finds the first container;
+- the start is reported through the status-write path; if the job was canceled meanwhile,
+  the report is refused and the container is stopped at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from app.datasets import generate_demo_dataset
+from app.db.models import Job
+from app.db.session import transaction
+from app.domain import layout
+from app.domain.states import JobStatus, JobType
+from app.domain.timefmt import utcnow
+from app.domain.transitions import JobEvent, JobObservation
+from app.services.datasets import DatasetUnavailable, write_splits
+from app.services.observations import record_observation
+from app.services.status_writes import lock_model_by_id
+from workers import outputs
+from workers.context import WorkerContext
+from workers.gpus import take_gpus
+from workers.runtime.base import (
+    LABEL_ATTEMPT,
+    LABEL_JOB_ID,
+    LABEL_JOB_TYPE,
+    LABEL_MODEL_UUID,
+    AlreadyExists,
+    ContainerState,
+    LaunchError,
+    LaunchSpec,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the launch needs from the rows, read under the lock."""
+
+    job_id: int
+    job_type: JobType
+    attempt: int
+    container_name: str
+    image: str
+    params: dict[str, Any]
+    resources: dict[str, Any]
+    gpu_ids: tuple[int, ...]
+    model_id: int
+    model_uuid: str
+    dataset: str | None
+
+
+def launch_job(ctx: WorkerContext, job_id: int) -> str:
+    """Returns what happened, in words (the task's result and the log line)."""
+    with ctx.lock:
+        if job_id in ctx.launching:
+            return "already being launched by this worker"
+        ctx.launching.add(job_id)
+    try:
+        claim = claim_job(ctx, job_id)
+        if isinstance(claim, str):
+            return claim
+        return _start(ctx, claim)
+    finally:
+        with ctx.lock:
+            ctx.launching.discard(job_id)
+
+
+def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
+    me = ctx.node.node
+    with transaction(ctx.db) as session:
+        model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
+        if model_id is None:
+            return f"job {job_id} does not exist"
+        model = lock_model_by_id(session, model_id)
+        job = session.get(Job, job_id, populate_existing=True)
+        assert model is not None and job is not None
+        if job.status is not JobStatus.QUEUED:
+            return f"job {job_id} is {job.status_cd}: nothing to launch"
+        if job.node is not None and job.node != me:
+            return f"job {job_id} belongs to node {job.node}"
+        if job.node is None:
+            blocker = session.scalar(
+                select(Job.id).where(
+                    Job.model_id == model.id,
+                    Job.id != job.id,
+                    Job.node.is_not(None),
+                    Job.container_gone_dttm.is_(None),
+                )
+            )
+            if blocker is not None:
+                return f"waiting: job {blocker}'s container is not gone yet"
+            wanted = int(job.resources.get("gpus", 0) or 0)
+            if wanted > len(ctx.node.gpu_ids):
+                return f"node {me} has {len(ctx.node.gpu_ids)} GPU(s); job {job_id} needs {wanted}"
+            gpu_ids: list[int] = []
+            if wanted:
+                taken = take_gpus(session, me, ctx.node.gpu_ids, wanted, job.id)
+                if taken is None:
+                    return f"waiting: no free GPU on node {me}"
+                gpu_ids = taken
+            job.node = me
+            job.claimed_dttm = utcnow()
+            job.gpu_ids = gpu_ids
+        return Claim(
+            job_id=job.id,
+            job_type=job.type,
+            attempt=job.attempt,
+            container_name=job.container_name or f"trainyard-job-{job.id}",
+            image=job.image,
+            params=dict(job.params),
+            resources=dict(job.resources),
+            gpu_ids=tuple(job.gpu_ids or ()),
+            model_id=model.id,
+            model_uuid=str(model.uuid),
+            dataset=model.dataset,
+        )
+
+
+def _start(ctx: WorkerContext, claim: Claim) -> str:
+    spec = build_spec(ctx, claim)
+    state = ctx.runtime.inspect(spec.name)
+    # "created": a crash between create and start; launch() starts that same container.
+    if state is None or state.status == "created":
+        try:
+            if state is None:
+                prepare_outputs(ctx, claim)
+            state = ctx.runtime.launch(spec)
+        except AlreadyExists as exists:
+            state = exists.state
+        except (LaunchError, DatasetUnavailable, OSError) as exc:
+            return _launch_failed(ctx, claim, exc)
+    write = record_observation(
+        ctx.db, ctx.publisher, claim.job_id, JobObservation(JobEvent.STARTED)
+    )
+    if write.accepted:
+        log.info("job %s started in %s on %s", claim.job_id, spec.name, ctx.node.node)
+        return f"started {spec.name}"
+    with ctx.db() as session:
+        status = session.scalar(select(Job.status_cd).where(Job.id == claim.job_id))
+    if status == JobStatus.RUNNING.value:
+        return f"{spec.name} already running"
+    # Canceled (or ended) while we were starting it: it must not keep running.
+    from workers.ending import stop_and_collect
+
+    stop_and_collect(ctx, claim.job_id)
+    return f"job {claim.job_id} became {status} during launch; container stopped"
+
+
+def _launch_failed(ctx: WorkerContext, claim: Claim, exc: Exception) -> str:
+    """Nothing runs: record the failure as the job's end, then clean up like any end."""
+    from workers.ending import observe_end
+
+    log.warning("launch of job %s failed: %s", claim.job_id, exc)
+    state: ContainerState | None = getattr(exc, "state", None)
+    observe_end(ctx, claim.job_id, state, launch_error=str(exc))
+    return f"launch failed: {exc}"
+
+
+def build_spec(ctx: WorkerContext, claim: Claim) -> LaunchSpec:
+    root = ctx.settings.output_root.resolve()
+    output = layout.job_output_dir(root, claim.model_uuid, claim.job_type, claim.job_id)
+    dataset = (ctx.settings.dataset_root / (claim.dataset or ctx.node.default_dataset)).resolve()
+    params = claim.params
+    argv = [
+        "--job-type", claim.job_type.value,
+        "--output-dir", str(output),
+        "--dataset-dir", str(dataset),
+        "--split-dir", str(layout.split_dir(root, claim.model_uuid)),
+        "--total-epoch", str(int(params.get("total_epoch", 1))),
+        "--val-interval", str(int(params.get("val_interval", 1))),
+    ]  # fmt: skip
+    if claim.job_type is JobType.TRAIN and params.get("resume_from") is not None:
+        argv += ["--resume-from", str(int(params["resume_from"]))]
+    if claim.job_type is JobType.EVAL:
+        checkpoints = layout.train_dir(root, claim.model_uuid) / "checkpoints"
+        argv += ["--epoch", str(int(params["epoch"])), "--checkpoint-dir", str(checkpoints)]
+    argv += ["--params", json.dumps(params, sort_keys=True)]
+    memory = claim.resources.get("memory_mb")
+    return LaunchSpec(
+        name=claim.container_name,
+        image=claim.image,
+        argv=argv,
+        labels={
+            LABEL_MODEL_UUID: claim.model_uuid,
+            LABEL_JOB_ID: str(claim.job_id),
+            LABEL_JOB_TYPE: claim.job_type.value,
+            LABEL_ATTEMPT: str(claim.attempt),
+        },
+        output_dir=layout.model_dir(root, claim.model_uuid),
+        dataset_dir=dataset,
+        gpu_ids=claim.gpu_ids,
+        memory_mb=int(memory) if memory else None,
+        cpus=float(claim.resources["cpus"]) if claim.resources.get("cpus") else None,
+    )
+
+
+def prepare_outputs(ctx: WorkerContext, claim: Claim) -> None:
+    root = ctx.settings.output_root.resolve()
+    outputs.make_writable_dir(layout.model_dir(root, claim.model_uuid))
+    if claim.job_type is JobType.TRAIN and claim.params.get("fresh_outputs"):
+        outputs.set_aside_training(root, claim.model_uuid, claim.job_id)
+    outputs.make_writable_dir(
+        layout.job_output_dir(root, claim.model_uuid, claim.job_type, claim.job_id)
+    )
+    _ensure_split_lists(ctx, claim)
+
+
+def _ensure_split_lists(ctx: WorkerContext, claim: Claim) -> None:
+    """`run` creates the split lists when missing (SPEC §6). A model that names no dataset
+    trains on the generated demo dataset."""
+    dataset = claim.dataset or ctx.node.default_dataset
+    if claim.dataset is None:
+        generate_demo_dataset(ctx.settings.dataset_root / dataset)
+    lists = layout.split_dir(ctx.settings.output_root, claim.model_uuid)
+    if not (lists / "train.txt").exists():
+        write_splits(ctx.settings, dataset, claim.model_uuid, claim.params)

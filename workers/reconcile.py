@@ -1,0 +1,216 @@
+"""Reconciliation: the database and the containers agree, in both directions.
+
+- `reconcile_node` (at worker start and every few seconds, on the node): each job this node
+  claimed and whose container is not confirmed gone is compared with its container — running
+  ones are re-attached (start recorded, progress read), ended or missing ones go through
+  `observe_end`; a labelled container whose job no longer wants it is stopped and removed.
+- `sweep` (every SWEEP_INTERVAL_S, one instance cluster-wide under a PostgreSQL advisory lock):
+  publishes outbox rows a crash left behind, re-publishes QUEUED jobs whose message was lost,
+  and re-publishes `complete_job` for containers that ended but were never judged.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+
+from app import messaging
+from app.db.models import Job, Model
+from app.db.session import transaction
+from app.domain import layout
+from app.domain.states import JobStatus
+from app.domain.timefmt import utcnow
+from app.domain.transitions import JobEvent, JobObservation
+from app.services.observations import record_observation, record_progress
+from app.services.outbox import publish_pending
+from workers import outputs
+from workers.context import WorkerContext
+from workers.ending import observe_end, remove_container, stop_and_collect
+from workers.gpus import release_gpus
+from workers.requeue import republish_queued
+from workers.runtime.base import LABEL_JOB_ID, ContainerState
+
+log = logging.getLogger(__name__)
+
+SWEEP_LOCK_KEY = 0x7472_6169  # "trai": the sweep's advisory lock id
+JUDGE_AFTER_S = 30  # an ended container not judged after this long: re-publish complete_job
+
+
+def _claimed_jobs(ctx: WorkerContext) -> list[tuple[Job, str]]:
+    """This node's jobs whose container may still exist, with their model uuid."""
+    with ctx.db() as session:
+        rows = session.execute(
+            select(Job, Model.uuid)
+            .join(Model, Model.id == Job.model_id)
+            .where(Job.node == ctx.node.node, Job.container_gone_dttm.is_(None))
+            .order_by(Job.id)
+        ).all()
+        session.expunge_all()
+    return [(job, str(model_uuid)) for job, model_uuid in rows]
+
+
+def reconcile_node(ctx: WorkerContext, startup: bool = False) -> dict[str, int]:
+    """Compare this node's claimed jobs with its labelled containers; fix what differs."""
+    containers = {c.name: c for c in ctx.runtime.list_managed(ctx.node.node)}
+    counts: dict[str, int] = {}
+    for job, model_uuid in _claimed_jobs(ctx):
+        if job.id in ctx.launching:
+            containers.pop(job.container_name or "", None)
+            continue
+        state = containers.pop(job.container_name or "", None)
+        outcome = reconcile_job(ctx, job, model_uuid, state, startup)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    for name, state in containers.items():
+        _remove_orphan(ctx, name, state)
+        counts["orphan removed"] = counts.get("orphan removed", 0) + 1
+    return counts
+
+
+def reconcile_job(
+    ctx: WorkerContext, job: Job, model_uuid: str, state: ContainerState | None, startup: bool
+) -> str:
+    name = job.container_name or f"trainyard-job-{job.id}"
+    if state is None:
+        if job.container_ended_dttm is not None:
+            remove_container(ctx, job.id, name)  # recorded, removed, not yet marked gone
+            return "marked gone"
+        if job.status is JobStatus.QUEUED:
+            if not startup:
+                return "launching"  # claimed moments ago by a launch still in flight
+            _unclaim(ctx, job.id)  # claimed, but this node died before creating it
+            return "requeued"
+        observe_end(ctx, job.id, None)  # vanished: the outputs decide (SPEC §5)
+        return "missing"
+    if state.ended:
+        observe_end(ctx, job.id, state)
+        return "ended"
+    if job.status.is_terminal:  # canceled while running, or the stop was lost
+        stop_and_collect(ctx, job.id)
+        return "stopped"
+    if state.running:
+        if job.status is JobStatus.QUEUED:
+            record_observation(ctx.db, ctx.publisher, job.id, JobObservation(JobEvent.STARTED))
+        _track_progress(ctx, job, model_uuid)
+        return "running"
+    return state.status  # "created": its launch is being retried
+
+
+def sync_job(ctx: WorkerContext, job_id: int) -> dict[str, Any]:
+    """The user's status sync, answered by the owning node: reconcile one job now and, if
+    its container ended, judge it right here instead of waiting for the metrics queue."""
+    from workers.completion import complete_job
+
+    with ctx.db() as session:
+        row = session.execute(
+            select(Job, Model.uuid).join(Model, Model.id == Job.model_id).where(Job.id == job_id)
+        ).one_or_none()
+        if row is not None:
+            session.expunge_all()
+    if row is None:
+        return {"jobId": job_id, "outcome": "no such job"}
+    job, model_uuid = row
+    if job.node != ctx.node.node:
+        return {"jobId": job_id, "outcome": f"job is on node {job.node}"}
+    if job.container_gone_dttm is None:
+        state = ctx.runtime.inspect(job.container_name or "")
+        outcome = reconcile_job(ctx, job, str(model_uuid), state, startup=False)
+    else:
+        outcome = "container gone"
+    verdict = complete_job(ctx.db, ctx.settings, ctx.publisher, job_id)
+    return {"jobId": job_id, "node": ctx.node.node, "outcome": outcome, "verdict": verdict}
+
+
+def _track_progress(ctx: WorkerContext, job: Job, model_uuid: str) -> None:
+    if job.type.value != "TRAIN":
+        return
+    folder = layout.train_dir(ctx.settings.output_root, model_uuid)
+    progress = outputs.read_progress(folder)
+    if progress is not None:
+        record_progress(ctx.db, job.id, *progress)
+    try:
+        from app.metrics import ingest_live
+    except ImportError:  # metrics package not installed in this build
+        return
+    try:
+        ingest_live(ctx.db, job.model_id, job.id, folder)
+    except Exception as exc:  # live curves are best effort; the final ingest is exact
+        log.warning("live metrics of job %s: %s", job.id, exc)
+
+
+def _unclaim(ctx: WorkerContext, job_id: int) -> None:
+    with transaction(ctx.db) as session:
+        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
+        if job.status is JobStatus.QUEUED:
+            job.node = None
+            job.claimed_dttm = None
+            job.gpu_ids = None
+            release_gpus(session, job_id)
+    republish_queued(ctx, model_id=None)
+
+
+def _remove_orphan(ctx: WorkerContext, name: str, state: ContainerState) -> None:
+    """A labelled container no live job of this node wants (its job ended and was marked
+    gone, moved, or never existed): stop it and remove it."""
+    job_id = state.labels.get(LABEL_JOB_ID, "")
+    log.warning("removing orphan container %s (job %s)", name, job_id or "?")
+    ctx.runtime.stop(name, ctx.node.stop_grace_s)
+    ctx.runtime.remove(name)
+
+
+# --- the cluster-wide sweep ----------------------------------------------------------------
+
+
+@contextmanager
+def sweep_lock(engine: Engine) -> Iterator[bool]:
+    """True for the one process that holds the sweep's advisory lock (SQLite: always)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEP_LOCK_KEY}))
+        try:
+            yield held
+        finally:
+            if held:
+                conn.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": SWEEP_LOCK_KEY})
+            conn.commit()
+
+
+def sweep(ctx: WorkerContext) -> dict[str, int] | None:
+    """One pass; None when another process holds the lock and this one did nothing."""
+    with sweep_lock(ctx.engine) as held:
+        if not held:
+            return None
+        return {
+            "outbox published": publish_pending(ctx.db, ctx.publisher),
+            "queued re-published": republish_queued(ctx, older_than_s=ctx.node.requeue_after_s),
+            "completions re-published": _republish_unjudged(ctx),
+        }
+
+
+def _republish_unjudged(ctx: WorkerContext) -> int:
+    cutoff = utcnow() - timedelta(seconds=JUDGE_AFTER_S)
+    with ctx.db() as session:
+        ids = list(
+            session.scalars(
+                select(Job.id).where(
+                    Job.status_cd.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+                    Job.container_ended_dttm.is_not(None),
+                    Job.container_ended_dttm < cutoff,
+                )
+            )
+        )
+    for job_id in ids:
+        ctx.publisher.publish(
+            messaging.COMPLETE_JOB,
+            messaging.QUEUE_METRICS,
+            {"job_id": job_id},
+            f"rejudge-{job_id}-{uuid.uuid4().hex[:8]}",
+        )
+    return len(ids)

@@ -1,0 +1,51 @@
+"""A node's own settings (environment variables; all listed in README.md)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _parse_gpu_ids(text: str) -> tuple[int, ...]:
+    """`NODE_GPUS="0,1,3"` → (0, 1, 3); empty → no GPUs."""
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        parsed = tuple(int(part) for part in ids)
+    except ValueError:
+        raise ValueError(f"NODE_GPUS must be comma-separated GPU ids, got {text!r}") from None
+    if len(set(parsed)) != len(parsed):
+        raise ValueError(f"NODE_GPUS lists a GPU twice: {text!r}")
+    return parsed
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    node: str
+    gpu_ids: tuple[int, ...]
+    runtime: str  # "docker", "process" or "auto" (Docker when an engine answers)
+    stop_grace_s: float
+    supervise_interval_s: float
+    sweep_interval_s: float
+    requeue_after_s: float
+    log_tail_lines: int
+    state_dir: Path  # the process runtime's records
+    default_dataset: str
+
+    @classmethod
+    def from_env(cls) -> NodeSettings:
+        home = Path(os.environ.get("TRAINYARD_HOME", Path.cwd() / "var"))
+        node = os.environ.get("NODE_NAME") or socket.gethostname()
+        return cls(
+            node=node,
+            gpu_ids=_parse_gpu_ids(os.environ.get("NODE_GPUS", "")),
+            runtime=os.environ.get("WORKER_RUNTIME", "auto"),
+            stop_grace_s=float(os.environ.get("STOP_GRACE_S", "10")),
+            supervise_interval_s=float(os.environ.get("SUPERVISE_INTERVAL_S", "2")),
+            sweep_interval_s=float(os.environ.get("SWEEP_INTERVAL_S", "15")),
+            requeue_after_s=float(os.environ.get("REQUEUE_AFTER_S", "30")),
+            log_tail_lines=int(os.environ.get("LOG_TAIL_LINES", "50")),
+            state_dir=Path(os.environ.get("PROCESS_STATE_DIR", str(home / "processes" / node))),
+            default_dataset=os.environ.get("DEFAULT_DATASET", "demo"),
+        )

@@ -1,0 +1,87 @@
+"""The node supervisor: a thread beside the Celery worker that notices containers ending.
+
+No Celery task waits for a container. This loop waits instead: on the runtime's exit events
+(Docker events, resumed with `since` so a restart misses nothing), with a periodic
+`reconcile_node` as the fallback that also re-attaches after a restart, records progress and
+live metrics, and runs the cluster-wide sweep when its turn comes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sqlalchemy import select
+
+from app.db.models import Job
+from app.domain.timefmt import utcnow
+from workers.context import WorkerContext
+from workers.ending import observe_end
+from workers.reconcile import reconcile_node, sweep
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="trainyard-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.stopping.set()
+        self.thread.join(timeout_s)
+
+    def _run(self) -> None:
+        ctx = self.ctx
+        self._guard(lambda: log.info("startup reconcile: %s", reconcile_node(ctx, startup=True)))
+        since = utcnow()
+        next_poll = next_sweep = time.monotonic()
+        while not self.stopping.is_set():
+            checked_at = utcnow()
+            ended = self._guard(
+                lambda since=since: ctx.runtime.wait_for_exit_events(
+                    since, ctx.node.supervise_interval_s
+                )
+            )
+            since = checked_at
+            for name in ended or []:
+                self._guard(lambda name=name: self._container_ended(name))
+            now = time.monotonic()
+            if now >= next_poll:
+                next_poll = now + ctx.node.supervise_interval_s
+                self._guard(lambda: reconcile_node(ctx))
+            if now >= next_sweep:
+                next_sweep = now + ctx.node.sweep_interval_s
+                self._guard(lambda: sweep(ctx))
+            if ended is None:  # the runtime failed; don't spin
+                self.stopping.wait(ctx.node.supervise_interval_s)
+
+    def _container_ended(self, name: str) -> None:
+        ctx = self.ctx
+        with ctx.db() as session:
+            job_id = session.scalar(
+                select(Job.id).where(
+                    Job.container_name == name,
+                    Job.node == ctx.node.node,
+                    Job.container_gone_dttm.is_(None),
+                )
+            )
+        if job_id is None or job_id in ctx.launching:
+            return
+        state = ctx.runtime.inspect(name)
+        if state is not None and state.ended:
+            observe_end(ctx, job_id, state)
+
+    @staticmethod
+    def _guard(step):  # type: ignore[no-untyped-def]
+        """One failing step (database restart, Docker hiccup) must not end the supervisor."""
+        try:
+            return step()
+        except Exception:
+            log.exception("supervisor step failed; continuing")
+            return None
