@@ -42,7 +42,7 @@ def _dataset_dir(settings: Settings, dataset: str | None) -> Path:
 
 def _plan(dataset_dir: Path, params: dict[str, Any]) -> tuple[list[Sample], dict[str, list[str]]]:
     samples = read_manifest(dataset_dir)
-    ratios = SplitRatios(**(params.get("split") or {}))
+    ratios = SplitRatios.from_mapping(params.get("split"))
     return samples, make_splits(samples, int(params.get("seed", 0)), ratios)
 
 

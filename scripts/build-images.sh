@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Build the local Docker images trainyard needs, without any container registry:
+#
+#   trainyard/base:bookworm    a minimal Debian bookworm + python3 root filesystem, made with
+#                              debootstrap from the Debian package mirror and `docker import`ed
+#   trainyard/trainer:latest   the reference trainer (trainer/Dockerfile) on top of that base
+#
+# Usage: scripts/build-images.sh [--force] [--force-trainer]
+#   --force          rebuild both images even when they exist
+#   --force-trainer  rebuild only the trainer image
+#
+# Idempotent: an image that exists is kept. The trainer image carries a label with a hash of
+# trainer/Dockerfile + trainer/train.py + the base image id, and is rebuilt when that changes
+# (so a stale trainer is never used after editing train.py).
+#
+# Environment:
+#   TRAINYARD_DEBIAN_MIRROR   Debian mirror URL (default: the first bookworm `debian` URI in
+#                             /etc/apt/sources.list*, else http://deb.debian.org/debian)
+#   TRAINYARD_BASE_IMAGE      base image tag    (default trainyard/base:bookworm)
+#   TRAINYARD_TRAINER_IMAGE   trainer image tag (default trainyard/trainer:latest)
+#   TRAINYARD_CACHE_DIR       where downloaded .debs are kept between builds
+#                             (default ${XDG_CACHE_HOME:-$HOME/.cache}/trainyard/debootstrap)
+set -euo pipefail
+
+BASE_IMAGE="${TRAINYARD_BASE_IMAGE:-trainyard/base:bookworm}"
+TRAINER_IMAGE="${TRAINYARD_TRAINER_IMAGE:-trainyard/trainer:latest}"
+SUITE=bookworm
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TRAINER_DIR="$REPO_ROOT/trainer"
+
+force_base=0
+force_trainer=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force_base=1; force_trainer=1 ;;
+    --force-trainer) force_trainer=1 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build-images: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { echo "build-images: $*"; }
+die() { echo "build-images: ERROR: $*" >&2; exit 1; }
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root (or sudo) to run: $*"; fi
+}
+
+script_start=$SECONDS
+
+# --- Docker engine ------------------------------------------------------------------------
+command -v docker >/dev/null || die "the docker CLI is not installed (apt-get install docker.io)"
+if ! docker_err=$(docker info 2>&1 >/dev/null); then
+  die "no Docker engine answers (docker info failed: $(echo "$docker_err" | tail -n 1)).
+  Start one (e.g. scripts/services.sh, or: dockerd &) or set DOCKER_HOST."
+fi
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# --- Debian mirror ------------------------------------------------------------------------
+find_mirror() {
+  if [ -n "${TRAINYARD_DEBIAN_MIRROR:-}" ]; then echo "$TRAINYARD_DEBIAN_MIRROR"; return; fi
+  local f uri
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    case "$f" in
+      *.sources)
+        # deb822 stanzas: take URIs of a stanza whose Suites include the plain suite.
+        uri=$(awk -v suite="$SUITE" '
+          BEGIN { RS=""; FS="\n" }
+          {
+            u=""; s=0
+            for (i = 1; i <= NF; i++) {
+              if ($i ~ /^URIs:/) { sub(/^URIs:[ \t]*/, "", $i); split($i, a, /[ \t]+/); u=a[1] }
+              if ($i ~ /^Suites:/) { n = split($i, b, /[ \t]+/); for (j = 2; j <= n; j++) if (b[j] == suite) s=1 }
+            }
+            if (s && u ~ /debian\/?$/) { print u; exit }
+          }' "$f") ;;
+      *)
+        uri=$(awk -v suite="$SUITE" '
+          $1 == "deb" {
+            k = 2; if ($k ~ /^\[/) { while ($k !~ /\]$/) k++; k++ }
+            if ($(k+1) == suite && $k ~ /debian\/?$/) { print $k; exit }
+          }' "$f") ;;
+    esac
+    if [ -n "$uri" ]; then echo "${uri%/}"; return; fi
+  done
+  echo "http://deb.debian.org/debian"
+}
+
+# --- (a) base image -----------------------------------------------------------------------
+build_base() {
+  command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+  local mirror cache rootfs t0
+  mirror=$(find_mirror)
+  cache="${TRAINYARD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/trainyard/debootstrap}"
+  mkdir -p "$cache"
+  rootfs=$(mktemp -d "${TMPDIR:-/tmp}/trainyard-rootfs.XXXXXX")
+  # shellcheck disable=SC2064  # expand now: the trap must remove this very directory
+  trap "as_root umount -l '$rootfs/proc' '$rootfs/sys' 2>/dev/null || true; as_root rm -rf '$rootfs'" EXIT
+
+  log "building $BASE_IMAGE: debootstrap --variant=minbase --include=python3 $SUITE from $mirror"
+  log "  (package cache: $cache)"
+  t0=$SECONDS
+  # Two stages so that dpkg can run with force-unsafe-io (no fsync per file: the root
+  # filesystem is thrown away if anything fails, and the official Debian images do the same).
+  as_root debootstrap --foreign --variant=minbase --include=python3 --cache-dir="$cache" \
+    "$SUITE" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
+    || { tail -n 30 "$rootfs.log" >&2; die "debootstrap (download/unpack) failed; full log: $rootfs.log"; }
+  log "  first stage (download + unpack) done in $((SECONDS - t0))s"
+  as_root mkdir -p "$rootfs/etc/dpkg/dpkg.cfg.d"
+  echo force-unsafe-io | as_root tee "$rootfs/etc/dpkg/dpkg.cfg.d/docker-apt-speedup" >/dev/null
+  t0=$SECONDS
+  as_root chroot "$rootfs" /debootstrap/debootstrap --second-stage >>"$rootfs.log" 2>&1 \
+    || { tail -n 30 "$rootfs.log" >&2; die "debootstrap (second stage) failed; full log: $rootfs.log"; }
+  log "  second stage (configure) done in $((SECONDS - t0))s"
+
+  log "  stripping apt caches, docs, man pages and locales"
+  as_root sh -c "
+    cd '$rootfs' &&
+    rm -rf var/cache/apt/*.bin var/cache/apt/archives/*.deb var/cache/apt/archives/partial/* \
+           var/lib/apt/lists/* var/cache/debconf/*-old var/lib/dpkg/*-old \
+           usr/share/man/* usr/share/info/* usr/share/locale/* usr/share/lintian \
+           var/log/* tmp/* dev/* proc/* sys/* &&
+    find usr/share/doc -type f ! -name copyright -delete &&
+    find usr/share/doc -type d -empty -delete &&
+    printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+      'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
+      'path-exclude /usr/share/locale/*' > etc/dpkg/dpkg.cfg.d/docker-nodoc &&
+    printf '%s\n' 'APT::Install-Recommends \"false\";' > etc/apt/apt.conf.d/docker-norecommends
+  "
+
+  log "  importing into docker as $BASE_IMAGE"
+  t0=$SECONDS
+  as_root tar --numeric-owner -C "$rootfs" -c . \
+    | docker import \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'CMD ["python3"]' \
+        --message "debootstrap --variant=minbase --include=python3 $SUITE $mirror" \
+        - "$BASE_IMAGE" >/dev/null
+  log "  imported in $((SECONDS - t0))s; size $(docker image inspect -f '{{.Size}}' "$BASE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+  docker run --rm "$BASE_IMAGE" python3 -c 'import csv, json, zipfile, signal, threading' \
+    || die "$BASE_IMAGE was built but its python3 does not work"
+  as_root rm -rf "$rootfs" "$rootfs.log"
+  trap - EXIT
+}
+
+if [ "$force_base" = 1 ] || ! image_exists "$BASE_IMAGE"; then
+  build_base
+else
+  log "$BASE_IMAGE exists, keeping it (use --force to rebuild)"
+fi
+
+# --- (b) trainer image --------------------------------------------------------------------
+[ -f "$TRAINER_DIR/Dockerfile" ] || die "missing $TRAINER_DIR/Dockerfile"
+base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
+want_hash=$( { cat "$TRAINER_DIR/Dockerfile" "$TRAINER_DIR/train.py"; echo "$base_id"; } \
+  | sha256sum | cut -c1-16)
+have_hash=""
+if image_exists "$TRAINER_IMAGE"; then
+  have_hash=$(docker image inspect -f '{{index .Config.Labels "trainyard.trainer.hash"}}' \
+    "$TRAINER_IMAGE" 2>/dev/null || true)
+fi
+
+if [ "$force_trainer" = 1 ] || [ "$have_hash" != "$want_hash" ]; then
+  if [ -z "$have_hash" ] && ! image_exists "$TRAINER_IMAGE"; then reason="missing"
+  elif [ "$force_trainer" = 1 ]; then reason="forced"
+  else reason="trainer sources or base changed"; fi
+  log "building $TRAINER_IMAGE from trainer/Dockerfile on $BASE_IMAGE ($reason)"
+  t0=$SECONDS
+  if ! build_out=$(docker build \
+      --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+      --label "trainyard.trainer.hash=$want_hash" \
+      -t "$TRAINER_IMAGE" "$TRAINER_DIR" 2>&1); then
+    echo "$build_out" >&2
+    die "docker build of $TRAINER_IMAGE failed"
+  fi
+  log "  built in $((SECONDS - t0))s"
+else
+  log "$TRAINER_IMAGE is up to date, keeping it (use --force-trainer to rebuild)"
+fi
+
+log "done in $((SECONDS - script_start))s: $BASE_IMAGE, $TRAINER_IMAGE"
