@@ -36,7 +36,7 @@ run: venv
 	$(BIN)/trainyard migrate
 	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 'app.factory:create_app()'
 
-test: venv services
+test: venv services images
 	$(BIN)/python -m pytest -q
 
 test-fast: venv

@@ -1,0 +1,198 @@
+"""The contract between the worker and whatever runs a job's training process.
+
+One job attempt = one "container" with a deterministic name. The name is the idempotency key:
+launching a name that exists never starts a second process (ARCHITECTURE.md, "Launch is
+idempotent by name"). Nothing here talks to the database; the worker records a container's
+final state (exit code, OOM flag, finish time, log tail) before it calls `remove`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+# Label keys. Reconciliation finds its containers by these, so every runtime sets the first two
+# itself and the worker supplies the rest (see `LaunchSpec.labels`).
+LABEL_MANAGED = "trainyard.managed"
+LABEL_NODE = "trainyard.node"
+LABEL_MODEL_UUID = "trainyard.model_uuid"
+LABEL_JOB_ID = "trainyard.job_id"
+LABEL_JOB_TYPE = "trainyard.job_type"
+LABEL_ATTEMPT = "trainyard.attempt"
+
+# Docker's own rule for container names; the process runtime uses the name as a file name, so
+# the same rule also keeps "/" and ".." out of its state directory.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What to run for one job attempt.
+
+    `argv` is handed to the runtime as a list and never joined into a shell string. For Docker it
+    is the container's command, appended to the image's ENTRYPOINT (the trainer contract,
+    trainer/README.md) unless `entrypoint` replaces it. The process runtime has no image: it runs
+    `entrypoint + argv`, with its own default entrypoint standing in for the image's.
+    """
+
+    name: str
+    image: str
+    argv: list[str]
+    labels: dict[str, str]
+    output_dir: Path  # mounted read-write at the same path inside the container
+    dataset_dir: Path | None  # mounted read-only at the same path
+    env: dict[str, str] = field(default_factory=dict)
+    gpu_ids: tuple[int, ...] = ()
+    memory_mb: int | None = None
+    cpus: float | None = None
+    pids_limit: int = 512
+    user: str = "1000:1000"
+    # Additions to the brief, all defaulting to the hardened choice:
+    entrypoint: list[str] | None = None  # None: keep the image's ENTRYPOINT
+    network: bool = False  # False: the container gets no network at all
+    read_only_rootfs: bool = True  # True: only output_dir and a /tmp tmpfs are writable
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"invalid container name {self.name!r}")
+        for label, path in (("output_dir", self.output_dir), ("dataset_dir", self.dataset_dir)):
+            # Mounted at the same path inside the container, so it must not depend on the
+            # worker's current directory.
+            if path is not None and not Path(path).is_absolute():
+                raise ValueError(f"{label} must be an absolute path: {path}")
+        bad = [k for k, v in self.labels.items() if not isinstance(v, str)]
+        if bad:
+            # Docker rejects non-string label values only at create time; fail early instead.
+            raise ValueError(f"label values must be strings: {bad}")
+        if self.memory_mb is not None and self.memory_mb <= 0:
+            raise ValueError("memory_mb must be positive")
+        if self.cpus is not None and self.cpus <= 0:
+            raise ValueError("cpus must be positive")
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """A runtime-neutral snapshot of one container.
+
+    `exit_code` is None while the container has not ended (created or running). A process that
+    ended while nobody was watching it reports -1 ("exited, code unknown"; process runtime only).
+    Death by signal N is reported as 128+N in both runtimes (137 = SIGKILL), as Docker does.
+    """
+
+    name: str
+    running: bool
+    status: str  # docker's vocabulary: "created", "running", "exited", "dead", ...
+    exit_code: int | None
+    oom_killed: bool
+    started_at: datetime | None
+    finished_at: datetime | None
+    labels: dict[str, str]
+    # Addition: why a start failed (Docker's State.Error, or the process runtime's exec error).
+    error: str = ""
+
+    @property
+    def ended(self) -> bool:
+        """True once the container ran and stopped; False while created or running."""
+        return not self.running and self.status in ("exited", "dead")
+
+
+class ContainerRuntimeError(Exception):
+    """Base class of the errors a runtime raises on purpose."""
+
+
+class AlreadyExists(ContainerRuntimeError):
+    """`launch` found a container with that name: it was launched before (maybe by a duplicate
+    message). The existing container is left untouched; `state` says what it is doing."""
+
+    def __init__(self, state: ContainerState) -> None:
+        super().__init__(f"container {state.name!r} already exists ({state.status})")
+        self.state = state
+
+
+class LaunchError(ContainerRuntimeError):
+    """The container could not be created or started (missing image, bad mount source, exec
+    failure, no GPU driver...). `state` is the container as it was left (Docker keeps a
+    container that failed to start in "created"), or None when nothing was created."""
+
+    def __init__(self, message: str, state: ContainerState | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+@runtime_checkable
+class ContainerRuntime(Protocol):
+    node: str
+
+    def launch(self, spec: LaunchSpec) -> ContainerState:
+        """Create and start. Raises AlreadyExists if the name exists, except that a container
+        stuck in "created" (a crash between create and start) is started and returned."""
+        ...
+
+    def inspect(self, name: str) -> ContainerState | None:
+        """The container's state, or None when it does not exist."""
+        ...
+
+    def stop(self, name: str, grace_s: float) -> ContainerState | None:
+        """SIGTERM, wait up to grace_s, then SIGKILL; returns the final state (None if the
+        container did not exist). Stopping an ended container just returns its state."""
+        ...
+
+    def logs_tail(self, name: str, lines: int = 50) -> str:
+        """The last `lines` lines of stdout+stderr ("" when the container is gone)."""
+        ...
+
+    def remove(self, name: str) -> None:
+        """Remove the container (killing it if it still runs); no error if already gone."""
+        ...
+
+    def list_managed(self, node: str | None = None) -> list[ContainerState]:
+        """Containers labelled trainyard.managed=true, and trainyard.node=node when given."""
+        ...
+
+    def wait_for_exit_events(self, since: datetime | None, timeout_s: float) -> list[str]:
+        """Names of this node's managed containers that ended at or after `since` (None: from
+        now), returning as soon as there is at least one, or [] after about timeout_s.
+
+        Delivery is at-least-once: a name can come back again on a later call, so consumers
+        must be idempotent. To miss nothing, take `t = utcnow()` before each call and pass the
+        previous call's `t` as `since`. Back this with a periodic `list_managed`/`inspect`
+        sweep: Docker keeps only a short in-memory event history.
+        """
+        ...
+
+
+def managed_labels(spec: LaunchSpec, node: str) -> dict[str, str]:
+    """The spec's labels plus the two every runtime owns. A spec meant for another node is a
+    routing bug upstream: refuse it rather than run a job where its GPU lease is not."""
+    wanted = spec.labels.get(LABEL_NODE, node)
+    if wanted != node:
+        raise ValueError(f"spec is for node {wanted!r}, this runtime is node {node!r}")
+    return {**spec.labels, LABEL_MANAGED: "true", LABEL_NODE: node}
+
+
+def same_launch(state_labels: dict[str, str], wanted: dict[str, str]) -> bool:
+    """Whether a container carries every label of `wanted`: then it was created for this very
+    job attempt. Subset, not equality: Docker adds the image's own labels to the container's."""
+    return all(state_labels.get(k) == v for k, v in wanted.items())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(dt: datetime) -> datetime:
+    """Naive datetimes are taken as UTC (not local time, which is what docker-py would assume)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def parse_rfc3339(value: str | None) -> datetime | None:
+    """Docker's timestamps; its zero time 0001-01-01T00:00:00Z means "never" and maps to None.
+
+    Python 3.11's fromisoformat accepts "Z" and truncates nanoseconds to microseconds.
+    """
+    if not value or value.startswith("0001-01-01"):
+        return None
+    return as_utc(datetime.fromisoformat(value))
