@@ -201,7 +201,7 @@ def build_spec(ctx: WorkerContext, claim: Claim) -> LaunchSpec:
         output_dir=layout.model_dir(root, claim.model_uuid),
         dataset_dir=dataset,
         gpu_ids=claim.gpu_ids,
-        memory_mb=int(memory) if memory else None,
+        memory_mb=int(memory) if memory else ctx.node.default_memory_mb,
         cpus=float(claim.resources["cpus"]) if claim.resources.get("cpus") else None,
     )
 

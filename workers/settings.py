@@ -32,6 +32,7 @@ class NodeSettings:
     log_tail_lines: int
     state_dir: Path  # the process runtime's records
     default_dataset: str
+    default_memory_mb: int  # a job that asks for no memory limit still gets this one
 
     @classmethod
     def from_env(cls) -> NodeSettings:
@@ -48,4 +49,5 @@ class NodeSettings:
             log_tail_lines=int(os.environ.get("LOG_TAIL_LINES", "50")),
             state_dir=Path(os.environ.get("PROCESS_STATE_DIR", str(home / "processes" / node))),
             default_dataset=os.environ.get("DEFAULT_DATASET", "demo"),
+            default_memory_mb=int(os.environ.get("DEFAULT_JOB_MEMORY_MB", "4096")),
         )

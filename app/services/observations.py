@@ -50,14 +50,19 @@ def record_observation(
 def record_progress(
     factory: sessionmaker[Session], job_id: int, epochs_done: int, checkpoint_epoch: int | None
 ) -> bool:
-    """Live progress of a running TRAIN job; ignored unless it is the model's current attempt.
+    """Live progress of a TRAIN job; ignored unless it is the model's current attempt.
 
     Progress is not a state: it changes no status and needs no row lock beyond the update.
     """
     with transaction(factory) as session:
         result = session.execute(
             update(Model)
-            .where(Model.current_attempt_id == job_id)
+            .where(
+                Model.current_attempt_id == job_id,
+                # Polled every few seconds: write only when something moved.
+                Model.epochs_done.is_distinct_from(epochs_done)
+                | Model.checkpoint_epoch.is_distinct_from(checkpoint_epoch),
+            )
             .values(epochs_done=epochs_done, checkpoint_epoch=checkpoint_epoch)
             .execution_options(synchronize_session=False)
         )

@@ -15,10 +15,16 @@ class Publisher(Protocol):
         """Send one task and wait for its result (TimeoutError when none comes in time)."""
 
 
-def make_celery_client(broker_url: str, timeout_s: float = 2.0) -> Celery:
-    """A Celery app used only to send tasks by name (the workers own the real one)."""
-    # The result backend is only used by the status sync, which waits for the node's answer.
-    client = Celery("trainyard-api", broker=broker_url, backend=broker_url, set_as_current=False)
+def make_celery_client(
+    broker_url: str, timeout_s: float = 2.0, with_results: bool = False
+) -> Celery:
+    """A Celery app used only to send tasks by name (the workers own the real one).
+
+    Only the status sync waits for an answer, so only its client has a result backend: a
+    backend makes every send subscribe for the result, which retries while Redis is down.
+    """
+    backend = broker_url if with_results else None
+    client = Celery("trainyard-api", broker=broker_url, backend=backend, set_as_current=False)
     client.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -38,6 +44,7 @@ def make_celery_client(broker_url: str, timeout_s: float = 2.0) -> Celery:
 class CeleryPublisher:
     def __init__(self, broker_url: str, timeout_s: float = 2.0) -> None:
         self.celery = make_celery_client(broker_url, timeout_s)
+        self.rpc = make_celery_client(broker_url, timeout_s, with_results=True)
 
     def publish(self, task_name: str, queue: str, payload: dict[str, Any], message_id: str) -> None:
         # retry=False: a down broker must fail fast; the outbox row is the retry.
@@ -49,7 +56,7 @@ class CeleryPublisher:
         """Send a task and wait for its result; raises TimeoutError when none comes in time."""
         from celery.exceptions import TimeoutError as CeleryTimeout
 
-        result = self.celery.send_task(task_name, kwargs=payload, queue=queue, retry=False)
+        result = self.rpc.send_task(task_name, kwargs=payload, queue=queue, retry=False)
         try:
             return result.get(timeout=timeout_s, propagate=True)
         except CeleryTimeout:

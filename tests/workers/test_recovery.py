@@ -1,0 +1,171 @@
+"""Crashes, restarts and lost messages: every job still ends in the right state, once."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import redis
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.db.models import GpuLease, Job
+from app.services.publisher import CeleryPublisher
+from tests.conftest import TEST_BROKER_URL
+from tests.integration.helpers import create_model
+from tests.workers.conftest import docker_client, model_of, wait_for_status, wait_until
+
+
+def _running(client: FlaskClient, uid: str, checkpoint: int = 0, timeout_s: float = 60) -> dict:
+    return wait_until(
+        lambda: (
+            (m := model_of(client, uid))["jobs"]
+            and m["jobs"][-1]["statusCd"] == "RUNNING"
+            and (m["progress"]["checkpointEpoch"] or 0) >= checkpoint
+            and m
+        ),
+        timeout_s,
+        f"model {uid} running (checkpoint ≥ {checkpoint})",
+    )
+
+
+def _creations(job_id: int, since: datetime) -> int:
+    """How many containers the Docker engine created for one job since `since`."""
+    client = docker_client()
+    assert client is not None
+    events = client.events(
+        since=since,
+        until=datetime.now(UTC),
+        filters={"event": "create", "label": f"trainyard.job_id={job_id}"},
+        decode=True,
+    )
+    return sum(1 for _ in events)
+
+
+def test_worker_killed_mid_run_reattaches_the_same_container(
+    client: FlaskClient, workers, trainer_image: str
+) -> None:
+    since = datetime.now(UTC)
+    worker = workers("node-a")
+    model = create_model(client, params={"total_epoch": 8, "val_interval": 2, "epoch_seconds": 0.8})
+    uid = model["uuid"]
+    job = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
+    _running(client, uid)
+    container_id = docker_client().containers.get(job["containerName"]).id
+
+    worker.kill()  # SIGKILL: no cleanup; the container is the Docker daemon's child and goes on
+    assert docker_client().containers.get(job["containerName"]).status == "running"
+    workers("node-a")
+    assert docker_client().containers.get(job["containerName"]).id == container_id
+
+    done = wait_for_status(client, uid, "statusCd", "COMPLETED", 90)
+    assert [j["statusCd"] for j in done["jobs"]] == ["SUCCESS"]
+    assert done["progress"]["epochsDone"] == 8
+    assert _creations(job["id"], since) == 1, "the restart re-attached; it launched nothing"
+
+
+def test_container_removed_while_worker_down_with_incomplete_outputs(
+    client: FlaskClient, workers, trainer_image: str
+) -> None:
+    worker = workers("node-a")
+    model = create_model(
+        client, params={"total_epoch": 20, "val_interval": 2, "epoch_seconds": 0.5}
+    )
+    uid = model["uuid"]
+    job = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
+    _running(client, uid, checkpoint=2)
+    worker.kill()
+    docker_client().containers.get(job["containerName"]).remove(force=True)
+    workers("node-a")
+    stopped = wait_for_status(client, uid, "statusCd", "STOPPED", 60)
+    assert stopped["lastError"] == (
+        "SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE: val.csv-lines-mismatch"
+    )
+    assert (stopped["jobs"][0]["statusCd"], stopped["jobs"][0]["exitCode"]) == ("STOPPED", -1)
+    # A checkpoint survived, so the user can resume (user document §7, scenario 4).
+    assert stopped["progress"]["checkpointEpoch"] >= 2
+
+
+def test_container_removed_while_worker_down_with_complete_outputs(
+    client: FlaskClient, workers, trainer_image: str
+) -> None:
+    worker = workers("node-a")
+    model = create_model(client, params={"total_epoch": 4, "val_interval": 2, "epoch_seconds": 0.5})
+    uid = model["uuid"]
+    job = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
+    _running(client, uid)
+    worker.kill()
+    container = docker_client().containers.get(job["containerName"])
+    assert container.wait(timeout=60)["StatusCode"] == 0  # it finished while nobody watched
+    container.remove()
+    workers("node-a")
+    done = wait_for_status(client, uid, "statusCd", "COMPLETED", 60)
+    assert done["jobs"][0]["statusCd"] == "SUCCESS"
+
+
+def test_lost_and_duplicated_launch_messages(
+    client: FlaskClient, workers, trainer_image: str, broker: redis.Redis
+) -> None:
+    since = datetime.now(UTC)
+    lost = create_model(client, params={"total_epoch": 2})
+    lost_job = client.post(f"/api/train/run/{lost['uuid']}").get_json()["data"]["job"]
+    doubled = create_model(client, params={"total_epoch": 2})
+    doubled_job = client.post(f"/api/train/run/{doubled['uuid']}").get_json()["data"]["job"]
+
+    broker.flushdb()  # Redis restarted empty: both launch messages are gone
+    publisher = CeleryPublisher(TEST_BROKER_URL)
+    for copy in ("a", "b"):  # …and one launch arrives twice
+        publisher.publish(
+            "trainyard.launch_job", "launch.cpu", {"job_id": doubled_job["id"]}, f"dup-{copy}"
+        )
+    workers("node-a")
+    wait_for_status(client, lost["uuid"], "statusCd", "COMPLETED", 90)
+    wait_for_status(client, doubled["uuid"], "statusCd", "COMPLETED", 90)
+    assert _creations(lost_job["id"], since) == 1
+    assert _creations(doubled_job["id"], since) == 1
+
+
+def test_two_gpu_nodes_share_work_without_sharing_a_gpu(
+    client: FlaskClient, workers, settings: Settings, db: sessionmaker[Session], tmp_path
+) -> None:
+    """Two nodes on this machine (process runtime: GPUs are CUDA_VISIBLE_DEVICES ids)."""
+    common = {"WORKER_RUNTIME": "process", "STOP_GRACE_S": "3"}
+    workers("gpu-a", NODE_GPUS="0,1", PROCESS_STATE_DIR=str(tmp_path / "pa"), **common)
+    workers("gpu-b", NODE_GPUS="2", PROCESS_STATE_DIR=str(tmp_path / "pb"), **common)
+    params = {"total_epoch": 40, "val_interval": 2, "epoch_seconds": 0.5}
+    models = [create_model(client, params=params, resources={"gpus": 1}) for _ in range(4)]
+    for model in models[:3]:
+        client.post(f"/api/train/run/{model['uuid']}")
+    for model in models[:3]:
+        _running(client, model["uuid"], timeout_s=60)
+
+    with db() as session:
+        held = {
+            (lease.node, lease.gpu_id): lease.job_id for lease in session.scalars(select(GpuLease))
+        }
+        jobs = {job.id: job for job in session.scalars(select(Job))}
+    assert sorted(held) == [("gpu-a", 0), ("gpu-a", 1), ("gpu-b", 2)], "each GPU once"
+    assert {jobs[j].node for j in held.values()} == {"gpu-a", "gpu-b"}, "work spread over nodes"
+    for (node, gpu), job_id in held.items():
+        assert jobs[job_id].node == node and jobs[job_id].gpu_ids == [gpu]
+
+    # A fourth GPU job waits: every GPU is taken.
+    fourth = models[3]["uuid"]
+    client.post(f"/api/train/run/{fourth}")
+    time.sleep(3)
+    assert model_of(client, fourth)["jobs"][0]["statusCd"] == "QUEUED"
+
+    # Cancel the job on gpu-b: the stop reaches gpu-b, its GPU frees, the fourth job takes it.
+    on_b = next(j for (node, _), j in held.items() if node == "gpu-b")
+    b_model = next(m for m in models if model_of(client, m["uuid"])["currentAttemptId"] == on_b)
+    client.post(f"/api/train/cancel/{b_model['uuid']}")
+    fourth_running = _running(client, fourth, timeout_s=60)
+    assert fourth_running["jobs"][0]["node"] == "gpu-b"
+    assert fourth_running["jobs"][0]["gpuIds"] == [2]
+    with db() as session:
+        canceled = session.get(Job, on_b)
+        assert canceled.container_gone_dttm is not None and canceled.container_exit_code is not None
+    for model in models:
+        client.post(f"/api/train/cancel/{model['uuid']}")
