@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help venv run test test-fast lint services images migrate bench clean
+.PHONY: help venv run test test-fast lint services images migrate bench clean flower \
+	compose-build compose-config compose-up compose-down
 
 help:
 	@echo "make run        start trainyard on http://127.0.0.1:$(PORT) (embedded defaults)"
@@ -15,6 +16,8 @@ help:
 	@echo "make services   install/start PostgreSQL, Redis and a Docker engine"
 	@echo "make images     build the local base image and the reference trainer image"
 	@echo "make bench      API benchmark (see bench/README.md)"
+	@echo "make flower     Flower alone, for a running broker (BROKER_URL)"
+	@echo "make compose-build|compose-config|compose-up|compose-down   docker compose (docs/deployment.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +35,30 @@ images:
 migrate: venv
 	$(BIN)/trainyard migrate
 
+# API + dashboard, a worker, Flower and an embedded Redis; SQLite unless DATABASE_URL is set.
+# FLOWER_PORT (5555) and REDIS_PORT (6379) come from the environment; Ctrl-C stops it all.
 run: venv
-	$(BIN)/trainyard migrate
-	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 'app.factory:create_app()'
+	$(BIN)/trainyard devstack --port $(PORT)
+
+# Flower alone, for a broker that is already running (BROKER_URL); `make run` starts its own.
+flower: venv
+	$(BIN)/celery -A workers.celery_app:celery_app flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}
+
+# docker compose (see docs/deployment.md). The images are built from wheels made here, so
+# `docker build` needs no index (BASE_IMAGE=trainyard/base:bookworm works offline).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+
+compose-build: venv
+	bash scripts/build-app-image.sh
+
+compose-config:
+	$(COMPOSE) config
+
+compose-up: compose-build
+	$(COMPOSE) up -d
+
+compose-down:
+	$(COMPOSE) down
 
 test: venv services images
 	$(BIN)/python -m pytest -q

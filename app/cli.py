@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from pathlib import Path
 
 from app.config import load_settings
 
@@ -31,6 +34,74 @@ def _relay(_: argparse.Namespace) -> int:
     return 0
 
 
+def _node_jobs(node: str) -> list[tuple[int, str]]:
+    """Jobs a node still holds: claimed by it, container not yet confirmed gone."""
+    from sqlalchemy import select
+
+    from app.db.models import Job
+    from app.db.session import make_engine, make_session_factory
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            rows = session.execute(
+                select(Job.id, Job.status_cd)
+                .where(Job.node == node, Job.container_gone_dttm.is_(None))
+                .order_by(Job.id)
+            )
+            return [(job_id, status) for job_id, status in rows]
+    finally:
+        engine.dispose()
+
+
+def _drain_flag(node: str) -> Path:
+    from workers.settings import drain_file
+
+    if not node or "/" in node or node.startswith("."):
+        raise SystemExit(f"not a node name: {node!r}")
+    return drain_file(Path(os.environ.get("TRAINYARD_HOME") or Path.cwd() / "var"), node)
+
+
+def _drain(args: argparse.Namespace) -> int:
+    flag = _drain_flag(args.node)
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.write_text(f"drained by {os.environ.get('USER', '?')} at {time.ctime()}\n")
+    print(f"node {args.node} is draining: it takes no new job ({flag})")
+    deadline = time.monotonic() + args.timeout
+    while True:
+        jobs = _node_jobs(args.node)
+        if not jobs:
+            print(f"node {args.node} holds no job: it can be stopped")
+            return 0
+        held = ", ".join(f"{job_id} ({status})" for job_id, status in jobs)
+        print(f"node {args.node} still holds {len(jobs)} job(s): {held}")
+        if not args.wait:
+            return 0
+        if time.monotonic() > deadline:
+            print(f"gave up waiting after {args.timeout:g} s", file=sys.stderr)
+            return 1
+        time.sleep(args.interval)
+
+
+def _undrain(args: argparse.Namespace) -> int:
+    flag = _drain_flag(args.node)
+    flag.unlink(missing_ok=True)
+    print(f"node {args.node} takes new jobs again")
+    return 0
+
+
+def _devstack(args: argparse.Namespace) -> int:
+    from app.devstack import run
+
+    return run(args)
+
+
+def _reingest(args: argparse.Namespace) -> int:
+    from app.metrics.reingest import reingest
+
+    return reingest(load_settings(), args.job_id)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainyard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +111,33 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "relay-outbox", help="publish tasks a crash or broker outage left unsent"
     ).set_defaults(run=_relay)
+    drain = commands.add_parser(
+        "drain",
+        help="a node takes no new job and finishes the ones it runs (flag file "
+        "$TRAINYARD_HOME/drain-NODE; run it where that node's TRAINYARD_HOME is)",
+    )
+    drain.add_argument("node", help="the node's NODE_NAME")
+    drain.add_argument("--wait", action="store_true", help="until the node holds no job")
+    drain.add_argument("--timeout", type=float, default=24 * 3600, help="seconds (--wait)")
+    drain.add_argument("--interval", type=float, default=10, help="seconds between checks")
+    drain.set_defaults(run=_drain)
+    undrain = commands.add_parser("undrain", help="a drained node takes new jobs again")
+    undrain.add_argument("node", help="the node's NODE_NAME")
+    undrain.set_defaults(run=_undrain)
+    reingest = commands.add_parser(
+        "reingest", help="load a finished job's metric CSVs again (replaces its rows)"
+    )
+    reingest.add_argument("job_id", type=int, help="the job's id")
+    reingest.set_defaults(run=_reingest)
+    from app.devstack import add_arguments
+
+    devstack = commands.add_parser(
+        "devstack",
+        help="run everything on this machine (what `make run` runs): API, worker, Flower, "
+        "an embedded Redis unless BROKER_URL is set; Ctrl-C stops it all",
+    )
+    add_arguments(devstack)
+    devstack.set_defaults(run=_devstack)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, g, request
 
 from app.config import Settings, load_settings
 from app.runtime import Runtime
@@ -14,6 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     register_extensions(app, settings)
+    register_logging(app)
     register_auth(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -22,6 +23,24 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     app.extensions["trainyard"] = Runtime.from_settings(settings)
+
+
+def register_logging(app: Flask) -> None:
+    from app.observability import bind_log_context, configure_logging, reset_log_context
+
+    configure_logging()
+
+    @app.before_request
+    def _bind_model_uuid() -> None:  # log lines of a request about a model carry its uuid
+        uid = (request.view_args or {}).get("model_uuid")
+        if uid:
+            g.log_context_token = bind_log_context(model_uuid=uid)
+
+    @app.teardown_request
+    def _unbind(_: BaseException | None) -> None:
+        token = g.pop("log_context_token", None)
+        if token is not None:
+            reset_log_context(token)
 
 
 def register_auth(app: Flask) -> None:
@@ -33,10 +52,23 @@ def register_auth(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.api.docs import bp as docs_bp
     from app.api.health import bp as health_bp
+    from app.api.metrics import bp as metrics_bp
     from app.api.models import bp as models_bp
+    from app.api.prom import bp as prom_bp
+    from app.api.results import bp as results_bp
     from app.api.train import bp as train_bp
+    from app.web import bp as web_bp
 
-    for blueprint in (models_bp, train_bp, health_bp, docs_bp):
+    for blueprint in (
+        models_bp,
+        metrics_bp,
+        train_bp,
+        health_bp,
+        docs_bp,
+        prom_bp,
+        results_bp,
+        web_bp,
+    ):
         app.register_blueprint(blueprint)
 
 

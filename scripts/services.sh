@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install (Debian packages) and start the real services the tests and a deployment-like
-# setup need: PostgreSQL, Redis and a Docker engine. Idempotent: safe to run again.
+# setup need: PostgreSQL, Redis and a Docker engine (plus Chromium and fonts for the browser
+# tests, and docker-compose to check the compose file). Idempotent: safe to run again.
 #
 #   scripts/services.sh            install what is missing, then start everything
 #   scripts/services.sh --no-docker   skip the Docker engine
@@ -18,6 +19,12 @@ missing=()
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 if [ "$want_docker" = 1 ] && ! command -v dockerd >/dev/null; then missing+=(docker.io); fi
+if [ "$want_docker" = 1 ] && ! command -v docker-compose >/dev/null \
+   && ! docker compose version >/dev/null 2>&1; then missing+=(docker-compose); fi
+# The dashboard's end-to-end tests drive Debian's Chromium; Korean and emoji need these fonts.
+command -v chromium >/dev/null || missing+=(chromium)
+[ -d /usr/share/fonts/opentype/noto ] || missing+=(fonts-noto-cjk)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "services: installing ${missing[*]}"
   as_root apt-get update -q

@@ -91,6 +91,8 @@ def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
         if job.node is not None and job.node != me:
             return f"job {job_id} belongs to node {job.node}"
         if job.node is None:
+            if ctx.node.draining:  # a job it already holds still launches (finish, don't take)
+                return f"node {me} is draining: job {job_id} is left to other nodes"
             blocker = session.scalar(
                 select(Job.id).where(
                     Job.model_id == model.id,

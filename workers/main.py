@@ -10,13 +10,19 @@ the supervisor shares the process.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
+from typing import Any
+
+from celery import signals
+from sqlalchemy import select
 
 from app import messaging
+from app.db.models import Job, Model
+from app.observability import bind_log_context, configure_logging, reset_log_context
 from workers.celery_app import assert_settings, celery_app
-from workers.context import build_context, set_context
+from workers.context import build_context, context, set_context
+from workers.drain import DrainWatcher, launch_queues
 from workers.supervisor import Supervisor
 
 
@@ -32,17 +38,51 @@ def node_queues(node: str, has_gpus: bool) -> list[str]:
     return queues
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _bind_task_log_context(task_id: str, args: Any = None, kwargs: Any = None, **_: Any) -> None:
+    """Every log line of a task about a job carries the job id and its model's uuid."""
+    job_id = (kwargs or {}).get("job_id")
+    if job_id is None:
+        return
+    model_uuid = None
+    try:
+        with context().db() as session:
+            model_uuid = session.scalar(
+                select(Model.uuid).join(Job, Job.model_id == Model.id).where(Job.id == job_id)
+            )
+    except Exception:  # a log field is never worth failing a task for
+        pass
+    _task_tokens[task_id] = bind_log_context(
+        job_id=job_id, model_uuid=str(model_uuid) if model_uuid else None
     )
+
+
+def _unbind_task_log_context(task_id: str, **_: Any) -> None:
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        reset_log_context(token)
+
+
+_task_tokens: dict[str, Any] = {}
+
+
+def _start_drain_watcher(ctx: Any, queues: list[str]) -> None:
+    @signals.worker_ready.connect(weak=False)
+    def _ready(sender: Any = None, **_: Any) -> None:
+        DrainWatcher(celery_app, ctx.node, sender.hostname, launch_queues(queues)).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     ctx = build_context()
+    configure_logging(node=ctx.node.node)  # from now on every line names its node
     set_context(ctx)
+    signals.task_prerun.connect(_bind_task_log_context, weak=False)
+    signals.task_postrun.connect(_unbind_task_log_context, weak=False)
     assert_settings(celery_app)
     supervisor = Supervisor(ctx)
     supervisor.start()
     queues = node_queues(ctx.node.node, bool(ctx.node.gpu_ids))
+    _start_drain_watcher(ctx, queues)
     concurrency = os.environ.get("WORKER_CONCURRENCY", "4")
     try:
         celery_app.worker_main(

@@ -33,6 +33,7 @@ class NodeSettings:
     state_dir: Path  # the process runtime's records
     default_dataset: str
     default_memory_mb: int  # a job that asks for no memory limit still gets this one
+    drain_file: Path  # while it exists the node claims no new job (`trainyard drain NODE`)
 
     @classmethod
     def from_env(cls) -> NodeSettings:
@@ -50,4 +51,15 @@ class NodeSettings:
             state_dir=Path(os.environ.get("PROCESS_STATE_DIR", str(home / "processes" / node))),
             default_dataset=os.environ.get("DEFAULT_DATASET", "demo"),
             default_memory_mb=int(os.environ.get("DEFAULT_JOB_MEMORY_MB", "4096")),
+            drain_file=drain_file(home, node),
         )
+
+    @property
+    def draining(self) -> bool:
+        return self.drain_file.exists()
+
+
+def drain_file(home: Path, node: str) -> Path:
+    """The drain flag of a node: `$TRAINYARD_HOME/drain-<node>`. Checked at every claim, so
+    creating or removing it takes effect without a restart."""
+    return home / f"drain-{node}"

@@ -252,6 +252,89 @@ def build_openapi() -> dict[str, Any]:
                     "responses": _responses("200", "#/components/schemas/ModelDetail", 400, 404),
                 }
             },
+            # metric charts (app/api/metrics.py)
+            "/api/models/{uuid}/metrics": {
+                "get": {
+                    "tags": ["metrics"],
+                    "summary": "A split's metric curve: {split, columns, points [{epoch, step, "
+                    "<metric>…}], total, downsampled, method, bestEpoch}. Long series are "
+                    "thinned by min/max buckets (first, last and best epoch kept); NaN and "
+                    "±inf come as the strings NaN / Infinity / -Infinity",
+                    "parameters": [
+                        _UUID,
+                        {
+                            "name": "split",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["train", "val"]},
+                        },
+                        {
+                            "name": "maxPoints",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 10, "maximum": 100000},
+                        },
+                        {
+                            "name": "metrics",
+                            "in": "query",
+                            "description": "comma-separated metric names (default: all)",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": _responses("200", None, 400, 404),
+                }
+            },
+            "/api/models/{uuid}/metrics/summary": {
+                "get": {
+                    "tags": ["metrics"],
+                    "summary": "Best epoch and, per split and metric, min / max / last with "
+                    "their epochs",
+                    "parameters": [_UUID],
+                    "responses": _responses("200", None, 400, 404),
+                }
+            },
+            "/api/models/{uuid}/metrics/test": {
+                "get": {
+                    "tags": ["metrics"],
+                    "summary": "test.csv rows of every EVAL job: {columns, rows [{jobId, epoch, "
+                    "step, <metric>…}]}",
+                    "parameters": [_UUID],
+                    "responses": _responses("200", None, 400, 404),
+                }
+            },
+            # dashboard read-only views (app/api/results.py)
+            "/api/models/{uuid}/logs": {
+                "get": {
+                    "tags": ["results"],
+                    "summary": "Log tail of the current/last job (or ?jobId=); stored when a "
+                    "container ends, so a running job has none yet (`note` says so)",
+                    "parameters": [
+                        _UUID,
+                        {"name": "jobId", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": _responses("200", None, 400, 404),
+                }
+            },
+            "/api/models/{uuid}/results": {
+                "get": {
+                    "tags": ["results"],
+                    "summary": "Latest successful test: summary.json and test.csv rows",
+                    "parameters": [_UUID],
+                    "responses": _responses("200", None, 400, 404),
+                }
+            },
+            "/api/models/{uuid}/results/download": {
+                "get": {
+                    "tags": ["results"],
+                    "summary": "The latest successful test's results zip",
+                    "parameters": [_UUID],
+                    "responses": {
+                        "200": {
+                            "description": "results_epoch_<E>.zip",
+                            "content": {"application/zip": {}},
+                        },
+                        "404": {"$ref": "#/components/responses/E404"},
+                    },
+                }
+            },
             "/api/train/run/{uuid}": _command("Run (model READY)", _UUID),
             "/api/train/restart/{uuid}": _command("Restart from scratch (STOPPED/ERROR)", _UUID),
             "/api/train/resume/{uuid}": _command(

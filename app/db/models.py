@@ -8,13 +8,16 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -148,30 +151,81 @@ class Job(Base):
         return JobStatus(self.status_cd)
 
 
-class _MetricRow:
-    """Columns shared by the three metric tables: one row per CSV data row."""
+# Metric tables: one row per CSV data row, the values in typed columns. A wide row of typed
+# slots (m01…m32) rather than JSON or a long table lets ingest stream the file itself into
+# COPY (bench/METRICS.md), keeps NaN and ±inf (JSON has neither) and keeps a curve one row
+# per epoch. tb_model_metric_series says which metric each slot holds.
+METRIC_SLOTS = 32
+NO_STEP = -1  # `step` of a row from a CSV without a step column (it is part of the key)
+DoubleArray = JSON().with_variant(ARRAY(Double()), "postgresql")
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    model_id: Mapped[int] = mapped_column(
-        ForeignKey("tb_model_master.id", ondelete="CASCADE"), index=True
-    )
-    job_id: Mapped[int] = mapped_column(ForeignKey("tb_model_train_job.id", ondelete="CASCADE"))
+
+class _MetricRow:
+    """Columns shared by the three metric tables.
+
+    No foreign keys on purpose: a per-row RI trigger made COPY ~5x slower. Rows are written
+    only by app.metrics, under the model's row lock, for a model and job it has just read;
+    nothing deletes models or jobs (and a restart deletes a model's rows explicitly).
+    """
+
+    model_id: Mapped[int] = mapped_column(Id, autoincrement=False)
     epoch: Mapped[int] = mapped_column(Integer)
-    step: Mapped[int | None] = mapped_column(Integer)
-    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    step: Mapped[int] = mapped_column(Integer, default=NO_STEP, server_default=str(NO_STEP))
+    job_id: Mapped[int] = mapped_column(Id)
+
+
+for _slot in range(1, METRIC_SLOTS + 1):
+    setattr(_MetricRow, f"m{_slot:02d}", mapped_column(Double()))
+# Metrics past the 32nd column of a CSV (e.g. many per-class test accuracies).
+_MetricRow.extra = mapped_column(DoubleArray)  # type: ignore[attr-defined]
 
 
 class TrainMetric(_MetricRow, Base):
     __tablename__ = "tb_model_metrics_train"
+    __table_args__ = (PrimaryKeyConstraint("model_id", "epoch", "step"),)
 
 
 class ValidationMetric(_MetricRow, Base):
     __tablename__ = "tb_model_metrics_validation"
+    __table_args__ = (PrimaryKeyConstraint("model_id", "epoch", "step"),)
 
 
 class TestMetric(_MetricRow, Base):
+    """One row per EVAL job (each tests one epoch), so the job is part of the key."""
+
     __tablename__ = "tb_model_metrics_test"
+    __table_args__ = (PrimaryKeyConstraint("model_id", "job_id", "epoch", "step"),)
     __test__ = False  # not a pytest class
+
+
+class MetricSeries(Base):
+    """What one metric CSV looked like: its metric names in file order (slot i holds name i)
+    and a cached summary. One row per (model, split) for train/val, one per EVAL job for test.
+    """
+
+    __tablename__ = "tb_model_metric_series"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("tb_model_master.id", ondelete="CASCADE"), primary_key=True
+    )
+    split: Mapped[str] = mapped_column(String(8), primary_key=True)  # train | val | test
+    job_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    metric_names: Mapped[list[str]] = mapped_column(Json)
+    has_step: Mapped[bool] = mapped_column(Boolean, default=False)
+    row_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every write of the split's rows: a cached summary is kept only for the
+    # generation it was computed from.
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # What the rows were loaded from: the file's first `source_bytes` bytes (whole lines; the
+    # next is line `source_lines`) and their SHA-256. A completion that finds the same prefix
+    # in the final file keeps those rows and loads only the rest (app/metrics/ingest.py).
+    source_bytes: Mapped[int | None] = mapped_column(Id)
+    source_lines: Mapped[int | None] = mapped_column(Integer)
+    source_digest: Mapped[str | None] = mapped_column(String(64))
+    updated_dttm: Mapped[datetime] = mapped_column(
+        server_default=func.current_timestamp(), onupdate=func.current_timestamp()
+    )
 
 
 class GpuLease(Base):
@@ -227,6 +281,7 @@ __all__ = [
     "GpuLease",
     "IdempotentResponse",
     "Job",
+    "MetricSeries",
     "Model",
     "OutboxMessage",
     "TestMetric",

@@ -24,7 +24,9 @@ def test_train_output_gaps(facts: OutputFacts, total: int | None, gap: str | Non
 
 
 def test_eval_output_gaps() -> None:
-    assert output_gap(JobType.EVAL, OutputFacts(True, test_csv=True, results_zip=True), 4, 2) is None
+    assert (
+        output_gap(JobType.EVAL, OutputFacts(True, test_csv=True, results_zip=True), 4, 2) is None
+    )
     assert output_gap(JobType.EVAL, OutputFacts(True, results_zip=True), 4, 2) == "test.csv-missing"
     assert output_gap(JobType.EVAL, OutputFacts(True, test_csv=True), 4, 2) == "results-zip-missing"
 
@@ -34,15 +36,23 @@ def test_the_table() -> None:
     assert (ok.event, ok.exit_code, ok.error) == (JobEvent.SUCCEEDED, 0, None)
     incomplete = judge(ContainerEnd(0, False), "val.csv-lines-mismatch", "tail")
     assert (incomplete.event, incomplete.error) == (
-        JobEvent.FAILED, "OUTPUT_INCOMPLETE: val.csv-lines-mismatch")
+        JobEvent.FAILED,
+        "OUTPUT_INCOMPLETE: val.csv-lines-mismatch",
+    )
     crashed = judge(ContainerEnd(3, False), None, "Traceback…")
     assert (crashed.event, crashed.exit_code, crashed.error, crashed.error_message) == (
-        JobEvent.FAILED, 3, "CONTAINER_EXIT_3", "Traceback…")
+        JobEvent.FAILED,
+        3,
+        "CONTAINER_EXIT_3",
+        "Traceback…",
+    )
     oom = judge(ContainerEnd(137, True), None, "killed")
     assert (oom.event, oom.error) == (JobEvent.FAILED, "OOM_KILLED")
     gone_done = judge(None, None, None)
     assert gone_done.event is JobEvent.SUCCEEDED
     gone_partial = judge(None, "val.csv-lines-mismatch", None)
     assert (gone_partial.event, gone_partial.exit_code, gone_partial.error) == (
-        JobEvent.LOST, -1,
-        "SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE: val.csv-lines-mismatch")
+        JobEvent.LOST,
+        -1,
+        "SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE: val.csv-lines-mismatch",
+    )

@@ -150,7 +150,7 @@ def test_trainer_failure_and_oom(
     assert error["lastError"] == "CONTAINER_EXIT_3"
     job = error["jobs"][0]
     assert (job["statusCd"], job["exitCode"]) == ("FAILED", 3)
-    assert "epoch 2" in job["errorMessage"], job["errorMessage"]  # the log tail
+    assert "fail_at_epoch=2 reached" in job["errorMessage"], job["errorMessage"]  # log tail
 
     hog = create_model(
         client, params={"total_epoch": 2, "memory_hog_mb": 256}, resources={"memory_mb": 64}

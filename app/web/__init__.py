@@ -1,0 +1,54 @@
+"""The dashboard (SPEC §8): one page at `/`, hand-written HTML, CSS and JavaScript that talk
+to the JSON API. No third-party front-end code, no build step."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cache
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, render_template
+
+bp = Blueprint(
+    "web",
+    __name__,
+    static_folder="static",
+    static_url_path="/static",
+    template_folder="templates",
+)
+
+_STATIC = Path(__file__).parent / "static"
+
+#: Everything the page loads comes from this server; no inline script, no third party.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'self'; form-action 'self'"
+)
+
+
+def flower_url() -> str:
+    """FLOWER_URL from the environment (or the app config); empty means "same host, :5555",
+    which the page works out from its own address."""
+    configured = current_app.config.get("FLOWER_URL") or os.environ.get("FLOWER_URL", "")
+    return configured.strip()
+
+
+@cache
+def _asset_version(name: str, mtime_ns: int) -> str:
+    return hashlib.sha256((_STATIC / name).read_bytes()).hexdigest()[:12]
+
+
+def asset_url(name: str) -> str:
+    """`/static/<name>?v=<content hash>`, so a new release is never served from a stale cache."""
+    path = _STATIC / name
+    return f"/static/{name}?v={_asset_version(name, path.stat().st_mtime_ns)}"
+
+
+@bp.get("/")
+def dashboard() -> Response:
+    html = render_template("index.html", flower_url=flower_url(), asset_url=asset_url)
+    response = current_app.response_class(html, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response

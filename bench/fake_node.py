@@ -1,0 +1,44 @@
+"""A stand-in for a training node during the API bench: answers `trainyard.sync_job` on the
+bench nodes' queues at once, without Docker or the database.
+
+The API's status sync waits (up to a few seconds) for the owning node's answer; with no node
+listening, every status call on a model with a live job would just measure that timeout.
+Started and stopped by `bench.api_bench`; by hand:
+
+    BENCH_BROKER_URL=redis://127.0.0.1:6379/14 python -m celery -A bench.fake_node worker \
+        -Q node.bench-node-1,node.bench-node-2 --pool threads -c 4
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from celery import Celery
+
+from app import messaging
+
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+
+app = Celery("trainyard-bench-fake-node", broker=BROKER_URL, backend=BROKER_URL)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_expires=300,
+    worker_prefetch_multiplier=4,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+)
+
+
+@app.task(name=messaging.SYNC_JOB)
+def sync_job(job_id: int) -> dict[str, Any]:
+    return {
+        "jobId": job_id,
+        "node": socket.gethostname(),
+        "outcome": "running",
+        "verdict": None,
+        "bench": "fake node",
+    }
