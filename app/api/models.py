@@ -10,6 +10,7 @@ from app.api.schemas import CreateModel, ListQuery
 from app.api.serialize import model_detail, model_summary
 from app.db.models import Model
 from app.db.session import transaction
+from app.metrics import metric_summaries, metric_summary
 from app.runtime import runtime
 from app.services.queries import find_model, jobs_of, list_models
 
@@ -49,6 +50,10 @@ def list_all() -> tuple[Response, int]:
         page = list_models(session, query.status, query.model_no, query.page, query.size)
         tz = rt.settings.tz
         content = [model_summary(model, tz) for model in page.items]
+        if query.with_summary:
+            summaries = metric_summaries(session, page.items)
+            for item, model in zip(content, page.items, strict=True):
+                item["metricSummary"] = summaries[model.id]
     return ok({"content": content, "totalElements": page.total, "totalPages": page.pages})
 
 
@@ -60,4 +65,6 @@ def detail(model_uuid: str) -> tuple[Response, int]:
         model = find_model(session, key)
         if model is None:
             raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
-        return ok(model_detail(model, jobs_of(session, model), rt.settings.tz))
+        data = model_detail(model, jobs_of(session, model), rt.settings.tz)
+        data["metricSummary"] = metric_summary(session, model)
+        return ok(data)

@@ -84,6 +84,8 @@ class ListQuery(BaseModel):
     model_no: Annotated[str, Field(max_length=16)] = ""
     page: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     size: Annotated[int, Field(ge=1, le=200)] = 20
+    # Per-metric min / max / last of each listed model: a few lookups per model, so opt-in.
+    with_summary: bool = False
 
 
 def describe_validation_error(exc: Any) -> str:

@@ -155,3 +155,12 @@ def test_list_rejects_bad_query(client: FlaskClient, query: str) -> None:
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "INVALID_QUERY"
     assert query.split("=")[0] in response.get_json()["error"]["message"]
+
+
+def test_metric_summary_on_detail_and_opt_in_on_list(client: FlaskClient) -> None:
+    model = create_model(client)
+    assert client.get(f"/api/models/{model['uuid']}").get_json()["data"]["metricSummary"] == {}
+    plain = client.get("/api/models/list").get_json()["data"]["content"][0]
+    assert "metricSummary" not in plain
+    rich = client.get("/api/models/list?withSummary=true").get_json()["data"]["content"][0]
+    assert rich["metricSummary"] == {}

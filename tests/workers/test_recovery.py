@@ -31,14 +31,18 @@ def _running(client: FlaskClient, uid: str, checkpoint: int = 0, timeout_s: floa
     )
 
 
-def _creations(job_id: int, since: datetime) -> int:
-    """How many containers the Docker engine created for one job since `since`."""
+def _creations(job_id: int, model_uuid: str, since: datetime) -> int:
+    """How many containers the Docker engine created for one job since `since` (job ids
+    restart with every test's empty database, so the model uuid makes it this test's job)."""
     client = docker_client()
     assert client is not None
     events = client.events(
         since=since,
         until=datetime.now(UTC),
-        filters={"event": "create", "label": f"trainyard.job_id={job_id}"},
+        filters={
+            "event": "create",
+            "label": [f"trainyard.job_id={job_id}", f"trainyard.model_uuid={model_uuid}"],
+        },
         decode=True,
     )
     return sum(1 for _ in events)
@@ -63,7 +67,7 @@ def test_worker_killed_mid_run_reattaches_the_same_container(
     done = wait_for_status(client, uid, "statusCd", "COMPLETED", 90)
     assert [j["statusCd"] for j in done["jobs"]] == ["SUCCESS"]
     assert done["progress"]["epochsDone"] == 8
-    assert _creations(job["id"], since) == 1, "the restart re-attached; it launched nothing"
+    assert _creations(job["id"], uid, since) == 1, "the restart re-attached; it launched nothing"
 
 
 def test_container_removed_while_worker_down_with_incomplete_outputs(
@@ -123,8 +127,8 @@ def test_lost_and_duplicated_launch_messages(
     workers("node-a")
     wait_for_status(client, lost["uuid"], "statusCd", "COMPLETED", 90)
     wait_for_status(client, doubled["uuid"], "statusCd", "COMPLETED", 90)
-    assert _creations(lost_job["id"], since) == 1
-    assert _creations(doubled_job["id"], since) == 1
+    assert _creations(lost_job["id"], lost["uuid"], since) == 1
+    assert _creations(doubled_job["id"], doubled["uuid"], since) == 1
 
 
 def test_two_gpu_nodes_share_work_without_sharing_a_gpu(
