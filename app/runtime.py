@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db.session import make_engine, make_session_factory
+from app.db.session import make_engine, make_read_engine, make_session_factory
 from app.services.publisher import CeleryPublisher, Publisher
 
 
@@ -17,16 +17,27 @@ from app.services.publisher import CeleryPublisher, Publisher
 class Runtime:
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # writes (and reads inside a write)
+    reads: sessionmaker[Session]  # plain reads: autocommit, no ping
     publisher: Publisher
+    read_engine: Engine | None = None
+
+    def dispose(self) -> None:
+        """Close every pooled connection (tests build many apps)."""
+        self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.database_url)
+        read_engine = make_read_engine(settings.database_url)
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
+            reads=make_session_factory(read_engine),
+            read_engine=read_engine,
             publisher=CeleryPublisher(settings.broker_url, settings.publish_timeout_s),
         )
 

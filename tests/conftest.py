@@ -74,7 +74,7 @@ def settings(tmp_path: Path) -> Settings:
 def app(settings: Settings, db: sessionmaker[Session], broker: redis.Redis) -> Iterator[Flask]:
     flask_app = create_app(settings)
     yield flask_app
-    flask_app.extensions["trainyard"].engine.dispose()
+    flask_app.extensions["trainyard"].dispose()
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def series(model_uuid: str) -> tuple[Response, int]:
         )
     max_points = _max_points(request.args.get("maxPoints"))
     wanted = [m.strip() for m in request.args.get("metrics", "").split(",") if m.strip()]
-    with runtime().sessions() as session:
+    with runtime().reads() as session:
         model = _model(session, key)
         try:
             return ok(chart(session, model, split, max_points, wanted or None))
@@ -50,7 +50,7 @@ def series(model_uuid: str) -> tuple[Response, int]:
 @bp.get("/<model_uuid>/metrics/summary")
 def summary(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
-    with runtime().sessions() as session:
+    with runtime().reads() as session:
         model = _model(session, key)
         params = model.params or {}
         best = model.best_epoch
@@ -68,7 +68,7 @@ def summary(model_uuid: str) -> tuple[Response, int]:
 @bp.get("/<model_uuid>/metrics/test")
 def test(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
-    with runtime().sessions() as session:
+    with runtime().reads() as session:
         return ok(test_rows(session, _model(session, key)))
 
 

@@ -46,7 +46,7 @@ def create_model() -> tuple[Response, int]:
 def list_all() -> tuple[Response, int]:
     query = parse_query(ListQuery)
     rt = runtime()
-    with rt.sessions() as session:
+    with rt.reads() as session:
         page = list_models(session, query.status, query.model_no, query.page, query.size)
         tz = rt.settings.tz
         content = [model_summary(model, tz) for model in page.items]
@@ -61,7 +61,7 @@ def list_all() -> tuple[Response, int]:
 def detail(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = runtime()
-    with rt.sessions() as session:
+    with rt.reads() as session:
         model = find_model(session, key)
         if model is None:
             raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")

@@ -62,7 +62,7 @@ def logs(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     wanted = _job_id_query()
     rt = runtime()
-    with rt.sessions() as session:
+    with rt.reads() as session:
         model = _model_or_404(session, key)
         jobs = jobs_of(session, model)
         job = _pick_job(model, jobs, wanted)
@@ -199,7 +199,7 @@ def results(model_uuid: str) -> tuple[Response, int]:
     """The latest successful test (EVAL job): summary.json and the rows of test.csv."""
     key = parse_uuid(model_uuid)
     rt = runtime()
-    with rt.sessions() as session:
+    with rt.reads() as session:
         model = _model_or_404(session, key)
         job = _latest_successful_eval(session, model)
         if job is None:
@@ -236,7 +236,7 @@ def download(model_uuid: str) -> Response:
     """The results zip of the latest successful test."""
     key = parse_uuid(model_uuid)
     rt = runtime()
-    with rt.sessions() as session:
+    with rt.reads() as session:
         model = _model_or_404(session, key)
         job = _latest_successful_eval(session, model)
         if job is None:

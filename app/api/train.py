@@ -97,7 +97,7 @@ def test_cancel(model_uuid: str) -> tuple[Response, int]:
 
 def _require_epoch_within_training(model_uuid: uuid.UUID, epoch: int) -> None:
     """An epoch beyond total_epoch is bad input (400), not a state conflict."""
-    with runtime().sessions() as session:
+    with runtime().reads() as session:
         model = find_model(session, model_uuid)
         if model is None:
             raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {model_uuid}.")
@@ -114,14 +114,15 @@ def status_sync(model_uuid: str) -> tuple[Response, int]:
     """Ask the owning node to reconcile the model's live job, then return the model."""
     key = parse_uuid(model_uuid)
     rt = runtime()
-    with rt.sessions() as session:
+    with rt.reads() as session:
         model = find_model(session, key)
         if model is None:
             raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
         sync = request_sync(session, rt.publisher, model)
-    with rt.sessions() as session:  # re-read: the node's reconcile may have changed it
-        model = find_model(session, key)
-        assert model is not None
+        if sync.get("answered"):  # the node's reconcile may have changed it: read it again
+            session.expire_all()
+            model = find_model(session, key)
+            assert model is not None
         data = model_summary(model, rt.settings.tz)
     data["sync"] = sync
     return ok(data)
@@ -131,7 +132,7 @@ def status_sync(model_uuid: str) -> tuple[Response, int]:
 def create_tmp(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = runtime()
-    with rt.sessions() as session:
+    with rt.reads() as session:
         model = find_model(session, key)
         if model is None:
             raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
@@ -145,7 +146,7 @@ def create_tmp(model_uuid: str) -> tuple[Response, int]:
 def counts(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = runtime()
-    with rt.sessions() as session:
+    with rt.reads() as session:
         model = find_model(session, key)
         if model is None:
             raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")

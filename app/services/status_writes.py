@@ -84,6 +84,16 @@ def active_job(session: Session, model: Model, job_type: JobType) -> Job | None:
     ).one_or_none()
 
 
+def live_job(session: Session, model: Model) -> Job | None:
+    """The model's one live job, TRAIN or EVAL (a model never has two)."""
+    return session.scalars(
+        select(Job)
+        .where(Job.model_id == model.id, Job.status_cd.in_([s.value for s in JOB_ACTIVE]))
+        .order_by(Job.id.desc())
+        .limit(1)
+    ).one_or_none()
+
+
 def _job_snapshot(model: Model, job: Job) -> JobSnapshot:
     return JobSnapshot(job.id, job.type, job.status, is_current=job.id == model.current_attempt_id)
 

@@ -9,11 +9,10 @@ from sqlalchemy.orm import Session
 
 from app import messaging
 from app.db.models import Model
-from app.domain.states import JobType
 from app.services.publisher import Publisher
-from app.services.status_writes import active_job
+from app.services.status_writes import live_job
 
-SYNC_TIMEOUT_S = 3.0
+SYNC_TIMEOUT_S = 3.0  # the API worker waits this long at most for the node's answer
 
 
 def request_sync(
@@ -23,7 +22,7 @@ def request_sync(
     its answer; say plainly what happened. The node's reconcile writes states through the
     one status-write path; this function writes nothing.
     """
-    job = active_job(session, model, JobType.TRAIN) or active_job(session, model, JobType.EVAL)
+    job = live_job(session, model)
     if job is None:
         return {"requested": False, "reason": "no live job"}
     if job.node is None:

@@ -94,7 +94,7 @@ def test_api_requests_about_a_model_log_its_uuid(
             app.test_client().get("/api/models/m-42/probe")
             logging.getLogger("app.api.probe").info("after the request")
     finally:
-        app.extensions["trainyard"].engine.dispose()
+        app.extensions["trainyard"].dispose()
     during, after = [r for r in caplog.records if r.name == "app.api.probe"]
     assert during.model_uuid == "m-42"
     assert after.model_uuid is None  # unbound when the request ended
@@ -181,7 +181,7 @@ def test_metrics_on_sqlite(settings: Settings, broker: redis.Redis, tmp_path: Pa
         _check_metrics(app.test_client(), make_session_factory(engine))
     finally:
         engine.dispose()
-        app.extensions["trainyard"].engine.dispose()
+        app.extensions["trainyard"].dispose()
 
 
 def test_metrics_answer_while_the_broker_is_down(settings: Settings, db) -> None:
@@ -189,7 +189,7 @@ def test_metrics_answer_while_the_broker_is_down(settings: Settings, db) -> None
     try:
         samples = _scrape(app.test_client())
     finally:
-        app.extensions["trainyard"].engine.dispose()
+        app.extensions["trainyard"].dispose()
     assert _value(samples, "trainyard_up", component="broker") == 0
     assert _value(samples, "trainyard_up", component="database") == 1
     assert _value(samples, "trainyard_jobs", status="QUEUED") == 0

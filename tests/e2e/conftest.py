@@ -93,7 +93,7 @@ def live_server(settings: Settings, db, broker) -> Iterator[LiveServer]:
         yield LiveServer(url=url, app=app, http=http)
     server.shutdown()
     thread.join(10)
-    app.extensions["trainyard"].engine.dispose()
+    app.extensions["trainyard"].dispose()
 
 
 @pytest.fixture(scope="session")

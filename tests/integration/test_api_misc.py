@@ -27,7 +27,7 @@ def test_api_token_guards_writes_only(settings: Settings, db, broker) -> None:
     assert client.post(f"/api/train/run/{uid}").status_code == 401
     assert client.get("/api/models/list").status_code == 200  # reads stay open
     assert client.get(f"/api/models/{uid}").get_json()["data"]["statusCd"] == "READY"
-    app.extensions["trainyard"].engine.dispose()
+    app.extensions["trainyard"].dispose()
 
 
 def test_health_reports_database_and_broker(client: FlaskClient) -> None:
@@ -43,7 +43,7 @@ def test_health_says_when_the_broker_is_down(settings: Settings, db) -> None:
     response = app.test_client().get("/api/health")
     assert response.status_code == 503
     assert response.get_json()["data"]["broker"] == {"ok": False}
-    app.extensions["trainyard"].engine.dispose()
+    app.extensions["trainyard"].dispose()
 
 
 def test_openapi_documents_every_api_route(app: Flask, client: FlaskClient) -> None:
