@@ -26,6 +26,7 @@ class Settings:
     dataset_root: Path
     default_image: str
     publish_timeout_s: float
+    list_count_cache_s: float  # how long a list page's totalElements may be reused
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -47,4 +48,5 @@ def load_settings() -> Settings:
         dataset_root=Path(_env("DATASET_ROOT", str(data_dir / "datasets"))),
         default_image=_env("TRAINER_IMAGE", "trainyard/trainer:latest"),
         publish_timeout_s=float(_env("PUBLISH_TIMEOUT_S", "2")),
+        list_count_cache_s=float(_env("LIST_COUNT_CACHE_S", "1")),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import Engine
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db.session import make_engine, make_read_engine, make_session_factory
 from app.services.publisher import CeleryPublisher, Publisher
+from app.services.queries import CountCache
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Runtime:
     reads: sessionmaker[Session]  # plain reads: autocommit, no ping
     publisher: Publisher
     read_engine: Engine | None = None
+    list_counts: CountCache = field(default_factory=lambda: CountCache(0))
 
     def dispose(self) -> None:
         """Close every pooled connection (tests build many apps)."""
@@ -38,6 +40,7 @@ class Runtime:
             sessions=make_session_factory(engine),
             reads=make_session_factory(read_engine),
             read_engine=read_engine,
+            list_counts=CountCache(settings.list_count_cache_s),
             publisher=CeleryPublisher(settings.broker_url, settings.publish_timeout_s),
         )
 

@@ -67,6 +67,7 @@ def settings(tmp_path: Path) -> Settings:
         output_root=tmp_path / "outputs",
         dataset_root=tmp_path / "datasets",
         display_tz="Asia/Seoul",
+        list_count_cache_s=0,  # tests read their own writes at once
     )
 
 

@@ -47,7 +47,9 @@ def list_all() -> tuple[Response, int]:
     query = parse_query(ListQuery)
     rt = runtime()
     with rt.reads() as session:
-        page = list_models(session, query.status, query.model_no, query.page, query.size)
+        page = list_models(
+            session, query.status, query.model_no, query.page, query.size, rt.list_counts
+        )
         tz = rt.settings.tz
         content = [model_summary(model, tz) for model in page.items]
         if query.with_summary:

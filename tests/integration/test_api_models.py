@@ -164,3 +164,18 @@ def test_metric_summary_on_detail_and_opt_in_on_list(client: FlaskClient) -> Non
     assert "metricSummary" not in plain
     rich = client.get("/api/models/list?withSummary=true").get_json()["data"]["content"][0]
     assert rich["metricSummary"] == {}
+
+
+def test_list_totals_may_be_reused_for_the_configured_seconds(settings, db, broker) -> None:
+    from app.factory import create_app
+
+    app = create_app(settings.with_overrides(list_count_cache_s=60))
+    client = app.test_client()
+    create_model(client)
+    assert client.get("/api/models/list").get_json()["data"]["totalElements"] == 1
+    create_model(client)
+    cached = client.get("/api/models/list").get_json()["data"]
+    assert cached["totalElements"] == 1, "the total is reused within LIST_COUNT_CACHE_S"
+    assert len(cached["content"]) == 2, "the rows themselves are always fresh"
+    assert client.get("/api/models/list?modelNo=G1").get_json()["data"]["totalElements"] == 2
+    app.extensions["trainyard"].dispose()
