@@ -64,7 +64,7 @@ def _judge(model: Model, job: Job, output_dir: Path) -> JobObservation:
         if job.container_missing
         else ContainerEnd(int(job.container_exit_code or 0), bool(job.oom_killed))
     )
-    return judge(container, gap, job.log_tail)
+    return judge(container, gap, job.log_tail, node_lost=bool(job.node_lost))
 
 
 def _ingest(

@@ -33,6 +33,7 @@ from workers import outputs
 from workers.context import WorkerContext
 from workers.ending import observe_end, remove_container, stop_and_collect
 from workers.gpus import release_gpus
+from workers.heartbeat import end_jobs_of_lost_nodes
 from workers.requeue import republish_queued
 from workers.runtime.base import LABEL_JOB_ID, ContainerState
 
@@ -191,6 +192,7 @@ def sweep(ctx: WorkerContext) -> dict[str, int] | None:
             "outbox published": publish_pending(ctx.db, ctx.publisher),
             "queued re-published": republish_queued(ctx, older_than_s=ctx.node.requeue_after_s),
             "completions re-published": _republish_unjudged(ctx),
+            "jobs of lost nodes ended": end_jobs_of_lost_nodes(ctx),
         }
 
 

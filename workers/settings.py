@@ -33,6 +33,7 @@ class NodeSettings:
     state_dir: Path  # the process runtime's records
     default_dataset: str
     default_memory_mb: int  # a job that asks for no memory limit still gets this one
+    node_lost_after_s: float  # a node without a heartbeat this long is presumed lost
     drain_file: Path  # while it exists the node claims no new job (`trainyard drain NODE`)
 
     @classmethod
@@ -51,6 +52,7 @@ class NodeSettings:
             state_dir=Path(os.environ.get("PROCESS_STATE_DIR", str(home / "processes" / node))),
             default_dataset=os.environ.get("DEFAULT_DATASET", "demo"),
             default_memory_mb=int(os.environ.get("DEFAULT_JOB_MEMORY_MB", "4096")),
+            node_lost_after_s=float(os.environ.get("NODE_LOST_AFTER_S", "120")),
             drain_file=drain_file(home, node),
         )
 

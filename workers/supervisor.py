@@ -18,6 +18,7 @@ from app.db.models import Job
 from app.domain.timefmt import utcnow
 from workers.context import WorkerContext
 from workers.ending import observe_end
+from workers.heartbeat import beat
 from workers.reconcile import reconcile_node, sweep
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Supervisor:
 
     def _run(self) -> None:
         ctx = self.ctx
+        self._guard(lambda: beat(ctx, started=True))
         self._guard(lambda: log.info("startup reconcile: %s", reconcile_node(ctx, startup=True)))
         since = utcnow()
         next_poll = next_sweep = time.monotonic()
@@ -54,6 +56,7 @@ class Supervisor:
             now = time.monotonic()
             if now >= next_poll:
                 next_poll = now + ctx.node.supervise_interval_s
+                self._guard(lambda: beat(ctx))
                 self._guard(lambda: reconcile_node(ctx))
             if now >= next_sweep:
                 next_sweep = now + ctx.node.sweep_interval_s

@@ -145,11 +145,11 @@ def _json_schemas() -> dict[str, Any]:
                     "dataset": {"type": ["string", "null"]},
                     "resources": {"type": "object"},
                     "checkpointEpochs": {"type": "array", "items": {"type": "integer"}},
-                "metricSummary": {
-                    "type": "object",
-                    "description": "{split: {metric: {min, minEpoch, max, maxEpoch, last, "
-                    "lastEpoch}}}; also on list items with withSummary=true",
-                },
+                    "metricSummary": {
+                        "type": "object",
+                        "description": "{split: {metric: {min, minEpoch, max, maxEpoch, last, "
+                        "lastEpoch}}}; also on list items with withSummary=true",
+                    },
                     "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
                 },
             },

@@ -126,6 +126,7 @@ class Job(Base):
     oom_killed: Mapped[bool | None] = mapped_column(Boolean)
     log_tail: Mapped[str | None] = mapped_column(Text)
     container_ended_dttm: Mapped[datetime | None]
+    node_lost: Mapped[bool | None] = mapped_column(Boolean)  # ended because its node went silent
     queued_dttm: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
     claimed_dttm: Mapped[datetime | None]  # when a node took it (node, gpu_ids set)
     started_dttm: Mapped[datetime | None]
@@ -228,6 +229,19 @@ class MetricSeries(Base):
     )
 
 
+class Node(Base):
+    """A worker node's heartbeat. A node silent for NODE_LOST_AFTER_S is presumed lost: the
+    sweep ends its jobs by their outputs instead of leaving them RUNNING forever."""
+
+    __tablename__ = "tb_node"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    gpu_ids: Mapped[list[int] | None] = mapped_column(Json)
+    runtime: Mapped[str | None] = mapped_column(String(32))
+    started_dttm: Mapped[datetime]
+    last_seen_dttm: Mapped[datetime] = mapped_column(index=True)
+
+
 class GpuLease(Base):
     """One GPU of one node held by one job. The primary key makes a double booking impossible,
     even when two launches race on one node."""
@@ -283,6 +297,7 @@ __all__ = [
     "Job",
     "MetricSeries",
     "Model",
+    "Node",
     "OutboxMessage",
     "TestMetric",
     "TrainMetric",

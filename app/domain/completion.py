@@ -10,6 +10,7 @@ from app.domain.states import JobType
 from app.domain.transitions import JobEvent, JobObservation
 
 MISSING_INCOMPLETE = "SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE"
+NODE_LOST_INCOMPLETE = "NODE_LOST_OUTPUT_INCOMPLETE"
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,19 @@ def output_gap(
     return None
 
 
-def judge(container: ContainerEnd | None, gap: str | None, log_tail: str | None) -> JobObservation:
-    """The SPEC §5 table. `container` is None when the container is missing."""
+def judge(
+    container: ContainerEnd | None,
+    gap: str | None,
+    log_tail: str | None,
+    node_lost: bool = False,
+) -> JobObservation:
+    """The SPEC §5 table. `container` is None when the container is missing — or unknowable,
+    because its node went silent (`node_lost`): then too the outputs decide."""
     if container is None:
         if gap is None:
             return JobObservation(JobEvent.SUCCEEDED, exit_code=0)
-        return JobObservation(JobEvent.LOST, exit_code=-1, error=f"{MISSING_INCOMPLETE}: {gap}")
+        code = NODE_LOST_INCOMPLETE if node_lost else MISSING_INCOMPLETE
+        return JobObservation(JobEvent.LOST, exit_code=-1, error=f"{code}: {gap}")
     if container.oom_killed:
         return JobObservation(JobEvent.FAILED, container.exit_code, "OOM_KILLED", log_tail)
     if container.exit_code != 0:

@@ -1,10 +1,10 @@
 """Where a model's files live under OUTPUT_ROOT (paths only; no I/O).
 
-    OUTPUT_ROOT/<model uuid>/            mounted into the job's container
-        tmp/{train,val,test}.txt          split lists (create-tmp, or run when missing)
-        train/                            TRAIN: train.csv, val.csv, checkpoints/, progress.json
-        eval-<job id>/test/               EVAL: test.csv, results_epoch_<E>.zip
-        set-aside/train-before-job-<id>/  what a restart moved out of the way
+OUTPUT_ROOT/<model uuid>/            mounted into the job's container
+    tmp/{train,val,test}.txt          split lists (create-tmp, or run when missing)
+    train/                            TRAIN: train.csv, val.csv, checkpoints/, progress.json
+    eval-<job id>/test/               EVAL: test.csv, results_epoch_<E>.zip
+    set-aside/train-before-job-<id>/  what a restart moved out of the way
 """
 
 from __future__ import annotations

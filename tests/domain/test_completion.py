@@ -56,3 +56,12 @@ def test_the_table() -> None:
         -1,
         "SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE: val.csv-lines-mismatch",
     )
+
+
+def test_a_lost_node_is_named() -> None:
+    lost = judge(None, "val.csv-lines-mismatch", None, node_lost=True)
+    assert (lost.event, lost.error) == (
+        JobEvent.LOST,
+        "NODE_LOST_OUTPUT_INCOMPLETE: val.csv-lines-mismatch",
+    )
+    assert judge(None, None, None, node_lost=True).event is JobEvent.SUCCEEDED

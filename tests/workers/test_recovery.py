@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db.models import GpuLease, Job
+from app.domain import layout
 from app.services.publisher import CeleryPublisher
 from tests.conftest import TEST_BROKER_URL
 from tests.integration.helpers import create_model
@@ -173,3 +174,33 @@ def test_two_gpu_nodes_share_work_without_sharing_a_gpu(
         assert canceled.container_gone_dttm is not None and canceled.container_exit_code is not None
     for model in models:
         client.post(f"/api/train/cancel/{model['uuid']}")
+
+
+def test_a_silent_node_does_not_leave_its_job_running(
+    client: FlaskClient, workers, trainer_image: str, settings: Settings
+) -> None:
+    worker = workers("node-a", NODE_LOST_AFTER_S="4")
+    params = {"total_epoch": 30, "val_interval": 2, "epoch_seconds": 0.5}
+    model = create_model(client, params=params)
+    uid = model["uuid"]
+    first = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
+    _running(client, uid, checkpoint=2)
+    worker.kill()  # node-a goes silent; its container trains on
+    workers("node-b", NODE_LOST_AFTER_S="4")  # another node's sweep notices the silence
+
+    stopped = wait_for_status(client, uid, "statusCd", "STOPPED", 60)
+    assert stopped["lastError"] == "NODE_LOST_OUTPUT_INCOMPLETE: val.csv-lines-mismatch"
+    assert stopped["jobs"][0]["statusCd"] == "STOPPED"
+
+    # The old container may still run on node-a: a resume waits instead of starting a second.
+    resumed = client.post(f"/api/train/resume/{uid}").get_json()["data"]["job"]
+    time.sleep(4)
+    assert model_of(client, uid)["jobs"][-1]["statusCd"] == "QUEUED"
+    assert docker_client().containers.get(first["containerName"]).status == "running"
+
+    workers("node-a", NODE_LOST_AFTER_S="4")  # back: stops its orphan; the resume starts
+    done = wait_for_status(client, uid, "statusCd", "COMPLETED", 120)
+    assert done["jobs"][-1]["id"] == resumed["id"]
+    train_csv = layout.train_dir(settings.output_root, uid) / "train.csv"
+    epochs = [int(line.split(",")[0]) for line in train_csv.read_text().splitlines()[1:]]
+    assert epochs == list(range(1, 31)), "no epoch twice"

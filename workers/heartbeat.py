@@ -1,0 +1,71 @@
+"""Node heartbeats, and what happens to the jobs of a node that went silent.
+
+Each supervisor writes its node's row every SUPERVISE_INTERVAL_S. The sweep presumes a node
+lost after NODE_LOST_AFTER_S without a beat and ends its unfinished jobs by their outputs
+(SPEC §5, as for a missing container), so nothing stays RUNNING forever. The containers are
+not confirmed gone, so the model starts no new container until that node comes back and its
+startup reconcile stops and removes the old one: a lost node never leads to two live
+containers for one model.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app import messaging
+from app.db.models import Job, Node
+from app.db.session import transaction
+from app.domain.timefmt import utcnow
+from app.services.outbox import enqueue, publish_pending
+from workers.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+def beat(ctx: WorkerContext, started: bool = False) -> None:
+    now = utcnow()
+    with transaction(ctx.db) as session:
+        node = session.get(Node, ctx.node.node)
+        if node is None:
+            node = Node(name=ctx.node.node, started_dttm=now, last_seen_dttm=now)
+            session.add(node)
+        if started:
+            node.started_dttm = now
+        node.last_seen_dttm = now
+        node.gpu_ids = list(ctx.node.gpu_ids)
+        node.runtime = type(ctx.runtime).__name__
+
+
+def end_jobs_of_lost_nodes(ctx: WorkerContext) -> int:
+    """Jobs claimed by silent nodes, whose end nobody recorded, are judged by their outputs."""
+    cutoff = utcnow() - timedelta(seconds=ctx.node.node_lost_after_s)
+    outbox_ids: list[int] = []
+    with transaction(ctx.db) as session:
+        lost = set(session.scalars(select(Node.name).where(Node.last_seen_dttm < cutoff)))
+        if not lost:
+            return 0
+        jobs = session.scalars(
+            select(Job)
+            .where(
+                Job.node.in_(lost),
+                Job.container_ended_dttm.is_(None),
+                Job.container_gone_dttm.is_(None),
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in jobs:
+            log.warning("node %s is silent: judging job %s by its outputs", job.node, job.id)
+            job.container_ended_dttm = utcnow()
+            job.container_missing = True
+            job.node_lost = True
+            job.log_tail = f"NODE_LOST: node {job.node} sent no heartbeat since {cutoff:%H:%M:%S}"
+            if not job.status.is_terminal:
+                message = enqueue(
+                    session, messaging.COMPLETE_JOB, messaging.QUEUE_METRICS, {"job_id": job.id}
+                )
+                outbox_ids.append(message.id)
+    publish_pending(ctx.db, ctx.publisher, only_ids=outbox_ids)
+    return len(jobs)
