@@ -248,7 +248,7 @@
       ? (ckpt ? ` 마지막 체크포인트: Epoch ${ckpt}.` : ' 남은 체크포인트가 없어 처음부터 다시 학습해야 합니다.')
       : '';
 
-    if (testCtx && m.step2Status === 'STOPPED' && !err.startsWith('SERVER_RESTART')) {
+    if (testCtx && m.step2Status === 'STOPPED' && !/^(SERVER_RESTART|NODE_LOST)/.test(err)) {
       return { sev: 'warning', icon: '⚠️', title: '테스트 중단됨', text: '테스트가 중단되었습니다.', action: retry, code: '' };
     }
     if (!err) {
@@ -270,6 +270,17 @@
         sev: 'warning', icon: '⚠️', title: '서버 재시작으로 인한 중단',
         text: `서버가 재시작되면서 ${what}이(가) 중단되었습니다 — 산출물 확인 필요.`
           + (reason ? ` (${explainReason(reason)})` : '') + ckptText,
+        action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
+        code: err,
+      };
+    }
+    if (err.startsWith('NODE_LOST_OUTPUT_INCOMPLETE')) {
+      const reason = err.split(':').slice(1).join(':');
+      return {
+        sev: 'warning', icon: '⚠️', title: '노드 응답 없음으로 인한 중단',
+        text: `${what}을(를) 실행하던 노드가 응답하지 않아 중단으로 처리했습니다.`
+          + (reason ? ` (${explainReason(reason)})` : '') + ckptText
+          + ' 새 실행은 그 노드가 돌아와 이전 컨테이너를 정리한 뒤 시작됩니다.',
         action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
         code: err,
       };
