@@ -57,20 +57,48 @@ def _claimed_jobs(ctx: WorkerContext) -> list[tuple[Job, str]]:
 
 
 def reconcile_node(ctx: WorkerContext, startup: bool = False) -> dict[str, int]:
-    """Compare this node's claimed jobs with its labelled containers; fix what differs."""
+    """Compare this node's claimed jobs with its labelled containers; fix what differs.
+
+    Launches run beside this in other threads, so neither snapshot is the truth alone: jobs
+    are read first and containers second (a job claimed after the first read shows up only
+    as an unknown container, re-checked in the database before anything is removed), and a
+    job whose container is not in the list is inspected once more before it counts as
+    missing (it may have been created a moment after the list was taken).
+    """
+    jobs = _claimed_jobs(ctx)
     containers = {c.name: c for c in ctx.runtime.list_managed(ctx.node.node)}
     counts: dict[str, int] = {}
-    for job, model_uuid in _claimed_jobs(ctx):
+    for job, model_uuid in jobs:
+        name = job.container_name or f"trainyard-job-{job.id}"
+        state = containers.pop(name, None)
         if job.id in ctx.launching:
-            containers.pop(job.container_name or "", None)
             continue
-        state = containers.pop(job.container_name or "", None)
+        if state is None:
+            state = ctx.runtime.inspect(name)
         outcome = reconcile_job(ctx, job, model_uuid, state, startup)
         counts[outcome] = counts.get(outcome, 0) + 1
     for name, state in containers.items():
+        if _wanted_by_a_live_job(ctx, state):
+            continue
         _remove_orphan(ctx, name, state)
         counts["orphan removed"] = counts.get("orphan removed", 0) + 1
     return counts
+
+
+def _wanted_by_a_live_job(ctx: WorkerContext, state: ContainerState) -> bool:
+    """A container launched after the job list was read: its job is this node's and not
+    confirmed gone. The next pass reconciles it."""
+    job_id = state.labels.get(LABEL_JOB_ID, "")
+    if not job_id.isdigit():
+        return False
+    with ctx.db() as session:
+        job = session.get(Job, int(job_id))
+        return (
+            job is not None
+            and job.node == ctx.node.node
+            and job.container_gone_dttm is None
+            and job.container_name == state.name
+        )
 
 
 def reconcile_job(

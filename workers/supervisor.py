@@ -31,6 +31,12 @@ class Supervisor:
         self.thread = threading.Thread(target=self._run, name="trainyard-supervisor", daemon=True)
 
     def start(self) -> None:
+        """Reconcile once before returning, so the node's view is settled before its Celery
+        consumer takes any message; then watch in the background."""
+        self._guard(lambda: beat(self.ctx, started=True))
+        self._guard(
+            lambda: log.info("startup reconcile: %s", reconcile_node(self.ctx, startup=True))
+        )
         self.thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -39,8 +45,6 @@ class Supervisor:
 
     def _run(self) -> None:
         ctx = self.ctx
-        self._guard(lambda: beat(ctx, started=True))
-        self._guard(lambda: log.info("startup reconcile: %s", reconcile_node(ctx, startup=True)))
         since = utcnow()
         next_poll = next_sweep = time.monotonic()
         while not self.stopping.is_set():
