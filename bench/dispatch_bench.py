@@ -16,6 +16,7 @@ Needs PostgreSQL, Redis and a Docker engine (scripts/services.sh) and the images
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -190,10 +191,10 @@ def main() -> int:
         print(f"{'reconcile after worker restart':<34} {args.inflight} jobs in {reconcile:.1f} s")
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
-        for container in client.containers.list(
-            all=True, filters={"label": "trainyard.node=bench"}
-        ):
-            container.remove(force=True)
+        # Low-level listing: containers vanish while we go (the cancels are being processed).
+        for row in client.api.containers(all=True, filters={"label": "trainyard.node=bench"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_container(row["Id"], force=True)
     return 0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -22,7 +21,7 @@ from app.domain.states import JobType
 from app.domain.transitions import JobEvent, JobObservation
 from app.services.outbox import publish_pending
 from app.services.publisher import Publisher
-from app.services.status_writes import apply, lock_model_by_id
+from app.services.status_writes import apply, lock_job
 from workers import outputs
 
 log = logging.getLogger(__name__)
@@ -32,12 +31,10 @@ def complete_job(
     db: sessionmaker[Session], settings: Settings, publisher: Publisher | None, job_id: int
 ) -> str:
     with transaction(db) as session:
-        model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
-        if model_id is None:
+        locked = lock_job(session, job_id)
+        if locked is None:
             return f"job {job_id} does not exist"
-        model = lock_model_by_id(session, model_id)
-        job = session.get(Job, job_id, populate_existing=True)
-        assert model is not None and job is not None
+        model, job = locked
         if job.status.is_terminal:
             return f"job {job_id} already ended as {job.status_cd}"
         if job.container_ended_dttm is None:

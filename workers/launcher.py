@@ -26,7 +26,7 @@ from app.domain.timefmt import utcnow
 from app.domain.transitions import JobEvent, JobObservation
 from app.services.datasets import DatasetUnavailable, write_splits
 from app.services.observations import record_observation
-from app.services.status_writes import lock_model_by_id
+from app.services.status_writes import lock_job
 from workers import outputs
 from workers.context import WorkerContext
 from workers.gpus import take_gpus
@@ -80,12 +80,10 @@ def launch_job(ctx: WorkerContext, job_id: int) -> str:
 def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
     me = ctx.node.node
     with transaction(ctx.db) as session:
-        model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
-        if model_id is None:
+        locked = lock_job(session, job_id)
+        if locked is None:
             return f"job {job_id} does not exist"
-        model = lock_model_by_id(session, model_id)
-        job = session.get(Job, job_id, populate_existing=True)
-        assert model is not None and job is not None
+        model, job = locked
         if job.status is not JobStatus.QUEUED:
             return f"job {job_id} is {job.status_cd}: nothing to launch"
         if job.node is not None and job.node != me:

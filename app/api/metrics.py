@@ -7,18 +7,13 @@ Values are JSON numbers, null for a missing cell, and the strings "NaN", "Infini
 
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint, Response, request
-from sqlalchemy.orm import Session
 
 from app.api.envelope import ApiError, ok
-from app.api.params import parse_uuid
-from app.db.models import Model
+from app.api.params import model_or_404, parse_uuid
 from app.metrics.series import CHART_SPLITS, UnknownMetric, chart, provisional_best, test_rows
 from app.metrics.summary import metric_summary
 from app.runtime import runtime
-from app.services.queries import find_model
 
 bp = Blueprint("metrics", __name__, url_prefix="/api/models")
 
@@ -40,7 +35,7 @@ def series(model_uuid: str) -> tuple[Response, int]:
     max_points = _max_points(request.args.get("maxPoints"))
     wanted = [m.strip() for m in request.args.get("metrics", "").split(",") if m.strip()]
     with runtime().reads() as session:
-        model = _model(session, key)
+        model = model_or_404(session, key)
         try:
             return ok(chart(session, model, split, max_points, wanted or None))
         except UnknownMetric as exc:
@@ -51,7 +46,7 @@ def series(model_uuid: str) -> tuple[Response, int]:
 def summary(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     with runtime().reads() as session:
-        model = _model(session, key)
+        model = model_or_404(session, key)
         params = model.params or {}
         best = model.best_epoch
         return ok(
@@ -69,14 +64,7 @@ def summary(model_uuid: str) -> tuple[Response, int]:
 def test(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     with runtime().reads() as session:
-        return ok(test_rows(session, _model(session, key)))
-
-
-def _model(session: Session, key: uuid.UUID) -> Model:
-    model = find_model(session, key)
-    if model is None:
-        raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
-    return model
+        return ok(test_rows(session, model_or_404(session, key)))
 
 
 def _max_points(raw: str | None) -> int:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from app.api.envelope import ApiError, ok
-from app.api.params import parse_json_body, parse_query, parse_uuid
+from app.api.params import model_or_404, parse_json_body, parse_query, parse_uuid
 from app.api.schemas import CreateModel, ListQuery
 from app.api.serialize import model_detail, model_summary
 from app.db.models import Model
 from app.db.session import transaction
 from app.metrics import metric_summaries, metric_summary
 from app.runtime import runtime
-from app.services.queries import find_model, jobs_of, list_models
+from app.services.queries import jobs_of, list_models
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
 
@@ -64,9 +64,7 @@ def detail(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = runtime()
     with rt.reads() as session:
-        model = find_model(session, key)
-        if model is None:
-            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
+        model = model_or_404(session, key)
         data = model_detail(model, jobs_of(session, model), rt.settings.tz)
         data["metricSummary"] = metric_summary(session, model)
         return ok(data)

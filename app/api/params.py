@@ -7,11 +7,25 @@ from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from app.api.envelope import ApiError
 from app.api.schemas import describe_validation_error
+from app.db.models import Model
+from app.services.queries import find_model
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+def model_not_found(model_uuid: uuid.UUID) -> ApiError:
+    return ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {model_uuid}.")
+
+
+def model_or_404(session: Session, model_uuid: uuid.UUID) -> Model:
+    model = find_model(session, model_uuid)
+    if model is None:
+        raise model_not_found(model_uuid)
+    return model
 
 
 def parse_uuid(value: str) -> uuid.UUID:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.envelope import ApiError, ok
-from app.api.params import parse_uuid
+from app.api.params import model_or_404, parse_uuid
 from app.db.models import Job, Model
 from app.domain import layout
 from app.domain.states import JobStatus, JobType
 from app.domain.timefmt import format_time
 from app.runtime import runtime
-from app.services.queries import find_model, jobs_of
+from app.services.queries import jobs_of
 
 bp = Blueprint("results", __name__, url_prefix="/api/models")
 
@@ -34,13 +33,6 @@ MAX_TEST_ROWS = 1000
 #: summary.json is a few KB; refuse to parse anything absurd.
 MAX_SUMMARY_BYTES = 5 * 1024 * 1024
 _LIVE = frozenset({JobStatus.QUEUED.value, JobStatus.RUNNING.value})
-
-
-def _model_or_404(session: Session, model_uuid: uuid.UUID) -> Model:
-    model = find_model(session, model_uuid)
-    if model is None:
-        raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {model_uuid}.")
-    return model
 
 
 def _job_id_query() -> int | None:
@@ -63,7 +55,7 @@ def logs(model_uuid: str) -> tuple[Response, int]:
     wanted = _job_id_query()
     rt = runtime()
     with rt.reads() as session:
-        model = _model_or_404(session, key)
+        model = model_or_404(session, key)
         jobs = jobs_of(session, model)
         job = _pick_job(model, jobs, wanted)
         if job is None:
@@ -200,7 +192,7 @@ def results(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = runtime()
     with rt.reads() as session:
-        model = _model_or_404(session, key)
+        model = model_or_404(session, key)
         job = _latest_successful_eval(session, model)
         if job is None:
             raise ApiError(404, "NO_RESULTS", "This model has no successful test yet.")
@@ -237,7 +229,7 @@ def download(model_uuid: str) -> Response:
     key = parse_uuid(model_uuid)
     rt = runtime()
     with rt.reads() as session:
-        model = _model_or_404(session, key)
+        model = model_or_404(session, key)
         job = _latest_successful_eval(session, model)
         if job is None:
             raise ApiError(404, "NO_RESULTS", "This model has no successful test yet.")

@@ -7,7 +7,7 @@ import uuid
 from flask import Blueprint, Response, jsonify, request
 
 from app.api.envelope import ApiError, error_body, ok
-from app.api.params import parse_epoch, parse_uuid
+from app.api.params import model_not_found, model_or_404, parse_epoch, parse_uuid
 from app.api.serialize import job_detail, model_summary
 from app.domain.transitions import Command, CommandRequest, Reason, Rejected
 from app.runtime import runtime
@@ -56,7 +56,7 @@ def _command(model_uuid: uuid.UUID, command_request: CommandRequest) -> tuple[Re
             rt.sessions, rt.publisher, model_uuid, command_request, _render, _idempotency()
         )
     except ModelNotFound:
-        raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {model_uuid}.") from None
+        raise model_not_found(model_uuid) from None
     except IdempotencyKeyReused as exc:
         raise ApiError(400, "IDEMPOTENCY_KEY_REUSED", str(exc)) from None
     return jsonify(reply.body), reply.status
@@ -98,9 +98,7 @@ def test_cancel(model_uuid: str) -> tuple[Response, int]:
 def _require_epoch_within_training(model_uuid: uuid.UUID, epoch: int) -> None:
     """An epoch beyond total_epoch is bad input (400), not a state conflict."""
     with runtime().reads() as session:
-        model = find_model(session, model_uuid)
-        if model is None:
-            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {model_uuid}.")
+        model = model_or_404(session, model_uuid)
         if epoch > model.total_epoch:
             raise ApiError(
                 400,
@@ -115,9 +113,7 @@ def status_sync(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = runtime()
     with rt.reads() as session:
-        model = find_model(session, key)
-        if model is None:
-            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
+        model = model_or_404(session, key)
         sync = request_sync(session, rt.publisher, model)
         if sync.get("answered"):  # the node's reconcile may have changed it: read it again
             session.expire_all()
@@ -133,9 +129,7 @@ def create_tmp(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = runtime()
     with rt.reads() as session:
-        model = find_model(session, key)
-        if model is None:
-            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
+        model = model_or_404(session, key)
         try:
             return ok(create_split_lists(rt.settings, model))
         except DatasetUnavailable as exc:
@@ -147,9 +141,7 @@ def counts(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = runtime()
     with rt.reads() as session:
-        model = find_model(session, key)
-        if model is None:
-            raise ApiError(404, "MODEL_NOT_FOUND", f"No model with uuid {key}.")
+        model = model_or_404(session, key)
         try:
             return ok(split_counts(rt.settings, model))
         except DatasetUnavailable as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Job, Model
@@ -12,7 +12,7 @@ from app.db.session import transaction
 from app.domain.transitions import JobObservation
 from app.services.outbox import publish_pending
 from app.services.publisher import Publisher
-from app.services.status_writes import StatusWrite, apply, lock_model_by_id
+from app.services.status_writes import StatusWrite, apply, lock_job
 
 #: Extra writes that must commit together with the transition (e.g. the metric ingest).
 AlsoWrite = Callable[[Session, Model, Job], None]
@@ -32,13 +32,10 @@ def record_observation(
     `also` runs in the same transaction only when the transition is accepted.
     """
     with transaction(factory) as session:
-        model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
-        if model_id is None:
+        locked = lock_job(session, job_id)
+        if locked is None:
             raise LookupError(f"no job {job_id}")
-        model = lock_model_by_id(session, model_id)
-        assert model is not None  # jobs cascade with their model
-        job = session.get(Job, job_id, populate_existing=True)
-        assert job is not None
+        model, job = locked
         write = apply(session, model, observation, observed=job)
         if write.accepted and also is not None:
             also(session, model, job)

@@ -60,6 +60,18 @@ def lock_model_by_id(session: Session, model_id: int) -> Model | None:
     ).one_or_none()
 
 
+def lock_job(session: Session, job_id: int) -> tuple[Model, Job] | None:
+    """A job and its model, the model row locked (the lock every status write takes), the
+    job re-read under it. None when there is no such job."""
+    model_id = session.scalar(select(Job.model_id).where(Job.id == job_id))
+    if model_id is None:
+        return None
+    model = lock_model_by_id(session, model_id)
+    job = session.get(Job, job_id, populate_existing=True)
+    assert model is not None and job is not None  # jobs cascade with their model
+    return model, job
+
+
 def snapshot(model: Model) -> ModelSnapshot:
     return ModelSnapshot(
         step1=StepState(model.step1_state),
