@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help venv run test test-fast lint services images migrate bench clean flower \
+.PHONY: help venv run test test-fast lint services images migrate bench bench-dispatch bench-metrics clean flower \
 	compose-build compose-config compose-up compose-down
 
 help:
@@ -16,6 +16,8 @@ help:
 	@echo "make services   install/start PostgreSQL, Redis and a Docker engine"
 	@echo "make images     build the local base image and the reference trainer image"
 	@echo "make bench      API benchmark (see bench/README.md)"
+	@echo "make bench-dispatch  POST run -> container running, cancel, reconcile 200 jobs"
+	@echo "make bench-metrics   1M-row train.csv ingest beside a raw COPY and MLflow"
 	@echo "make flower     Flower alone, for a running broker (BROKER_URL)"
 	@echo "make compose-build|compose-config|compose-up|compose-down   docker compose (docs/deployment.md)"
 
@@ -71,6 +73,12 @@ lint: venv
 
 bench: venv
 	$(BIN)/python -m bench.api_bench
+
+bench-dispatch: venv
+	$(BIN)/python -m bench.dispatch_bench
+
+bench-metrics: venv
+	$(BIN)/python -m bench.metrics_bench
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
