@@ -19,7 +19,6 @@ from app.services.commands import (
     execute_command,
 )
 from app.services.datasets import DatasetUnavailable, create_split_lists, split_counts
-from app.services.queries import find_model
 from app.services.status_writes import StatusWrite
 from app.services.sync import request_sync
 
@@ -117,8 +116,7 @@ def status_sync(model_uuid: str) -> tuple[Response, int]:
         sync = request_sync(session, rt.publisher, model)
         if sync.get("answered"):  # the node's reconcile may have changed it: read it again
             session.expire_all()
-            model = find_model(session, key)
-            assert model is not None
+            model = model_or_404(session, key)
         data = model_summary(model, rt.settings.tz)
     data["sync"] = sync
     return ok(data)
