@@ -3,16 +3,22 @@ live job to reconcile it with its container and outputs."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import messaging
-from app.db.models import Model
+from app.db.models import Model, Node
+from app.domain.timefmt import utcnow
 from app.services.publisher import Publisher
 from app.services.status_writes import live_job
 
 SYNC_TIMEOUT_S = 3.0  # the API worker waits this long at most for the node's answer
+# A node whose last heartbeat is older than this is not asked at all: waiting on a dead node
+# would hold an API worker for SYNC_TIMEOUT_S per click. (Nodes beat every few seconds.)
+SILENT_AFTER_S = 30.0
 
 
 def request_sync(
@@ -27,6 +33,20 @@ def request_sync(
         return {"requested": False, "reason": "no live job"}
     if job.node is None:
         return {"requested": False, "reason": f"job {job.id} is queued and not on a node yet"}
+    last_seen = session.scalar(select(Node.last_seen_dttm).where(Node.name == job.node))
+    if last_seen is None or _age_s(last_seen) > SILENT_AFTER_S:
+        silence = (
+            "has never sent a heartbeat"
+            if last_seen is None
+            else f"has sent no heartbeat since {last_seen:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        return {
+            "requested": False,
+            "node": job.node,
+            "jobId": job.id,
+            "answered": False,
+            "reason": f"node {job.node} {silence}; not waiting for it",
+        }
     base = {"requested": True, "node": job.node, "jobId": job.id}
     try:
         answer = publisher.request(
@@ -41,3 +61,9 @@ def request_sync(
     except Exception as exc:
         return {**base, "answered": False, "reason": f"broker unavailable: {exc}"}
     return {**base, "answered": True, "result": answer}
+
+
+def _age_s(moment: datetime) -> float:
+    if moment.tzinfo is None:  # SQLite returns naive UTC
+        moment = moment.replace(tzinfo=UTC)
+    return (utcnow() - moment).total_seconds()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -12,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import Job, Model
+from app.db.models import Job, Model, Node
 from app.domain.transitions import JobEvent, JobObservation
 from app.services.observations import record_observation, record_progress
 from tests.integration.helpers import create_model, queued_tasks
@@ -279,12 +280,31 @@ def test_status_sync_returns_the_model_and_says_what_it_did(
     job_id = client.post(f"/api/train/run/{model['uuid']}").get_json()["data"]["job"]["id"]
     with db.begin() as session:
         session.get(Job, job_id).node = "node-1"
+
+    # A node that never sent a heartbeat is not waited for.
+    unknown = client.post(f"/api/train/status/{model['uuid']}").get_json()["data"]["sync"]
+    assert unknown["requested"] is False
+    assert unknown["reason"] == "node node-1 has never sent a heartbeat; not waiting for it"
+    assert queued_tasks(broker, "node.node-1") == []
+
+    # A node that beats but does not answer (no worker serves node-1 here): say so, don't hang.
+    now = datetime.now(UTC)
+    with db.begin() as session:
+        session.add(Node(name="node-1", started_dttm=now, last_seen_dttm=now))
     started = time.monotonic()
     synced = client.post(f"/api/train/status/{model['uuid']}").get_json()["data"]
     assert time.monotonic() - started < 10, "a silent node must not hang the request"
-    # No worker serves node-1 here: the answer says so instead of hanging.
     assert synced["sync"] == {
-        "requested": True, "node": "node-1", "jobId": job_id, "answered": False,
+        "requested": True,
+        "node": "node-1",
+        "jobId": job_id,
+        "answered": False,
         "reason": "node node-1 did not answer within 3 s",
     }
     assert [t["task"] for t in queued_tasks(broker, "node.node-1")] == ["trainyard.sync_job"]
+
+    # A node silent for longer than SILENT_AFTER_S is not asked either.
+    with db.begin() as session:
+        session.get(Node, "node-1").last_seen_dttm = now - timedelta(minutes=5)
+    stale = client.post(f"/api/train/status/{model['uuid']}").get_json()["data"]["sync"]
+    assert stale["requested"] is False and "has sent no heartbeat since" in stale["reason"]
