@@ -57,7 +57,8 @@ def _beat_forever(database_url: str) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             for node in BENCH_NODES:
                 conn.execute(
-                    "insert into tb_node (name, started_dttm, last_seen_dttm) values (%s, now(), now())"
+                    "insert into tb_node (name, started_dttm, last_seen_dttm)"
+                    " values (%s, now(), now())"
                     " on conflict (name) do update set last_seen_dttm = now()",
                     (node,),
                 )
