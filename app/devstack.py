@@ -495,13 +495,11 @@ def _runtime_guess(env: dict[str, str]) -> str:
     wanted = env.get("WORKER_RUNTIME", "auto")
     if wanted != "auto":
         return wanted
-    try:
-        import docker
+    from workers.context import docker_client_if_answering
 
-        docker.from_env(timeout=3, environment=env).ping()
+    if docker_client_if_answering(timeout_s=3, environment=env) is not None:
         return "docker (an engine answers)"
-    except Exception:
-        return "process (no Docker engine answers)"
+    return "process (no Docker engine answers)"
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

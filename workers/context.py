@@ -37,23 +37,30 @@ class WorkerContext:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def docker_client_if_answering(timeout_s: float = 120, environment: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """A Docker client when an engine answers a ping, else None (and why, logged)."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=timeout_s, environment=environment)
+        client.ping()
+        return client
+    except Exception as exc:
+        log.info("no Docker engine answers: %s", exc)
+        return None
+
+
 def make_runtime(node: NodeSettings) -> ContainerRuntime:
     """Docker when asked for, or when `auto` and an engine answers; else the process runtime."""
     if node.runtime in ("docker", "auto"):
-        try:
-            import docker
+        from workers.runtime.docker import DockerRuntime
 
-            from workers.runtime.docker import DockerRuntime
-
-            client = docker.from_env(timeout=120)
-            client.ping()
+        client = docker_client_if_answering()
+        if client is not None:
             return DockerRuntime(client=client, node=node.node)
-        except Exception as exc:
-            if node.runtime == "docker":
-                raise RuntimeError(
-                    f"WORKER_RUNTIME=docker but no Docker engine answers: {exc}"
-                ) from exc
-            log.warning("no Docker engine answers (%s); using the process runtime", exc)
+        if node.runtime == "docker":
+            raise RuntimeError("WORKER_RUNTIME=docker but no Docker engine answers")
+        log.warning("no Docker engine answers; using the process runtime")
     from workers.runtime.process import ProcessRuntime
 
     # No image to run: the reference trainer from this checkout stands in for its ENTRYPOINT.

@@ -9,8 +9,10 @@ outbox in the same commit, so a crash between the two steps loses nothing.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import messaging
 from app.db.models import Job, Model
@@ -54,21 +56,45 @@ def observe_end(
     with transaction(ctx.db) as session:
         job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
         if job.container_ended_dttm is None:
-            job.container_ended_dttm = (state.finished_at if state else None) or utcnow()
-            job.container_missing = state is None and not launch_error
-            job.container_exit_code = (
-                LAUNCH_FAILED_EXIT if launch_error else (state.exit_code if state else None)
+            outbox_ids += record_end(
+                session,
+                job,
+                ended_at=(state.finished_at if state else None) or utcnow(),
+                exit_code=LAUNCH_FAILED_EXIT
+                if launch_error
+                else (state.exit_code if state else None),
+                missing=state is None and not launch_error,
+                oom_killed=bool(state and state.oom_killed),
+                log_tail=tail or None,
             )
-            job.oom_killed = bool(state and state.oom_killed)
-            job.log_tail = tail or None
-            if not job.status.is_terminal:
-                outbox_ids.append(
-                    enqueue(
-                        session, messaging.COMPLETE_JOB, messaging.QUEUE_METRICS, {"job_id": job_id}
-                    ).id
-                )
     publish_pending(ctx.db, ctx.publisher, only_ids=outbox_ids)
     remove_container(ctx, job_id, name)
+
+
+def record_end(
+    session: Session,
+    job: Job,
+    *,
+    ended_at: datetime,
+    exit_code: int | None,
+    missing: bool,
+    oom_killed: bool,
+    log_tail: str | None,
+    node_lost: bool = False,
+) -> list[int]:
+    """Write what is known of how the job's container ended and, for a job not yet ended,
+    queue its judgement (`complete_job`) in the same commit. Returns the outbox ids."""
+    job.container_ended_dttm = ended_at
+    job.container_exit_code = exit_code
+    job.container_missing = missing
+    job.oom_killed = oom_killed
+    job.log_tail = log_tail
+    if node_lost:
+        job.node_lost = True
+    if job.status.is_terminal:
+        return []
+    message = enqueue(session, messaging.COMPLETE_JOB, messaging.QUEUE_METRICS, {"job_id": job.id})
+    return [message.id]
 
 
 def remove_container(ctx: WorkerContext, job_id: int, name: str) -> None:

@@ -15,12 +15,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app import messaging
 from app.db.models import Job, Node
 from app.db.session import transaction
 from app.domain.timefmt import utcnow
-from app.services.outbox import enqueue, publish_pending
+from app.services.outbox import publish_pending
 from workers.context import WorkerContext
+from workers.ending import record_end
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,15 @@ def end_jobs_of_lost_nodes(ctx: WorkerContext) -> int:
         ).all()
         for job in jobs:
             log.warning("node %s is silent: judging job %s by its outputs", job.node, job.id)
-            job.container_ended_dttm = utcnow()
-            job.container_missing = True
-            job.node_lost = True
-            job.log_tail = f"NODE_LOST: node {job.node} sent no heartbeat since {cutoff:%H:%M:%S}"
-            if not job.status.is_terminal:
-                message = enqueue(
-                    session, messaging.COMPLETE_JOB, messaging.QUEUE_METRICS, {"job_id": job.id}
-                )
-                outbox_ids.append(message.id)
+            outbox_ids += record_end(
+                session,
+                job,
+                ended_at=utcnow(),
+                exit_code=None,
+                missing=True,
+                oom_killed=False,
+                log_tail=f"NODE_LOST: node {job.node} sent no heartbeat since {cutoff:%H:%M:%S}",
+                node_lost=True,
+            )
     publish_pending(ctx.db, ctx.publisher, only_ids=outbox_ids)
     return len(jobs)

@@ -29,6 +29,7 @@ from app.services.observations import record_observation
 from app.services.status_writes import lock_job
 from workers import outputs
 from workers.context import WorkerContext
+from workers.ending import observe_end, stop_and_collect
 from workers.gpus import take_gpus
 from workers.runtime.base import (
     LABEL_ATTEMPT,
@@ -152,16 +153,12 @@ def _start(ctx: WorkerContext, claim: Claim) -> str:
     if status == JobStatus.RUNNING.value:
         return f"{spec.name} already running"
     # Canceled (or ended) while we were starting it: it must not keep running.
-    from workers.ending import stop_and_collect
-
     stop_and_collect(ctx, claim.job_id)
     return f"job {claim.job_id} became {status} during launch; container stopped"
 
 
 def _launch_failed(ctx: WorkerContext, claim: Claim, exc: Exception) -> str:
     """Nothing runs: record the failure as the job's end, then clean up like any end."""
-    from workers.ending import observe_end
-
     log.warning("launch of job %s failed: %s", claim.job_id, exc)
     state: ContainerState | None = getattr(exc, "state", None)
     observe_end(ctx, claim.job_id, state, launch_error=str(exc))

@@ -113,6 +113,13 @@ def _log_answer(job: Job, tz: Any) -> dict[str, Any]:
     }
 
 
+def _latest_successful_eval_or_404(session: Session, model: Model) -> Job:
+    job = _latest_successful_eval(session, model)
+    if job is None:
+        raise ApiError(404, "NO_RESULTS", "This model has no successful test yet.")
+    return job
+
+
 def _latest_successful_eval(session: Session, model: Model) -> Job | None:
     return session.scalars(
         select(Job)
@@ -193,9 +200,7 @@ def results(model_uuid: str) -> tuple[Response, int]:
     rt = runtime()
     with rt.reads() as session:
         model = model_or_404(session, key)
-        job = _latest_successful_eval(session, model)
-        if job is None:
-            raise ApiError(404, "NO_RESULTS", "This model has no successful test yet.")
+        job = _latest_successful_eval_or_404(session, model)
         test_dir = layout.eval_dir(rt.settings.output_root, model.uuid, job.id) / "test"
         summary, summary_problem = _read_summary(test_dir)
         columns, rows, csv_problem = _read_test_csv(test_dir)
@@ -230,9 +235,7 @@ def download(model_uuid: str) -> Response:
     rt = runtime()
     with rt.reads() as session:
         model = model_or_404(session, key)
-        job = _latest_successful_eval(session, model)
-        if job is None:
-            raise ApiError(404, "NO_RESULTS", "This model has no successful test yet.")
+        job = _latest_successful_eval_or_404(session, model)
         zip_file = _zip_path(rt.settings.output_root, model, job)
         if zip_file is None:
             raise ApiError(

@@ -9,23 +9,22 @@ from zoneinfo import ZoneInfo
 DISPLAY_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+def as_utc(moment: datetime) -> datetime:
+    """Naive datetimes are UTC here (SQLite hands them back naive; Docker's too)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def format_time(moment: datetime | None, tz: ZoneInfo) -> str | None:
     if moment is None:
         return None
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; they are stored as UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(tz).strftime(DISPLAY_FORMAT)
+    return as_utc(moment).astimezone(tz).strftime(DISPLAY_FORMAT)
 
 
 def format_duration(start: datetime | None, end: datetime | None) -> str | None:
     """`2시간 15분 0초`, `45분 3초`, `7초`; None until both ends are known."""
     if start is None or end is None:
         return None
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=UTC)
-    seconds = max(0, int((end - start).total_seconds()))
+    seconds = max(0, int((as_utc(end) - as_utc(start)).total_seconds()))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

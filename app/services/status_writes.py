@@ -82,28 +82,15 @@ def snapshot(model: Model) -> ModelSnapshot:
     )
 
 
-def active_job(session: Session, model: Model, job_type: JobType) -> Job | None:
-    """The model's live job of a type (at most one exists: see the domain invariants)."""
-    return session.scalars(
-        select(Job)
-        .where(
-            Job.model_id == model.id,
-            Job.job_type == job_type.value,
-            Job.status_cd.in_([s.value for s in JOB_ACTIVE]),
-        )
-        .order_by(Job.id.desc())
-        .limit(1)
-    ).one_or_none()
-
-
-def live_job(session: Session, model: Model) -> Job | None:
-    """The model's one live job, TRAIN or EVAL (a model never has two)."""
-    return session.scalars(
-        select(Job)
-        .where(Job.model_id == model.id, Job.status_cd.in_([s.value for s in JOB_ACTIVE]))
-        .order_by(Job.id.desc())
-        .limit(1)
-    ).one_or_none()
+def live_job(session: Session, model: Model, job_type: JobType | None = None) -> Job | None:
+    """The model's live (QUEUED or RUNNING) job, of one type or either; there is at most one:
+    a new job is only created when the previous one of the model has ended."""
+    query = select(Job).where(
+        Job.model_id == model.id, Job.status_cd.in_([s.value for s in JOB_ACTIVE])
+    )
+    if job_type is not None:
+        query = query.where(Job.job_type == job_type.value)
+    return session.scalars(query.order_by(Job.id.desc()).limit(1)).one_or_none()
 
 
 def _job_snapshot(model: Model, job: Job) -> JobSnapshot:
@@ -114,9 +101,9 @@ def _job_for(session: Session, model: Model, action: Action, observed: Job | Non
     if observed is not None:
         return observed
     if isinstance(action, CommandRequest) and action.command is Command.CANCEL:
-        return active_job(session, model, JobType.TRAIN)
+        return live_job(session, model, JobType.TRAIN)
     if isinstance(action, CommandRequest) and action.command is Command.TEST_CANCEL:
-        return active_job(session, model, JobType.EVAL)
+        return live_job(session, model, JobType.EVAL)
     return None
 
 

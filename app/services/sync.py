@@ -3,7 +3,7 @@ live job to reconcile it with its container and outputs."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app import messaging
 from app.db.models import Model, Node
-from app.domain.timefmt import utcnow
+from app.domain.timefmt import as_utc, utcnow
 from app.services.publisher import Publisher
 from app.services.status_writes import live_job
 
@@ -64,6 +64,4 @@ def request_sync(
 
 
 def _age_s(moment: datetime) -> float:
-    if moment.tzinfo is None:  # SQLite returns naive UTC
-        moment = moment.replace(tzinfo=UTC)
-    return (utcnow() - moment).total_seconds()
+    return (utcnow() - as_utc(moment)).total_seconds()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from app.domain.timefmt import utcnow
 from tests.runtime.helpers import SESSION, TEST_LABEL, wait_until
 from workers.runtime.base import (
     LABEL_MANAGED,
@@ -19,7 +20,6 @@ from workers.runtime.base import (
     LaunchError,
     LaunchSpec,
     managed_labels,
-    utcnow,
 )
 from workers.runtime.docker import DockerRuntime
 

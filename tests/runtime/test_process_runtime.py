@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from app.domain.timefmt import utcnow
 from tests.runtime.helpers import wait_until
 from workers.runtime.base import (
     LABEL_MANAGED,
@@ -22,7 +23,6 @@ from workers.runtime.base import (
     LaunchError,
     LaunchSpec,
     managed_labels,
-    utcnow,
 )
 from workers.runtime.process import ProcessRuntime
 

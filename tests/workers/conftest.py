@@ -163,3 +163,19 @@ def wait_for_status(
         timeout_s,
         f"{field} == {value} (model {uid})",
     )
+
+
+def wait_running(
+    client: FlaskClient, uid: str, checkpoint: int = 0, timeout_s: float = 60
+) -> dict[str, Any]:
+    """The model's latest job RUNNING, with a checkpoint at `checkpoint` or later."""
+    return wait_until(
+        lambda: (
+            (m := model_of(client, uid))["jobs"]
+            and m["jobs"][-1]["statusCd"] == "RUNNING"
+            and (m["progress"]["checkpointEpoch"] or 0) >= checkpoint
+            and m
+        ),
+        timeout_s,
+        f"model {uid} running (checkpoint >= {checkpoint})",
+    )

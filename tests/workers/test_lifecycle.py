@@ -12,7 +12,13 @@ from flask.testing import FlaskClient
 from app.config import Settings
 from app.domain import layout
 from tests.integration.helpers import create_model
-from tests.workers.conftest import docker_client, model_of, wait_for_status, wait_until
+from tests.workers.conftest import (
+    docker_client,
+    model_of,
+    wait_for_status,
+    wait_running,
+    wait_until,
+)
 
 
 def _epochs(path: Path) -> list[int]:
@@ -48,19 +54,6 @@ def test_run_to_completed(
     wait_until(lambda: _container(job["containerName"]) is None, 10, "container removal")
 
 
-def _running_with_checkpoint(client: FlaskClient, uid: str, epoch: int) -> dict:
-    return wait_until(
-        lambda: (
-            (m := model_of(client, uid))["jobs"]
-            and m["jobs"][-1]["statusCd"] == "RUNNING"
-            and (m["progress"]["checkpointEpoch"] or 0) >= epoch
-            and m
-        ),
-        60,
-        f"a running job with a checkpoint at epoch {epoch}",
-    )
-
-
 def test_cancel_resume_and_restart(
     client: FlaskClient, workers, trainer_image: str, settings: Settings
 ) -> None:
@@ -70,7 +63,7 @@ def test_cancel_resume_and_restart(
     )
     uid = model["uuid"]
     first = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
-    _running_with_checkpoint(client, uid, 2)
+    wait_running(client, uid, checkpoint=2)
     assert _container(first["containerName"]) is not None
 
     canceled_at = time.monotonic()
@@ -98,7 +91,7 @@ def test_cancel_resume_and_restart(
     return_to_stopped = create_model(client, params={"total_epoch": 6, "epoch_seconds": 0.5})
     uid2 = return_to_stopped["uuid"]
     client.post(f"/api/train/run/{uid2}")
-    _running_with_checkpoint(client, uid2, 2)
+    wait_running(client, uid2, checkpoint=2)
     client.post(f"/api/train/cancel/{uid2}")
     old_rows = _epochs(layout.train_dir(settings.output_root, uid2) / "train.csv")
     assert old_rows and max(old_rows) < 6

@@ -16,20 +16,12 @@ from app.domain import layout
 from app.services.publisher import CeleryPublisher
 from tests.conftest import TEST_BROKER_URL
 from tests.integration.helpers import create_model
-from tests.workers.conftest import docker_client, model_of, wait_for_status, wait_until
-
-
-def _running(client: FlaskClient, uid: str, checkpoint: int = 0, timeout_s: float = 60) -> dict:
-    return wait_until(
-        lambda: (
-            (m := model_of(client, uid))["jobs"]
-            and m["jobs"][-1]["statusCd"] == "RUNNING"
-            and (m["progress"]["checkpointEpoch"] or 0) >= checkpoint
-            and m
-        ),
-        timeout_s,
-        f"model {uid} running (checkpoint ≥ {checkpoint})",
-    )
+from tests.workers.conftest import (
+    docker_client,
+    model_of,
+    wait_for_status,
+    wait_running,
+)
 
 
 def _launches(worker_log: str, job_id: int) -> int:
@@ -47,7 +39,7 @@ def test_worker_killed_mid_run_reattaches_the_same_container(
     model = create_model(client, params={"total_epoch": 8, "val_interval": 2, "epoch_seconds": 0.8})
     uid = model["uuid"]
     job = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
-    _running(client, uid)
+    wait_running(client, uid)
     container_id = docker_client().containers.get(job["containerName"]).id
 
     worker.kill()  # SIGKILL: no cleanup; the container is the Docker daemon's child and goes on
@@ -70,7 +62,7 @@ def test_container_removed_while_worker_down_with_incomplete_outputs(
     )
     uid = model["uuid"]
     job = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
-    _running(client, uid, checkpoint=2)
+    wait_running(client, uid, checkpoint=2)
     worker.kill()
     docker_client().containers.get(job["containerName"]).remove(force=True)
     workers("node-a")
@@ -90,7 +82,7 @@ def test_container_removed_while_worker_down_with_complete_outputs(
     model = create_model(client, params={"total_epoch": 4, "val_interval": 2, "epoch_seconds": 0.5})
     uid = model["uuid"]
     job = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
-    _running(client, uid)
+    wait_running(client, uid)
     worker.kill()
     container = docker_client().containers.get(job["containerName"])
     assert container.wait(timeout=60)["StatusCode"] == 0  # it finished while nobody watched
@@ -135,7 +127,7 @@ def test_two_gpu_nodes_share_work_without_sharing_a_gpu(
     for model in models[:3]:
         client.post(f"/api/train/run/{model['uuid']}")
     for model in models[:3]:
-        _running(client, model["uuid"], timeout_s=60)
+        wait_running(client, model["uuid"], timeout_s=60)
 
     with db() as session:
         held = {
@@ -157,7 +149,7 @@ def test_two_gpu_nodes_share_work_without_sharing_a_gpu(
     on_b = next(j for (node, _), j in held.items() if node == "gpu-b")
     b_model = next(m for m in models if model_of(client, m["uuid"])["currentAttemptId"] == on_b)
     client.post(f"/api/train/cancel/{b_model['uuid']}")
-    fourth_running = _running(client, fourth, timeout_s=60)
+    fourth_running = wait_running(client, fourth, timeout_s=60)
     assert fourth_running["jobs"][0]["node"] == "gpu-b"
     assert fourth_running["jobs"][0]["gpuIds"] == [2]
     with db() as session:
@@ -175,7 +167,7 @@ def test_a_silent_node_does_not_leave_its_job_running(
     model = create_model(client, params=params)
     uid = model["uuid"]
     first = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
-    _running(client, uid, checkpoint=2)
+    wait_running(client, uid, checkpoint=2)
     worker.kill()  # node-a goes silent; its container trains on
     workers("node-b", NODE_LOST_AFTER_S="4")  # another node's sweep notices the silence
 

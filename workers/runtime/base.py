@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from app.domain.timefmt import as_utc
 
 # Label keys. Reconciliation finds its containers by these, so every runtime sets the first two
 # itself and the worker supplies the rest (see `LaunchSpec.labels`).
@@ -177,15 +179,6 @@ def same_launch(state_labels: dict[str, str], wanted: dict[str, str]) -> bool:
     """Whether a container carries every label of `wanted`: then it was created for this very
     job attempt. Subset, not equality: Docker adds the image's own labels to the container's."""
     return all(state_labels.get(k) == v for k, v in wanted.items())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(dt: datetime) -> datetime:
-    """Naive datetimes are taken as UTC (not local time, which is what docker-py would assume)."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def parse_rfc3339(value: str | None) -> datetime | None:

@@ -23,6 +23,7 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import DeviceRequest, LogConfig, Mount
 
+from app.domain.timefmt import as_utc, utcnow
 from workers.runtime.base import (
     LABEL_MANAGED,
     LABEL_NODE,
@@ -30,11 +31,9 @@ from workers.runtime.base import (
     ContainerState,
     LaunchError,
     LaunchSpec,
-    as_utc,
     managed_labels,
     parse_rfc3339,
     same_launch,
-    utcnow,
 )
 
 # The root filesystem is read-only by default; /tmp stays writable (and HOME points there) for

@@ -63,6 +63,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.domain.timefmt import as_utc, utcnow
 from workers.runtime.base import (
     LABEL_MANAGED,
     LABEL_NODE,
@@ -70,10 +71,8 @@ from workers.runtime.base import (
     ContainerState,
     LaunchError,
     LaunchSpec,
-    as_utc,
     managed_labels,
     same_launch,
-    utcnow,
 )
 
 _ENV_PASSTHROUGH = frozenset(
