@@ -1,7 +1,7 @@
 """The fast path on PostgreSQL: stream the CSV file itself into COPY, no per-row Python.
 
 PostgreSQL parses the numbers (its float8/int4 input), counts the fields of each row and
-enforces the (epoch, step) key; Python only screens each 4 MiB block with C-speed bytes
+enforces the (epoch, step) key; Python only screens each 1 MiB block with C-speed bytes
 operations and prefixes every line with `model_id,job_id,`. The screen admits a block only if
 every byte is one of `0-9 + - . e E , space newline` or a letter of nan/inf/infinity, the
 lines are LF or CRLF, and no line is blank. On such input PostgreSQL accepts a subset of what
@@ -23,12 +23,21 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import psycopg
+from psycopg.copy import QueuedLibpqWriter
 
 from app.db.models import METRIC_SLOTS
 from app.metrics.csvfile import Header
 
 ALLOWED = b"0123456789+-.eE, \n" + b"nNaAiIfFtTyY"
-BLOCK = 4 << 20
+# Blocks of 1 MiB, handed to psycopg's writer thread (QueuedLibpqWriter): while PostgreSQL
+# parses one block, this thread screens and prefixes the next. Sent inline, 4 MiB at a time,
+# the two took turns: ~10 % slower. The writer's queue holds at most 1024 x 128 KiB, so a
+# file far larger than that waits for the server rather than filling memory.
+BLOCK = 1 << 20
+# PostgreSQL's text format, not csv: on bytes that passed the screen (no quote, no backslash)
+# the two read the same (an empty field is NULL, a field of spaces an error), and text skips
+# csv's quote handling: ~5 % faster here.
+_FORMAT = "(FORMAT text, DELIMITER ',', NULL '')"
 _TAIL = 64 << 10  # trailing blank lines longer than this go the careful way
 _WHITESPACE = b" \t\r\n"
 
@@ -60,9 +69,8 @@ def copy_file(
     start = header.data_offset if start is None else start
     if len(header.metric_names) > METRIC_SLOTS:
         return FastCopy(0, start, first_line)  # the overflow array needs the careful path
-    statement = (
-        f"COPY {table} (model_id, job_id, {', '.join(header.db_columns())}) FROM STDIN (FORMAT csv)"
-    )
+    columns = ", ".join(["model_id", "job_id", *header.db_columns()])
+    statement = f"COPY {table} ({columns}) FROM STDIN {_FORMAT}"
     prefix = f"{model_id},{job_id},".encode()
     rows, offset = 0, start
     with path.open("rb") as handle:
@@ -72,7 +80,10 @@ def copy_file(
         if end <= start:
             return FastCopy(0, None, first_line)
         handle.seek(start)
-        with conn.cursor() as cursor, cursor.copy(statement) as copy:
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy,
+        ):
             for size, block in _blocks(handle, end - start):
                 if block is None:
                     # Leaving the block ends the COPY of the rows so far.

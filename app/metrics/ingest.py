@@ -11,6 +11,7 @@ caller commits leaves nothing at all: the old rows stay, no new row is seen.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -57,16 +58,22 @@ def load_file(
 ) -> Header:
     """Make the split's rows (the test rows of `job_id`) exactly the file's rows."""
     header = read_header(path, file)
-    with session.begin_nested():
-        count = None
-        if split != "test":
-            count = _load_rest(session, split, header, path, model_id, job_id)
-        if count is None:
-            store.delete_rows(session, split, model_id, job_id)
-            count = _load_all(session, split, header, path, model_id, job_id)
-        if count == 0:
-            raise MetricsError(file, 2, "no data rows (only a header)")
-        store.write_series(session, split, model_id, job_id, header, count, source.of_file(path))
+    # The file is final (its job has ended): hash it on a second thread while PostgreSQL loads
+    # it, rather than after (0.07 s of a million-row ingest's ~2 s).
+    with ThreadPoolExecutor(1, thread_name_prefix="metrics-digest") as pool:
+        fingerprint = pool.submit(source.of_file, path)
+        with session.begin_nested():
+            count = None
+            if split != "test":
+                count = _load_rest(session, split, header, path, model_id, job_id)
+            if count is None:
+                store.delete_rows(session, split, model_id, job_id)
+                count = _load_all(session, split, header, path, model_id, job_id)
+            if count == 0:
+                raise MetricsError(file, 2, "no data rows (only a header)")
+            store.write_series(
+                session, split, model_id, job_id, header, count, fingerprint.result()
+            )
     return header
 
 

@@ -73,11 +73,13 @@ ODD_VALUES = (
     "1,0.123456789012345678,nan,1e-310,-0.0\n"
     "2,inf,-Infinity,1.7976931348623157e308,\n"
     "3,-1.5E+3,NaN,5e-324,0\n"
+    "4, 2.5 ,+inf, 1e3 ,+0\n"  # spaces around numbers: both paths read them
 )
 EXPECTED = [
     (1, -1, {"loss": 0.123456789012345678, "acc": math.nan, "lr": 1e-310, "grad": -0.0}),
     (2, -1, {"loss": math.inf, "acc": -math.inf, "lr": 1.7976931348623157e308, "grad": None}),
     (3, -1, {"loss": -1500.0, "acc": math.nan, "lr": 5e-324, "grad": 0.0}),
+    (4, -1, {"loss": 2.5, "acc": math.inf, "lr": 1000.0, "grad": 0.0}),
 ]
 
 
@@ -200,7 +202,7 @@ def test_ingesting_twice_gives_the_same_rows(
     first = stored(db, model_ids.model, "train"), stored(db, model_ids.model, "val")
     ingest(db, model_ids, folder)
     assert same(first, (stored(db, model_ids.model, "train"), stored(db, model_ids.model, "val")))
-    assert count_rows(db, "tb_model_metrics_train") == 3
+    assert count_rows(db, "tb_model_metrics_train") == 4
     assert count_rows(db, "tb_model_metric_series") == 2
 
 
