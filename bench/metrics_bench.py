@@ -10,7 +10,8 @@ What it does, against 127.0.0.1 only (results: bench/METRICS.md):
    is the bench's own: every run starts from empty tables);
 3. each round, on the same file and the same server, one after the other:
    - raw COPY: `COPY plain FROM STDIN (FORMAT csv, HEADER true)` of the file into a fresh
-     plain table (epoch int, 5 float8, no key, no index) — the ceiling;
+     plain table (epoch int, 5 float8, no key, no index) — the ceiling; then the same in
+     text format (what ingest's fast path sends) and into a table keyed on epoch;
    - ingest: `ingest_train_outputs` for a fresh model, exactly as the completion worker runs
      it (lock the model row, savepoint, delete, COPY train.csv and val.csv, series rows, best
      epoch, commit);
@@ -19,7 +20,8 @@ What it does, against 127.0.0.1 only (results: bench/METRICS.md):
      the completion after a live ingest is this plus the last rows;
    - replace: the same model with a file whose first row changed: delete the million rows,
      load the million new ones;
-   and prints rows/s of each and ingest / raw COPY (median over the rounds);
+   and prints rows/s of each (median over the rounds), ingest / raw COPY, and that ratio
+   for each round's back-to-back pair;
 4. MLflow: `MlflowClient.log_batch` of the first --mlflow-rows rows (5 metrics each, step =
    epoch, 1,000 metrics a call: MLflow's limit) into a fresh SQLite tracking store, run in
    its own virtualenv (/tmp/mlflow-venv, created with `pip install mlflow` on first use;
