@@ -90,6 +90,8 @@ EXPECTED = [
         (ODD_VALUES.replace("\n", "\r\n") + "\r\n\r\n", "fast"),  # CRLF, trailing blank lines
         ("\ufeff" + ODD_VALUES.replace("1,0.1234", '1,"0.1234'), "careful"),  # BOM, quotes
         (ODD_VALUES.replace("2,inf", "\n2,inf"), "careful"),  # a blank line inside
+        # A cell of spaces: COPY refuses it, the careful path stores the missing value.
+        (ODD_VALUES.replace("308,\n", "308,  \n"), "careful"),
     ],
 )
 def test_round_trip_of_every_column_and_value(
