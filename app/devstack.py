@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 DEMO_MEMO = "demo model (trainyard devstack)"
 DEMO_MODELS = (
     ("G1", {"total_epoch": 10, "val_interval": 2, "epoch_seconds": 1, "lr": 0.1}),
@@ -295,8 +297,7 @@ class Devstack:
         """Processes the services left behind and that are now ours (subreaper): e.g. the
         process runtime's trainers and their waiters, once the worker is gone."""
         keep = {s.process.pid for s in self.services if s.process and s.process.poll() is None}
-        leftovers = [pid for pid in _descendants(os.getpid()) if pid not in keep]
-        leftovers = [p for p in leftovers if not (keep & set(_ancestors(p)))]
+        leftovers = _leftovers(keep)
         if not leftovers:
             return
         self.say("devstack", f"stopping {len(leftovers)} process(es) left behind: {leftovers}")
@@ -515,65 +516,31 @@ def _become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
-def _parents() -> dict[int, int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if fields and fields[0] != "Z":
-            parents[int(entry.name)] = int(fields[1])
-    return parents
-
-
-def _descendants(root: int) -> list[int]:
-    parents = _parents()
-    found: list[int] = []
-    frontier = [root]
-    while frontier:
-        current = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == current]
-        found += children
-        frontier += children
+def _leftovers(keep: set[int]) -> list[int]:
+    """Our live descendants that are not a kept service nor below one."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            below_kept = keep & {parent.pid for parent in process.parents()}
+            if process.pid not in keep and not below_kept and _alive(process.pid):
+                found.append(process.pid)
     return found
 
 
-def _ancestors(pid: int) -> list[int]:
-    parents = _parents()
-    chain = []
-    while pid in parents and parents[pid] not in (0, 1):
-        pid = parents[pid]
-        chain.append(pid)
-    return chain
-
-
 def _alive(pid: int) -> bool:
+    """Running, not a zombie (which has ended: only its exit status is left to collect)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
 
 
 def _reap_adopted(own: set[int]) -> None:
     """Collect the exit status of adopted orphans (never of our own Popen children)."""
-    if sys.platform != "linux":
-        return
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in own:
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+    for child in psutil.Process().children():
+        if child.pid not in own and not _alive(child.pid):
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(int(entry.name), os.WNOHANG)
+                os.waitpid(child.pid, os.WNOHANG)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

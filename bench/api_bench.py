@@ -22,6 +22,7 @@ Every loop is bounded in time; nothing is left running.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -43,6 +44,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b")
@@ -463,14 +466,7 @@ class Server:
         raise SystemExit(f"gunicorn not ready after {ready_timeout_s}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc, grace_s=15)
 
     def worker_pids(self) -> list[int]:
         return children_of(self.proc.pid) if self.proc else []
@@ -568,14 +564,19 @@ class FakeNode:
         return [self.proc.pid, *children_of(self.proc.pid)]
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc, grace_s=20)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 def http(
@@ -593,79 +594,61 @@ def http(
 # --------------------------------------------------------------------------- CPU accounting
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # fields from #3 (state) on
-
-
 def children_of(parent: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields and int(fields[1]) == parent:
-                pids.append(int(entry.name))
-    return pids
+    try:
+        return [child.pid for child in psutil.Process(parent).children()]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def postgres_pids(dbname: str) -> list[int]:
     """The PostgreSQL backends serving `dbname` (not the shared background processes, nor
     backends of other databases: other sessions' tests may share the server)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() != "postgres":
-                    continue
-                title = (
-                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                )
-            except OSError:
-                continue
-            if f" {dbname} " in title:
-                pids.append(int(entry.name))
-    return pids
+    return [
+        process.pid
+        for process in psutil.process_iter(["name", "cmdline"])
+        if process.info["name"] == "postgres"
+        and f" {dbname} " in " ".join(process.info["cmdline"] or [])
+    ]
 
 
-def cpu_ticks(pids: list[int]) -> dict[int, int]:
-    ticks = {}
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    used = {}
     for pid in pids:
-        fields = _stat_fields(pid)
-        if fields:
-            ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = psutil.Process(pid).cpu_times()
+            used[pid] = times.user + times.system
+    return used
 
 
-def ticks_between(before: dict[int, int], after: dict[int, int]) -> int:
-    """CPU ticks used in between by the processes alive at the end (new ones count whole)."""
-    return sum(max(0, used - before.get(pid, 0)) for pid, used in after.items())
+def seconds_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used in between by the processes alive at the end (new ones count whole)."""
+    return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in after.items())
 
 
-def machine_ticks() -> tuple[int, int]:
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
+def machine_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the machine since boot, all CPUs together."""
+    times = psutil.cpu_times()
+    total = sum(times)
+    return total - times.idle - getattr(times, "iowait", 0.0), total
 
 
 @dataclass
 class CpuSnapshot:
-    app: dict[int, int]
-    pg: dict[int, int]
-    node: dict[int, int]
-    busy: int
-    total: int
+    app: dict[int, float]
+    pg: dict[int, float]
+    node: dict[int, float]
+    busy: float
+    total: float
 
     @classmethod
     def take(cls, server: Server, fake_node: FakeNode | None) -> CpuSnapshot:
-        busy, total = machine_ticks()
+        busy, total = machine_seconds()
         node_pids = fake_node.pids() if fake_node else []
         return cls(
-            cpu_ticks(server.worker_pids()),
-            cpu_ticks(postgres_pids(server.dbname)),
-            cpu_ticks(node_pids),
+            cpu_seconds(server.worker_pids()),
+            cpu_seconds(postgres_pids(server.dbname)),
+            cpu_seconds(node_pids),
             busy,
             total,
         )
@@ -943,7 +926,6 @@ def measure(
     threads: int,
     duration_s: int,
 ) -> Row:
-    tick = os.sysconf("SC_CLK_TCK")
     before = CpuSnapshot.take(server, fake_node)
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = run_wrk(wrk, server.base, lua, connections, threads, duration_s)
@@ -952,14 +934,14 @@ def measure(
     n = max(1, result["requests"])
     seconds = result["duration_us"] / 1e6
     e = result["errors"]
-    app_s = ticks_between(before.app, after.app) / tick
-    pg_s = ticks_between(before.pg, after.pg) / tick
-    node_s = ticks_between(before.node, after.node) / tick
+    app_s = seconds_between(before.app, after.app)
+    pg_s = seconds_between(before.pg, after.pg)
+    node_s = seconds_between(before.node, after.node)
     wrk_s = (usage_after.ru_utime + usage_after.ru_stime) - (
         usage_before.ru_utime + usage_before.ru_stime
     )
-    busy_s = (after.busy - before.busy) / tick
-    wall_cpu_s = (after.total - before.total) / tick  # elapsed seconds x CPUs
+    busy_s = after.busy - before.busy
+    wall_cpu_s = after.total - before.total  # elapsed seconds x CPUs
     return Row(
         config=server.config.label,
         scenario=scenario.name,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.workers.conftest import wait_until
@@ -43,22 +44,16 @@ def _marked(mark: str, folder: Path) -> list[tuple[int, str]]:
     process runtime gets a clean environment, as a container would) it runs in or names our
     folder. Returns (pid, command line)."""
     found = []
-    needle = f"{MARK}={mark}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for process in psutil.process_iter(["status", "cmdline", "environ", "cwd"]):
+        info = process.info
+        if process.pid == os.getpid() or info["status"] in (None, psutil.STATUS_ZOMBIE):
             continue
-        try:
-            stat = (entry / "stat").read_text()
-            if stat[stat.rfind(")") + 2] == "Z":
-                continue
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            ours = needle in (entry / "environ").read_bytes().split(b"\0")
-            ours = ours or str(folder) in cmdline
-            ours = ours or os.readlink(entry / "cwd").startswith(str(folder))
-        except OSError:
-            continue
+        cmdline = " ".join(info["cmdline"] or [])
+        ours = (info["environ"] or {}).get(MARK) == mark
+        ours = ours or str(folder) in cmdline
+        ours = ours or (info["cwd"] or "").startswith(str(folder))
         if ours:
-            found.append((int(entry.name), cmdline.strip()))
+            found.append((process.pid, cmdline.strip()))
     return found
 
 
