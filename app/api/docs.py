@@ -10,6 +10,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from app.api.schemas import CreateModel, ListQuery
 from app.domain.states import JobStatus, ModelStatus, StepState
+from app.domain.transitions import Command
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
@@ -116,6 +117,15 @@ def _json_schemas() -> dict[str, Any]:
                     "totalEpoch": {"type": "integer"},
                     "percent": {"type": "number"},
                     "checkpointEpoch": {"type": ["integer", "null"]},
+                },
+            },
+            "allowedCommands": {
+                "type": "array",
+                "description": "The commands the state rules accept now (the dashboard's "
+                "buttons).",
+                "items": {
+                    "type": "string",
+                    "enum": [c.api_name for c in Command],
                 },
             },
         },

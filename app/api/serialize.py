@@ -9,6 +9,8 @@ from app.db.models import Job, Model
 from app.domain.checkpoints import checkpoint_epochs
 from app.domain.states import JobStatus, ModelStatus, StepState, TrainType
 from app.domain.timefmt import format_duration, format_time
+from app.domain.transitions import allowed_commands
+from app.services.status_writes import snapshot
 
 
 def _train_type_name(value: str) -> str:
@@ -54,6 +56,7 @@ def model_summary(model: Model, tz: ZoneInfo) -> dict[str, Any]:
         "step1MetricSaveYn": model.step1_metric_save_yn,
         "step2MetricSaveYn": model.step2_metric_save_yn,
         "progress": progress(model),
+        "allowedCommands": [c.api_name for c in allowed_commands(snapshot(model))],
     }
 
 

@@ -36,6 +36,12 @@ class Command(StrEnum):
     TEST_RUN = "test run"
     TEST_CANCEL = "test cancel"
 
+    @property
+    def api_name(self) -> str:
+        """The name the API serves in `allowedCommands` ("testRun", …)."""
+        first, *rest = self.value.split()
+        return first + "".join(word.capitalize() for word in rest)
+
 
 class JobEvent(StrEnum):
     """What a worker observed about one job (SPEC §5)."""
@@ -363,3 +369,17 @@ def decide(model: ModelSnapshot, job: JobSnapshot | None, action: Action) -> Dec
         if rejection is not None:
             return rejection
     return rule.effect(model, action)
+
+
+def allowed_commands(model: ModelSnapshot) -> list[Command]:
+    """The commands `decide()` accepts for this model now, in table order.
+
+    A test run is asked for the latest checkpoint's epoch: when any epoch can be tested, that
+    one can. What the API serves and the dashboard draws comes from here, never a copy.
+    """
+    allowed = []
+    for command in COMMAND_RULES:
+        epoch = model.checkpoint_epoch if command is Command.TEST_RUN else None
+        if isinstance(decide(model, None, CommandRequest(command, epoch)), Accepted):
+            allowed.append(command)
+    return allowed

@@ -165,16 +165,18 @@
 
   // ---- buttons (§5.1–5.3, §6.1 as SPEC §4 resolves them) -----------------------------------
 
+  // The rules live in the domain (app/domain/transitions.py): the API serves what decide()
+  // accepts now as `allowedCommands`, and the page draws exactly that.
   function allowed(m) {
-    const checkpoint = m.progress ? m.progress.checkpointEpoch : null;
+    const cmds = new Set(m.allowedCommands || []);
     return {
-      run: m.statusCd === 'READY',
-      cancel: m.step1Status === 'IN_PROGRESS',
-      restart: m.statusCd === 'STOPPED' || m.statusCd === 'ERROR',
-      resume: m.statusCd === 'STOPPED' && checkpoint !== null && checkpoint !== undefined,
-      test: m.step1Status === 'COMPLETED' && m.step2Status !== 'IN_PROGRESS',
-      testCancel: m.step2Status === 'IN_PROGRESS',
-      results: m.step2Status === 'COMPLETED',
+      run: cmds.has('run'),
+      cancel: cmds.has('cancel'),
+      restart: cmds.has('restart'),
+      resume: cmds.has('resume'),
+      test: cmds.has('testRun'),
+      testCancel: cmds.has('testCancel'),
+      results: m.step2Status === 'COMPLETED', // a view, not a command
     };
   }
 
