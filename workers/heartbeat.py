@@ -1,6 +1,8 @@
 """Node heartbeats, and what happens to the jobs of a node that went silent.
 
-Each supervisor writes its node's row every SUPERVISE_INTERVAL_S. The sweep presumes a node
+Each node writes its row every SUPERVISE_INTERVAL_S from a thread of its own, so a busy
+supervisor (many containers to inspect, a slow database lock) never makes a healthy node look
+silent. The sweep presumes a node
 lost after NODE_LOST_AFTER_S without a beat and ends its unfinished jobs by their outputs
 (SPEC §5, as for a missing container), so nothing stays RUNNING forever. The containers are
 not confirmed gone, so the model starts no new container until that node comes back and its
@@ -11,6 +13,7 @@ containers for one model.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -37,6 +40,29 @@ def beat(ctx: WorkerContext, started: bool = False) -> None:
         node.last_seen_dttm = now
         node.gpu_ids = list(ctx.node.gpu_ids)
         node.runtime = type(ctx.runtime).__name__
+
+
+class Heartbeat:
+    """The node's heartbeat thread: it beats and does nothing else."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="trainyard-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.stopping.set()
+        self.thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.ctx.node.supervise_interval_s):
+            try:
+                beat(self.ctx)
+            except Exception:  # a database restart must not end the heartbeat
+                log.exception("heartbeat failed; beating again next interval")
 
 
 def end_jobs_of_lost_nodes(ctx: WorkerContext) -> int:

@@ -18,7 +18,7 @@ from app.db.models import Job
 from app.domain.timefmt import utcnow
 from workers.context import WorkerContext
 from workers.ending import observe_end
-from workers.heartbeat import beat
+from workers.heartbeat import Heartbeat, beat
 from workers.reconcile import reconcile_node, sweep
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,13 @@ class Supervisor:
         self.ctx = ctx
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="trainyard-supervisor", daemon=True)
+        self.heartbeat = Heartbeat(ctx)
 
     def start(self) -> None:
         """Reconcile once before returning, so the node's view is settled before its Celery
         consumer takes any message; then watch in the background."""
         self._guard(lambda: beat(self.ctx, started=True))
+        self.heartbeat.start()
         self._guard(
             lambda: log.info("startup reconcile: %s", reconcile_node(self.ctx, startup=True))
         )
@@ -42,6 +44,7 @@ class Supervisor:
     def stop(self, timeout_s: float = 10.0) -> None:
         self.stopping.set()
         self.thread.join(timeout_s)
+        self.heartbeat.stop()
 
     def _run(self) -> None:
         ctx = self.ctx
@@ -60,7 +63,6 @@ class Supervisor:
             now = time.monotonic()
             if now >= next_poll:
                 next_poll = now + ctx.node.supervise_interval_s
-                self._guard(lambda: beat(ctx))
                 self._guard(lambda: reconcile_node(ctx))
             if now >= next_sweep:
                 next_sweep = now + ctx.node.sweep_interval_s
