@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     from sqlalchemy import text
 
     from app.db.migrate import upgrade
-    from app.db.models import Base
+    from app.db.models import Base, Installation
     from app.db.session import make_engine, make_session_factory
 
     ensure_database(args.database_url)
@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(args.database_url)
     factory = make_session_factory(engine)
     with engine.begin() as conn:  # the bench's own database: start every run from empty
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        tables = ", ".join(
+            t.name for t in Base.metadata.sorted_tables if t.name != Installation.__tablename__
+        )
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     results: dict[str, Any] = {"rows": args.rows, "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="metrics-bench-") as tmp:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, load_settings
 from app.db.migrate import upgrade
-from app.db.models import Base
+from app.db.models import Base, Installation
 from app.db.session import make_engine, make_session_factory
 from app.factory import create_app
 
@@ -43,7 +43,10 @@ def pg_engine() -> Iterator[Engine]:
 @pytest.fixture
 def db(pg_engine: Engine) -> sessionmaker[Session]:
     """A session factory on an emptied database."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    # tb_installation is made once with the schema, like alembic_version: it stays.
+    tables = ", ".join(
+        t.name for t in Base.metadata.sorted_tables if t.name != Installation.__tablename__
+    )
     with pg_engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return make_session_factory(pg_engine)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings, load_settings
 from app.db.session import make_engine, make_session_factory
 from app.services.publisher import CeleryPublisher, Publisher
+from app.services.queries import installation_id
 from workers.runtime.base import ContainerRuntime
 from workers.settings import NodeSettings
 
@@ -50,14 +51,14 @@ def docker_client_if_answering(timeout_s: float = 120, environment: dict[str, st
         return None
 
 
-def make_runtime(node: NodeSettings) -> ContainerRuntime:
+def make_runtime(node: NodeSettings, installation: str) -> ContainerRuntime:
     """Docker when asked for, or when `auto` and an engine answers; else the process runtime."""
     if node.runtime in ("docker", "auto"):
         from workers.runtime.docker import DockerRuntime
 
         client = docker_client_if_answering()
         if client is not None:
-            return DockerRuntime(client=client, node=node.node)
+            return DockerRuntime(client=client, node=node.node, installation=installation)
         if node.runtime == "docker":
             raise RuntimeError("WORKER_RUNTIME=docker but no Docker engine answers")
         log.warning("no Docker engine answers; using the process runtime")
@@ -66,7 +67,10 @@ def make_runtime(node: NodeSettings) -> ContainerRuntime:
     # No image to run: the reference trainer from this checkout stands in for its ENTRYPOINT.
     trainer = Path(__file__).resolve().parents[1] / "trainer" / "train.py"
     return ProcessRuntime(
-        state_dir=node.state_dir, node=node.node, entrypoint=[sys.executable, str(trainer)]
+        state_dir=node.state_dir,
+        node=node.node,
+        installation=installation,
+        entrypoint=[sys.executable, str(trainer)],
     )
 
 
@@ -78,12 +82,16 @@ def build_context(
     settings = settings or load_settings()
     node = node or NodeSettings.from_env()
     engine = make_engine(settings.database_url)
+    db = make_session_factory(engine)
+    if runtime is None:
+        with db() as session:
+            runtime = make_runtime(node, installation_id(session))
     return WorkerContext(
         settings=settings,
         node=node,
         engine=engine,
-        db=make_session_factory(engine),
-        runtime=runtime or make_runtime(node),
+        db=db,
+        runtime=runtime,
         publisher=CeleryPublisher(settings.broker_url, settings.publish_timeout_s),
     )
 

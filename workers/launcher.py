@@ -21,6 +21,7 @@ from app.datasets import generate_demo_dataset
 from app.db.models import Job
 from app.db.session import transaction
 from app.domain import layout
+from app.domain.containers import container_name
 from app.domain.states import JobStatus, JobType
 from app.domain.timefmt import utcnow
 from app.domain.transitions import JobEvent, JobObservation
@@ -118,7 +119,8 @@ def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
             job_id=job.id,
             job_type=job.type,
             attempt=job.attempt,
-            container_name=job.container_name or f"trainyard-job-{job.id}",
+            container_name=job.container_name
+            or container_name(ctx.runtime.installation, job.id),
             image=job.image,
             params=dict(job.params),
             resources=dict(job.resources),

@@ -24,6 +24,7 @@ from app import messaging
 from app.db.models import Job, Model
 from app.db.session import transaction
 from app.domain import layout
+from app.domain.containers import container_name
 from app.domain.states import JobStatus
 from app.domain.timefmt import utcnow
 from app.domain.transitions import JobEvent, JobObservation
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 
 SWEEP_LOCK_KEY = 0x7472_6169  # "trai": the sweep's advisory lock id
 JUDGE_AFTER_S = 30  # an ended container not judged after this long: re-publish complete_job
+
+
+def _container_of(ctx: WorkerContext, job: Job) -> str:
+    return job.container_name or container_name(ctx.runtime.installation, job.id)
 
 
 def _claimed_jobs(ctx: WorkerContext) -> list[tuple[Job, str]]:
@@ -69,7 +74,7 @@ def reconcile_node(ctx: WorkerContext, startup: bool = False) -> dict[str, int]:
     containers = {c.name: c for c in ctx.runtime.list_managed(ctx.node.node)}
     counts: dict[str, int] = {}
     for job, model_uuid in jobs:
-        name = job.container_name or f"trainyard-job-{job.id}"
+        name = _container_of(ctx, job)
         state = containers.pop(name, None)
         if job.id in ctx.launching:
             continue
@@ -104,7 +109,7 @@ def _wanted_by_a_live_job(ctx: WorkerContext, state: ContainerState) -> bool:
 def reconcile_job(
     ctx: WorkerContext, job: Job, model_uuid: str, state: ContainerState | None, startup: bool
 ) -> str:
-    name = job.container_name or f"trainyard-job-{job.id}"
+    name = _container_of(ctx, job)
     if state is None:
         if job.container_ended_dttm is not None:
             remove_container(ctx, job.id, name)  # recorded, removed, not yet marked gone
@@ -147,7 +152,7 @@ def sync_job(ctx: WorkerContext, job_id: int) -> dict[str, Any]:
     if job.node != ctx.node.node:
         return {"jobId": job_id, "outcome": f"job is on node {job.node}"}
     if job.container_gone_dttm is None:
-        state = ctx.runtime.inspect(job.container_name or "")
+        state = ctx.runtime.inspect(_container_of(ctx, job))
         outcome = reconcile_job(ctx, job, str(model_uuid), state, startup=False)
     else:
         outcome = "container gone"

@@ -229,6 +229,16 @@ class MetricSeries(Base):
     )
 
 
+class Installation(Base):
+    """This installation's id: one row, created with the schema. Containers carry it in their
+    name and labels, so installations sharing a Docker engine never touch each other's."""
+
+    __tablename__ = "tb_installation"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_dttm: Mapped[datetime]
+
+
 class Node(Base):
     """A worker node's heartbeat. A node silent for NODE_LOST_AFTER_S is presumed lost: the
     sweep ends its jobs by their outputs instead of leaving them RUNNING forever."""

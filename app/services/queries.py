@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Job, Model
+from app.db.models import Installation, Job, Model
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,14 @@ class Page:
     items: list[Model]
     total: int
     pages: int
+
+
+def installation_id(session: Session) -> str:
+    """This installation's id (made once by the migrations)."""
+    value = session.scalar(select(Installation.id))
+    if value is None:
+        raise RuntimeError("tb_installation is empty: run `trainyard migrate` on this database")
+    return value
 
 
 def find_model(session: Session, model_uuid: uuid.UUID) -> Model | None:

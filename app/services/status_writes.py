@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app import messaging
 from app.db.models import Job, Model, TestMetric, TrainMetric, ValidationMetric
+from app.domain.containers import container_name
 from app.domain.states import JOB_ACTIVE, JobStatus, JobType, StepState, derive_model_status
 from app.domain.timefmt import utcnow
 from app.domain.transitions import (
@@ -31,6 +32,7 @@ from app.domain.transitions import (
     decide,
 )
 from app.services.outbox import enqueue
+from app.services.queries import installation_id
 
 
 @dataclass
@@ -194,7 +196,7 @@ def _create_job(session: Session, model: Model, new: NewJob, now: datetime) -> J
     )
     session.add(job)
     session.flush()
-    job.container_name = f"trainyard-job-{job.id}"
+    job.container_name = container_name(installation_id(session), job.id)
     model.current_attempt_id = job.id
     # A new attempt of a step has its own start and end times.
     if new.job_type is JobType.TRAIN:

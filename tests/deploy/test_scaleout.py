@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db.models import Job
+from app.services.queries import installation_id
 from tests.conftest import TEST_DATABASE_URL
 from tests.integration.helpers import create_model
 from tests.workers.conftest import ROOT, model_of, wait_for_status, wait_until
@@ -151,7 +152,10 @@ def test_a_draining_node_refuses_the_claim(
     node = NodeSettings.from_env()
     flag = tmp_path / "drain-test-node"
     node = NodeSettings(**{**node.__dict__, "node": "test-node", "drain_file": flag})
-    ctx = build_context(settings, node, ProcessRuntime(tmp_path / "proc", "test-node"))
+    with db() as session:
+        installation = installation_id(session)
+    runtime = ProcessRuntime(tmp_path / "proc", "test-node", installation=installation)
+    ctx = build_context(settings, node, runtime)
     try:
         flag.touch()
         answer = claim_job(ctx, job_id)

@@ -24,6 +24,7 @@ from tests.runtime.helpers import (
     BASE_IMAGE,
     BUSYBOX_APPLETS,
     BUSYBOX_IMAGE,
+    INSTALLATION,
     SESSION,
     TEST_LABEL,
 )
@@ -144,7 +145,7 @@ def make_spec(
 def docker_runtime(docker_client: Any, node: str) -> Iterator[Any]:
     from workers.runtime.docker import DockerRuntime
 
-    yield DockerRuntime(docker_client, node=node)
+    yield DockerRuntime(docker_client, node=node, installation=INSTALLATION)
     # Remove what this test created (all our containers carry the session label).
     for c in docker_client.api.containers(all=True, filters={"label": f"{TEST_LABEL}={SESSION}"}):
         docker_client.api.remove_container(c["Id"], force=True, v=True)
@@ -156,7 +157,7 @@ def process_runtime(node: str) -> Iterator[Any]:
 
     # Short path of our own: the waiter and fresh instances share it across processes.
     state_dir = Path(tempfile.mkdtemp(prefix="trainyard-rt-"))
-    runtime = ProcessRuntime(state_dir, node)
+    runtime = ProcessRuntime(state_dir, node, installation=INSTALLATION)
     yield runtime
     for state in runtime.list_managed():
         runtime.remove(state.name)  # kills what still runs

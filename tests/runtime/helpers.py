@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 SESSION = uuid.uuid4().hex[:8]
+INSTALLATION = f"test-{SESSION}"  # the runtimes' installation id in these tests
 TEST_LABEL = "trainyard.test-session"
 BASE_IMAGE = "trainyard/base:bookworm"
 BUSYBOX_IMAGE = "trainyard/test-busybox:latest"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from app.domain.timefmt import utcnow
-from tests.runtime.helpers import SESSION, TEST_LABEL, wait_until
+from tests.runtime.helpers import INSTALLATION, SESSION, TEST_LABEL, wait_until
 from workers.runtime.base import (
     LABEL_MANAGED,
     LABEL_NODE,
@@ -89,7 +89,7 @@ def test_created_but_not_started_container_is_started_by_launch(
 ) -> None:
     # Simulates a worker that died between create and start.
     s = spec("sleep 30")
-    kwargs = docker_runtime._create_kwargs(s, managed_labels(s, docker_runtime.node))
+    kwargs = docker_runtime._create_kwargs(s, managed_labels(s, docker_runtime.node, INSTALLATION))
     created = docker_client.containers.create(**kwargs)
     assert docker_runtime.inspect(s.name).status == "created"
 
@@ -103,9 +103,8 @@ def test_created_container_of_another_attempt_is_not_started(
 ) -> None:
     s = spec("sleep 30")
     other = spec("sleep 30", name=s.name, labels={"trainyard.attempt": "2"})
-    docker_client.containers.create(
-        **docker_runtime._create_kwargs(other, managed_labels(other, docker_runtime.node))
-    )
+    other_labels = managed_labels(other, docker_runtime.node, INSTALLATION)
+    docker_client.containers.create(**docker_runtime._create_kwargs(other, other_labels))
     with pytest.raises(AlreadyExists) as err:
         docker_runtime.launch(s)
     assert err.value.state.status == "created"
@@ -276,7 +275,7 @@ def test_launch_errors(docker_runtime: DockerRuntime, docker_client: Any, spec: 
 def test_list_managed_filters_by_node(
     docker_runtime: DockerRuntime, docker_client: Any, spec: Any, node: str
 ) -> None:
-    other = DockerRuntime(docker_client, node=f"{node}-other")
+    other = DockerRuntime(docker_client, node=f"{node}-other", installation=INSTALLATION)
     mine = spec("sleep 30")
     theirs = spec("sleep 30", labels={LABEL_NODE: other.node})
     docker_runtime.launch(mine)
@@ -291,7 +290,9 @@ def test_list_managed_filters_by_node(
 
 
 def test_wait_for_exit_events(docker_runtime: DockerRuntime, docker_client: Any, spec: Any) -> None:
-    other = DockerRuntime(docker_client, node=f"{docker_runtime.node}-other")
+    other = DockerRuntime(
+        docker_client, node=f"{docker_runtime.node}-other", installation=INSTALLATION
+    )
     since = utcnow()
     # Nothing of ours ends: returns [] after about the timeout.
     t0 = time.monotonic()
@@ -340,3 +341,29 @@ def test_remove(docker_runtime: DockerRuntime, spec: Any) -> None:
     docker_runtime.remove(s.name)  # already gone: no error
     # The name is free again.
     assert docker_runtime.launch(s).running
+
+
+def test_another_installation_on_the_same_engine_and_node_is_invisible(
+    docker_runtime: DockerRuntime, docker_client: Any, spec: Any, node: str
+) -> None:
+    """Two installations sharing one engine and one node name (the host's, by default):
+    neither lists, waits on, nor adopts the other's containers."""
+    foreign = DockerRuntime(docker_client, node=node, installation=f"other-{SESSION}")
+    mine, theirs = spec("sleep 30"), spec("sleep 0.2")
+    docker_runtime.launch(mine)
+    since = utcnow()
+    foreign.launch(theirs)
+    assert {s.name for s in docker_runtime.list_managed(node)} == {mine.name}
+    assert {s.name for s in docker_runtime.list_managed()} == {mine.name}
+    assert {s.name for s in foreign.list_managed(node)} == {theirs.name}
+    wait_until(lambda: foreign.inspect(theirs.name).ended, 10)
+    assert docker_runtime.wait_for_exit_events(since, timeout_s=1) == []
+
+    # A created, never started container of the other installation under a name we launch:
+    # same job labels, but not ours, so it is reported and left alone, never started.
+    clash = spec("sleep 30")
+    foreign_labels = managed_labels(clash, node, foreign.installation)
+    docker_client.containers.create(**foreign._create_kwargs(clash, foreign_labels))
+    with pytest.raises(AlreadyExists):
+        docker_runtime.launch(clash)
+    assert docker_runtime.inspect(clash.name).status == "created"

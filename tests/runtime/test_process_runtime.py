@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from app.domain.timefmt import utcnow
-from tests.runtime.helpers import wait_until
+from tests.runtime.helpers import INSTALLATION, wait_until
 from workers.runtime.base import (
     LABEL_MANAGED,
     LABEL_NODE,
@@ -23,6 +23,7 @@ from workers.runtime.base import (
     LaunchError,
     LaunchSpec,
     managed_labels,
+    ownership_labels,
 )
 from workers.runtime.process import ProcessRuntime
 
@@ -120,7 +121,7 @@ def test_a_created_record_left_by_a_crash_is_started_by_launch(
         json.dumps(
             {
                 "name": s.name,
-                "labels": managed_labels(s, process_runtime.node),
+                "labels": managed_labels(s, process_runtime.node, INSTALLATION),
                 "status": "created",
                 "command": [],
                 "created_at": utcnow().isoformat(),
@@ -245,7 +246,7 @@ def test_a_fresh_runtime_instance_sees_a_running_process_and_can_stop_it(
     ready(process_runtime, s.name)
 
     # As after a worker restart: nothing shared but the state directory.
-    fresh = ProcessRuntime(process_runtime.state_dir, node)
+    fresh = ProcessRuntime(process_runtime.state_dir, node, installation=INSTALLATION)
     state = fresh.inspect(s.name)
     assert state is not None and state.running and state.status == "running"
     assert [x.name for x in fresh.list_managed(node)] == [s.name]
@@ -279,7 +280,7 @@ def test_a_reused_pid_is_not_taken_for_the_job(process_runtime: ProcessRuntime) 
         json.dumps(
             {
                 "name": name,
-                "labels": {LABEL_MANAGED: "true", LABEL_NODE: process_runtime.node},
+                "labels": ownership_labels(INSTALLATION, process_runtime.node),
                 "status": "running",
                 "pid": os.getpid(),
                 "pgid": os.getpgid(0),
@@ -329,7 +330,10 @@ def test_entrypoint_stands_in_for_the_image(
     process_runtime: ProcessRuntime, make_spec: Any, node: str
 ) -> None:
     rt = ProcessRuntime(
-        process_runtime.state_dir, node, entrypoint=["python3", "-c", "import sys; print(sys.argv)"]
+        process_runtime.state_dir,
+        node,
+        installation=INSTALLATION,
+        entrypoint=["python3", "-c", "import sys; print(sys.argv)"]
     )
     s = make_spec(["--job-type", "TRAIN"])
     rt.launch(s)
@@ -340,7 +344,9 @@ def test_entrypoint_stands_in_for_the_image(
 def test_list_managed_filters_by_node(
     process_runtime: ProcessRuntime, spec: Any, node: str
 ) -> None:
-    other = ProcessRuntime(process_runtime.state_dir, f"{node}-other")
+    other = ProcessRuntime(
+        process_runtime.state_dir, f"{node}-other", installation=INSTALLATION
+    )
     mine = spec("import time; time.sleep(30)")
     theirs = spec("import time; time.sleep(30)", labels={LABEL_NODE: other.node})
     process_runtime.launch(mine)
@@ -356,7 +362,9 @@ def test_wait_for_exit_events(process_runtime: ProcessRuntime, spec: Any, node: 
     assert process_runtime.wait_for_exit_events(since, timeout_s=0.5) == []
     assert 0.4 < time.monotonic() - t0 < 2
 
-    other = ProcessRuntime(process_runtime.state_dir, f"{node}-other")
+    other = ProcessRuntime(
+        process_runtime.state_dir, f"{node}-other", installation=INSTALLATION
+    )
     other.launch(spec("pass", labels={LABEL_NODE: other.node}))
     s = spec("import time; time.sleep(0.5); raise SystemExit(2)")
     process_runtime.launch(s)
@@ -386,3 +394,17 @@ def test_remove(process_runtime: ProcessRuntime, spec: Any) -> None:
     wait_until(lambda: _group_gone(pgid), 5)
     process_runtime.remove(s.name)  # already gone: no error
     assert process_runtime.launch(s).running  # the name is free again
+
+
+def test_another_installation_sharing_the_state_dir_is_invisible(
+    process_runtime: ProcessRuntime, spec: Any, node: str
+) -> None:
+    foreign = ProcessRuntime(process_runtime.state_dir, node, installation="another-one")
+    mine = spec("import time; time.sleep(30)")
+    theirs = spec("import time; time.sleep(30)")
+    process_runtime.launch(mine)
+    foreign.launch(theirs)
+    assert [s.name for s in process_runtime.list_managed(node)] == [mine.name]
+    assert [s.name for s in process_runtime.list_managed()] == [mine.name]
+    assert [s.name for s in foreign.list_managed()] == [theirs.name]
+    foreign.remove(theirs.name)

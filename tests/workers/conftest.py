@@ -20,6 +20,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.config import Settings
+from app.services.queries import installation_id
 from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL
 from workers.runtime.process import ProcessRuntime
 
@@ -135,9 +136,13 @@ def workers(
     yield start
     for worker in started:
         worker.kill()
+    with db() as session:
+        installation = installation_id(session)
     for worker in started:  # trainer processes outlive their worker, as containers do
         if worker.env["WORKER_RUNTIME"] == "process":
-            runtime = ProcessRuntime(Path(worker.env["PROCESS_STATE_DIR"]), worker.node)
+            runtime = ProcessRuntime(
+                Path(worker.env["PROCESS_STATE_DIR"]), worker.node, installation=installation
+            )
             for state in runtime.list_managed(worker.node):
                 runtime.remove(state.name)
     client = docker_client()

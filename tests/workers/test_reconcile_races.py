@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db.models import Job
+from app.services.queries import installation_id
 from tests.integration.helpers import create_model
 from workers.context import build_context
 from workers.launcher import launch_job
@@ -36,7 +37,14 @@ def test_a_container_created_after_the_listing_is_not_taken_for_missing(
 
     node = NodeSettings.from_env()
     node = NodeSettings(**{**node.__dict__, "node": "race-node", "state_dir": tmp_path / "p"})
-    runtime = ListedTooEarly(tmp_path / "p", "race-node", entrypoint=[sys.executable, str(TRAINER)])
+    with db() as session:
+        installation = installation_id(session)
+    runtime = ListedTooEarly(
+        tmp_path / "p",
+        "race-node",
+        installation=installation,
+        entrypoint=[sys.executable, str(TRAINER)],
+    )
     ctx = build_context(settings=settings, node=node, runtime=runtime)
     try:
         model = create_model(client, params={"total_epoch": 50, "epoch_seconds": 2})
@@ -49,7 +57,7 @@ def test_a_container_created_after_the_listing_is_not_taken_for_missing(
         with db() as session:
             job = session.get(Job, job_id)
             assert (job.status_cd, job.container_ended_dttm) == ("RUNNING", None)
-        state = runtime.inspect(f"trainyard-job-{job_id}")
+        state = runtime.inspect(job.container_name)
         assert state is not None and state.running, "the running container was left alone"
     finally:
         with db() as session:

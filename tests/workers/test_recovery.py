@@ -29,7 +29,7 @@ def _launches(worker_log: str, job_id: int) -> int:
     "job N started in <container>" once per container it starts (a duplicate launch finds
     the container by name and logs nothing of the kind). The log file is shared by every
     process of one node in a test, killed ones included."""
-    return len(re.findall(rf"\bjob {job_id} started in trainyard-job-{job_id}\b", worker_log))
+    return len(re.findall(rf"\bjob {job_id} started in trainyard-\w+-job-{job_id}\b", worker_log))
 
 
 def test_worker_killed_mid_run_reattaches_the_same_container(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from workers.runtime.base import (
     LABEL_ATTEMPT,
+    LABEL_INSTALLATION,
     LABEL_JOB_ID,
     LABEL_JOB_TYPE,
     LABEL_MANAGED,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LABEL_ATTEMPT",
+    "LABEL_INSTALLATION",
     "LABEL_JOB_ID",
     "LABEL_JOB_TYPE",
     "LABEL_MANAGED",

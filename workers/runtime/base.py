@@ -16,10 +16,13 @@ from typing import Protocol, runtime_checkable
 
 from app.domain.timefmt import as_utc
 
-# Label keys. Reconciliation finds its containers by these, so every runtime sets the first two
-# itself and the worker supplies the rest (see `LaunchSpec.labels`).
+# Label keys. Reconciliation finds its containers by these, so every runtime sets the first
+# three itself and the worker supplies the rest (see `LaunchSpec.labels`).
 LABEL_MANAGED = "trainyard.managed"
 LABEL_NODE = "trainyard.node"
+# Several installations may share one Docker engine (and default node names): every listing,
+# event filter and adoption also matches the installation id, so one never touches another's.
+LABEL_INSTALLATION = "trainyard.installation"
 LABEL_MODEL_UUID = "trainyard.model_uuid"
 LABEL_JOB_ID = "trainyard.job_id"
 LABEL_JOB_TYPE = "trainyard.job_type"
@@ -127,6 +130,7 @@ class LaunchError(ContainerRuntimeError):
 @runtime_checkable
 class ContainerRuntime(Protocol):
     node: str
+    installation: str
 
     def launch(self, spec: LaunchSpec) -> ContainerState:
         """Create and start. Raises AlreadyExists if the name exists, except that a container
@@ -151,7 +155,7 @@ class ContainerRuntime(Protocol):
         ...
 
     def list_managed(self, node: str | None = None) -> list[ContainerState]:
-        """Containers labelled trainyard.managed=true, and trainyard.node=node when given."""
+        """This installation's containers (`ownership_labels`), of one node when given."""
         ...
 
     def wait_for_exit_events(self, since: datetime | None, timeout_s: float) -> list[str]:
@@ -166,13 +170,21 @@ class ContainerRuntime(Protocol):
         ...
 
 
-def managed_labels(spec: LaunchSpec, node: str) -> dict[str, str]:
-    """The spec's labels plus the two every runtime owns. A spec meant for another node is a
+def ownership_labels(installation: str, node: str | None = None) -> dict[str, str]:
+    """The labels that make a container this installation's (and this node's, when given)."""
+    labels = {LABEL_MANAGED: "true", LABEL_INSTALLATION: installation}
+    if node is not None:
+        labels[LABEL_NODE] = node
+    return labels
+
+
+def managed_labels(spec: LaunchSpec, node: str, installation: str) -> dict[str, str]:
+    """The spec's labels plus those every runtime owns. A spec meant for another node is a
     routing bug upstream: refuse it rather than run a job where its GPU lease is not."""
     wanted = spec.labels.get(LABEL_NODE, node)
     if wanted != node:
         raise ValueError(f"spec is for node {wanted!r}, this runtime is node {node!r}")
-    return {**spec.labels, LABEL_MANAGED: "true", LABEL_NODE: node}
+    return {**spec.labels, **ownership_labels(installation, node)}
 
 
 def same_launch(state_labels: dict[str, str], wanted: dict[str, str]) -> bool:

@@ -25,13 +25,12 @@ from docker.types import DeviceRequest, LogConfig, Mount
 
 from app.domain.timefmt import as_utc, utcnow
 from workers.runtime.base import (
-    LABEL_MANAGED,
-    LABEL_NODE,
     AlreadyExists,
     ContainerState,
     LaunchError,
     LaunchSpec,
     managed_labels,
+    ownership_labels,
     parse_rfc3339,
     same_launch,
 )
@@ -52,15 +51,18 @@ class DockerRuntime:
     """`node` is keyword-only: it names this machine in labels and filters (a parameter without
     a default cannot follow `client=None` positionally)."""
 
-    def __init__(self, client: docker.DockerClient | None = None, *, node: str) -> None:
+    def __init__(
+        self, client: docker.DockerClient | None = None, *, node: str, installation: str
+    ) -> None:
         self._client = client if client is not None else docker.from_env()
         self._api = self._client.api
         self.node = node
+        self.installation = installation
 
     # -- launch -----------------------------------------------------------------------------
 
     def launch(self, spec: LaunchSpec) -> ContainerState:
-        labels = managed_labels(spec, self.node)
+        labels = managed_labels(spec, self.node, self.installation)
         kwargs = self._create_kwargs(spec, labels)
         # Two rounds: if the conflicting container disappears between our create and our
         # inspect (someone removed it), creating again is right.
@@ -177,9 +179,7 @@ class DockerRuntime:
         return raw.decode("utf-8", errors="replace")
 
     def list_managed(self, node: str | None = None) -> list[ContainerState]:
-        labels = [f"{LABEL_MANAGED}=true"]
-        if node is not None:
-            labels.append(f"{LABEL_NODE}={node}")
+        labels = _label_filter(ownership_labels(self.installation, node))
         states = []
         for summary in self._api.containers(all=True, filters={"label": labels}):
             try:
@@ -194,7 +194,7 @@ class DockerRuntime:
         filters = {
             "type": "container",
             "event": "die",
-            "label": [f"{LABEL_MANAGED}=true", f"{LABEL_NODE}={self.node}"],
+            "label": _label_filter(ownership_labels(self.installation, self.node)),
         }
         now = utcnow()
         if since is not None:
@@ -293,3 +293,7 @@ def _names(events: Iterable[dict[str, Any]], first_only: bool = False) -> list[s
 
 def _why(exc: APIError) -> str:
     return str(exc.explanation or exc)
+
+
+def _label_filter(labels: dict[str, str]) -> list[str]:
+    return [f"{key}={value}" for key, value in labels.items()]

@@ -65,13 +65,12 @@ from typing import Any
 
 from app.domain.timefmt import as_utc, utcnow
 from workers.runtime.base import (
-    LABEL_MANAGED,
-    LABEL_NODE,
     AlreadyExists,
     ContainerState,
     LaunchError,
     LaunchSpec,
     managed_labels,
+    ownership_labels,
     same_launch,
 )
 
@@ -95,11 +94,13 @@ class ProcessRuntime:
         state_dir: Path,
         node: str,
         *,
+        installation: str,
         entrypoint: Sequence[str] | None = None,
         start_timeout_s: float = 15.0,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.node = node
+        self.installation = installation
         self._entrypoint = list(entrypoint or [])
         self._start_timeout_s = start_timeout_s
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -107,7 +108,7 @@ class ProcessRuntime:
     # -- launch -----------------------------------------------------------------------------
 
     def launch(self, spec: LaunchSpec) -> ContainerState:
-        labels = managed_labels(spec, self.node)
+        labels = managed_labels(spec, self.node, self.installation)
         command = self._command(spec)
         for label, path in (("output_dir", spec.output_dir), ("dataset_dir", spec.dataset_dir)):
             # Docker refuses a bind mount whose source is missing; so do we, before any record.
@@ -219,17 +220,12 @@ class ProcessRuntime:
         return _tail(_log_path(self.state_dir, name), lines)
 
     def list_managed(self, node: str | None = None) -> list[ContainerState]:
+        ours = ownership_labels(self.installation, node)
         states = []
         for path in sorted(self.state_dir.glob("*.json")):
             rec = _read(path)
-            if rec is None:
-                continue
-            labels = rec.get("labels") or {}
-            if labels.get(LABEL_MANAGED) != "true":
-                continue
-            if node is not None and labels.get(LABEL_NODE) != node:
-                continue
-            states.append(self._state(rec))
+            if rec is not None and same_launch(rec.get("labels") or {}, ours):
+                states.append(self._state(rec))
         return states
 
     def wait_for_exit_events(self, since: datetime | None, timeout_s: float) -> list[str]:
