@@ -96,6 +96,16 @@ def _devstack(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _worker(args: argparse.Namespace) -> int:
+    if args.check:
+        from workers.check import run_checks
+
+        return run_checks()
+    from workers.main import main as worker_main
+
+    return worker_main([])
+
+
 def _reingest(args: argparse.Namespace) -> int:
     from app.metrics.reingest import reingest
 
@@ -124,6 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     undrain = commands.add_parser("undrain", help="a drained node takes new jobs again")
     undrain.add_argument("node", help="the node's NODE_NAME")
     undrain.set_defaults(run=_undrain)
+    worker = commands.add_parser(
+        "worker",
+        help="start this node: the Celery worker and its supervisor (settings: README.md)",
+    )
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that it could start (settings, database schema, broker, container "
+        "runtime), print what was found; exit status 0 when all is well",
+    )
+    worker.set_defaults(run=_worker)
     reingest = commands.add_parser(
         "reingest", help="load a finished job's metric CSVs again (replaces its rows)"
     )

@@ -8,7 +8,7 @@ Starts, in this order, each in its own process group:
            skipped when BROKER_URL is set (then that broker is used)
   (migrate the database: SQLite at $TRAINYARD_HOME/trainyard.db unless DATABASE_URL is set)
   api      gunicorn serving the API and dashboard on 127.0.0.1:PORT
-  worker   one node (`python -m workers.main`): the Docker runtime when an engine answers, else
+  worker   one node (`trainyard worker`): the Docker runtime when an engine answers, else
            the process runtime (WORKER_RUNTIME=auto); its supervisor thread runs the sweep
   flower   Celery Flower on 127.0.0.1:FLOWER_PORT (its API open only on loopback, unless
            FLOWER_BASIC_AUTH=user:password is set)
@@ -210,7 +210,7 @@ class Devstack:
     def _worker_service(self) -> Service:
         return Service(
             "worker",
-            [sys.executable, "-m", "workers.main"],
+            [sys.executable, "-m", "app.cli", "worker"],
             ready=lambda s: s.seen(" ready."),
         )
 

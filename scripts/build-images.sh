@@ -48,6 +48,8 @@ as_root() {
 }
 
 script_start=$SECONDS
+# Non-root users on Debian lack the sbin folders on PATH, where debootstrap lives.
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 # --- Docker engine ------------------------------------------------------------------------
 command -v docker >/dev/null || die "the docker CLI is not installed (apt-get install docker.io)"
@@ -91,7 +93,7 @@ find_mirror() {
 
 # --- (a) base image -----------------------------------------------------------------------
 build_base() {
-  command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+  command -v debootstrap >/dev/null || die "debootstrap is not installed (scripts/services.sh installs it)"
   local mirror cache rootfs t0
   mirror=$(find_mirror)
   cache="${TRAINYARD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/trainyard/debootstrap}"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install (Debian packages) and start the real services the tests and a deployment-like
-# setup need: PostgreSQL, Redis and a Docker engine (plus Chromium and fonts for the browser
-# tests, and docker-compose to check the compose file). Idempotent: safe to run again.
+# Install (Debian packages) what `make test`, `make images` and `make bench` run, and start the
+# real services the tests and a deployment-like setup need: PostgreSQL, Redis and a Docker
+# engine (plus make, debootstrap for the local images, Chromium and fonts for the browser tests,
+# docker-compose to check the compose file, wrk for the benchmark). Idempotent: safe to run
+# again.
 #
 #   scripts/services.sh            install what is missing, then start everything
 #   scripts/services.sh --no-docker   skip the Docker engine
@@ -13,18 +15,48 @@ set -euo pipefail
 want_docker=1
 [ "${1:-}" = "--no-docker" ] && want_docker=0
 
+# Non-root users on Debian lack the sbin folders on PATH (debootstrap, dockerd live there).
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# Every program the project runs that a bare Debian 12 (Python and sudo) lacks, as
+# CHECK:PACKAGE, where CHECK is a command (found on PATH) or a path (exists). The Makefile,
+# scripts/, .ci/run, tests and bench call nothing else outside Debian's required packages, the
+# virtualenv and Python: tests/test_fresh_machine.py fails when one of them does.
+provides=(
+  make:make                                  # the Makefile (.ci/run, make run / make test)
+  pg_ctlcluster:postgresql                   # the database, started below
+  pg_lsclusters:postgresql
+  psql:postgresql-client                     # here and bench/: create roles and databases
+  pg_isready:postgresql-client
+  redis-server:redis-server                  # the broker (and devstack on Python 3.13+)
+  redis-cli:redis-tools
+  debootstrap:debootstrap                    # scripts/build-images.sh: the local base image
+  chromium:chromium                          # the dashboard's browser tests (Playwright)
+  # Korean and emoji in the dashboard's screenshots.
+  /usr/share/fonts/opentype/noto:fonts-noto-cjk
+  /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf:fonts-noto-color-emoji
+  wrk:wrk                                    # make bench
+)
+docker_provides=(
+  dockerd:docker.io                          # the engine, and the docker CLI
+  docker:docker.io
+  docker-compose:docker-compose              # checks docker-compose.yml (or `docker compose`)
+)
+[ "$want_docker" = 1 ] && provides+=("${docker_provides[@]}")
+
 missing=()
-command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
-command -v redis-server >/dev/null || missing+=(redis-server)
-if [ "$want_docker" = 1 ] && ! command -v dockerd >/dev/null; then missing+=(docker.io); fi
-if [ "$want_docker" = 1 ] && ! command -v docker-compose >/dev/null \
-   && ! docker compose version >/dev/null 2>&1; then missing+=(docker-compose); fi
-# The dashboard's end-to-end tests drive Debian's Chromium; Korean and emoji need these fonts.
-command -v chromium >/dev/null || missing+=(chromium)
-[ -d /usr/share/fonts/opentype/noto ] || missing+=(fonts-noto-cjk)
-[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
+for entry in "${provides[@]}"; do
+  check=${entry%%:*} package=${entry#*:}
+  case "$check" in
+    /*) [ -e "$check" ] && continue ;;
+    docker-compose) docker compose version >/dev/null 2>&1 && continue ;&
+    *) command -v "$check" >/dev/null && continue ;;
+  esac
+  [[ " ${missing[*]} " == *" $package "* ]] || missing+=("$package")
+done
+# `make venv` runs `python3 -m venv`: Debian's python3 needs python3-venv for it (ensurepip).
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "services: installing ${missing[*]}"
   as_root apt-get update -q

@@ -10,7 +10,6 @@ import logging
 import sys
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -62,15 +61,16 @@ def make_runtime(node: NodeSettings, installation: str) -> ContainerRuntime:
         if node.runtime == "docker":
             raise RuntimeError("WORKER_RUNTIME=docker but no Docker engine answers")
         log.warning("no Docker engine answers; using the process runtime")
+    from trainer import TRAIN_SCRIPT
     from workers.runtime.process import ProcessRuntime
 
-    # No image to run: the reference trainer from this checkout stands in for its ENTRYPOINT.
-    trainer = Path(__file__).resolve().parents[1] / "trainer" / "train.py"
+    # No image to run: the reference trainer (installed with trainyard) stands in for its
+    # ENTRYPOINT.
     return ProcessRuntime(
         state_dir=node.state_dir,
         node=node.node,
         installation=installation,
-        entrypoint=[sys.executable, str(trainer)],
+        entrypoint=[sys.executable, str(TRAIN_SCRIPT)],
     )
 
 

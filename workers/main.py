@@ -1,6 +1,7 @@
 """Start a node: the Celery worker (thread pool) and its supervisor thread, one process.
 
-    python -m workers.main            # or: trainyard-worker
+    trainyard worker            # or: python -m workers.main [celery worker options]
+    trainyard worker --check    # could it start? settings, database, broker, runtime
 
 The queues follow from the node's settings: control and metrics work, this node's own queue
 (stop, status sync), the CPU launch pool, and the GPU launch pool when NODE_GPUS is set.

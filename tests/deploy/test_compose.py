@@ -100,7 +100,7 @@ def test_only_workers_get_the_docker_socket(compose: dict[str, Any]) -> None:
     for name in ("worker-cpu", "worker-gpu"):
         worker = _services(compose)[name]
         assert worker["group_add"] == ["${DOCKER_GID:-999}"]
-        assert worker["command"] == ["python", "-m", "workers.main"]
+        assert worker["command"] == ["trainyard", "worker"]
         assert worker["environment"]["WORKER_RUNTIME"] == "docker"
         assert worker["environment"]["NODE_NAME"]
 

@@ -80,7 +80,7 @@ def worker_container(
     socket_gid = os.stat("/var/run/docker.sock").st_gid
     container = client.containers.run(
         app_image,
-        ["python", "-m", "workers.main"],
+        ["trainyard", "worker"],
         detach=True,
         name=f"trainyard-test-worker-{os.getpid()}",
         network_mode="host",  # the test's PostgreSQL and Redis listen on 127.0.0.1

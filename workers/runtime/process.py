@@ -5,7 +5,7 @@ with these differences (none of them isolates anything: this is not a sandbox):
 
 - There is no image: the runtime runs `entrypoint + argv`, where `entrypoint` is the spec's, or
   else the one given to ProcessRuntime (it stands in for the image's ENTRYPOINT, e.g.
-  ["python3", "<repo>/trainer/train.py"]). A leading "python"/"python3" becomes sys.executable.
+  [sys.executable, trainer.TRAIN_SCRIPT]). A leading "python"/"python3" becomes sys.executable.
   Use absolute paths: the working directory is `output_dir`.
 - The environment is NOT the worker's: like a container, the process gets a small allow-list of
   the worker's variables (PATH, HOME, locale, TZ, TMPDIR, LD_LIBRARY_PATH) so that database
