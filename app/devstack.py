@@ -236,7 +236,7 @@ class Devstack:
         self._interrupted()
         self.say("devstack", f"starting {service.name}: {' '.join(service.argv[:6])} …")
         service.process = subprocess.Popen(
-            service.argv,
+            _dies_with_us(service.argv),
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -501,6 +501,16 @@ def _runtime_guess(env: dict[str, str]) -> str:
     if docker_client_if_answering(timeout_s=3, environment=env) is not None:
         return "docker (an engine answers)"
     return "process (no Docker engine answers)"
+
+
+def _dies_with_us(argv: list[str]) -> list[str]:
+    """`argv` run so that it gets SIGTERM when devstack dies, even by SIGKILL (the kernel's
+    parent-death signal, set by util-linux's setpriv before it execs the service: the same
+    pid, no shell). Otherwise a killed devstack leaves its API and Redis holding the ports."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return argv
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
