@@ -29,6 +29,7 @@ BASE = {
     "ln", "ls", "mkdir", "mktemp", "mount", "mv", "nproc", "rm", "sed", "seq", "sh", "bash",
     "sleep", "sort", "sha256sum", "su", "sudo", "tail", "tar", "tee", "touch", "tr", "true",
     "false", "umount", "uname", "wc", "which", "xargs",
+    "setpriv",  # util-linux (essential): devstack's parent-death signal
 }  # fmt: skip
 # Python itself, or installed into the virtualenv by `pip install -e '.[dev]'`.
 VIRTUALENV = {"python", "python3", "pip", "celery", "gunicorn", "trainyard", "pytest", "ruff"}
