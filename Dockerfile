@@ -10,20 +10,21 @@
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
-WORKDIR /srv/trainyard
+WORKDIR /src
 COPY . .
+# A plain (not editable) install: the image runs what a wheel carries (migrations, trainer),
+# and no source folder is copied into it.
 RUN set -e; \
     if ls build/wheels/pip-*.whl >/dev/null 2>&1; then \
         python3 -m venv --without-pip /opt/trainyard; \
         pip="/opt/trainyard/bin/python $(ls build/wheels/pip-*.whl | head -n 1)/pip"; \
         $pip install --no-cache-dir --no-index --find-links build/wheels pip setuptools wheel; \
         /opt/trainyard/bin/pip install --no-cache-dir --no-index --find-links build/wheels \
-            --no-build-isolation -e .; \
+            --no-build-isolation .; \
     else \
         python3 -m venv /opt/trainyard; \
-        /opt/trainyard/bin/pip install --no-cache-dir -e .; \
-    fi; \
-    rm -rf build
+        /opt/trainyard/bin/pip install --no-cache-dir .; \
+    fi
 
 FROM ${BASE_IMAGE}
 ENV PYTHONUNBUFFERED=1 \
@@ -39,7 +40,6 @@ RUN set -e; \
         || echo 'trainyard:x:1000:1000:trainyard:/srv/trainyard:/usr/sbin/nologin' >> /etc/passwd; \
     mkdir -p /srv/trainyard/var && chown 1000:1000 /srv/trainyard/var
 COPY --from=build /opt/trainyard /opt/trainyard
-COPY --from=build /srv/trainyard /srv/trainyard
 WORKDIR /srv/trainyard
 USER 1000
 EXPOSE 8000 5555

@@ -63,6 +63,10 @@ def test_images_build_on_the_local_base(trainer_image: str, app_image: str) -> N
     assert out.count("database at head") == 2
     modules = "import app.factory, workers.main, workers.tasks, flower, gunicorn; print('ok')"
     assert _run(app_image, "python", "-c", modules).strip() == "ok"
+    # Installed, not editable: the code is the wheel's, and no source folder is in the image.
+    where = "import app, trainer; print(app.__file__, trainer.TRAIN_SCRIPT.is_file())"
+    installed, trainer_found = _run(app_image, "python", "-c", where).split()
+    assert installed.startswith("/opt/trainyard/lib/") and trainer_found == "True"
 
 
 @pytest.fixture
