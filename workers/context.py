@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, load_settings
-from app.db.session import make_engine, make_session_factory
+from app.db.session import make_session_factory, make_worker_engine
 from app.services.publisher import CeleryPublisher, Publisher
 from workers.runtime.base import ContainerRuntime
 from workers.settings import NodeSettings
@@ -77,7 +77,7 @@ def build_context(
 ) -> WorkerContext:
     settings = settings or load_settings()
     node = node or NodeSettings.from_env()
-    engine = make_engine(settings.database_url)
+    engine = make_worker_engine(settings.database_url, settings.bounds)
     return WorkerContext(
         settings=settings,
         node=node,

@@ -6,7 +6,8 @@
   `observe_end`; a labelled container whose job no longer wants it is stopped and removed.
 - `sweep` (every SWEEP_INTERVAL_S, one instance cluster-wide under a PostgreSQL advisory lock):
   publishes outbox rows a crash left behind, re-publishes QUEUED jobs whose message was lost,
-  and re-publishes `complete_job` for containers that ended but were never judged.
+  and re-publishes `complete_job` for containers that ended but were never judged — each
+  within the job's attempts, after a backoff (Settings.bounds).
 """
 
 from __future__ import annotations
@@ -22,19 +23,17 @@ from sqlalchemy import Engine, select, text
 
 from app import messaging
 from app.db.models import Job, Model
-from app.db.session import transaction
 from app.domain import layout
 from app.domain.states import JobStatus
-from app.domain.timefmt import utcnow
+from app.domain.timefmt import as_utc, utcnow
 from app.domain.transitions import JobEvent, JobObservation
 from app.services.observations import record_observation, record_progress
 from app.services.outbox import publish_pending
 from workers import outputs
 from workers.context import WorkerContext
 from workers.ending import observe_end, remove_container, stop_and_collect
-from workers.gpus import release_gpus
 from workers.heartbeat import end_jobs_of_lost_nodes
-from workers.requeue import republish_queued
+from workers.requeue import release_claim, republish_queued
 from workers.runtime.base import LABEL_JOB_ID, ContainerState
 
 log = logging.getLogger(__name__)
@@ -105,15 +104,24 @@ def reconcile_job(
     ctx: WorkerContext, job: Job, model_uuid: str, state: ContainerState | None, startup: bool
 ) -> str:
     name = job.container_name or f"trainyard-job-{job.id}"
+    never_started = state is None or state.status == "created"
+    if never_started and job.status is JobStatus.QUEUED and job.container_ended_dttm is None:
+        # Claimed, no container running. A launch in flight, or one that is over: this node
+        # died before creating it, or the launch failed and could not give the claim back
+        # (the runtime did not answer). Past the bound the claim is lost: release it and
+        # remove a created-only container; the sweep re-publishes the job after its backoff,
+        # within its attempts (each claim counted one).
+        if job.id in ctx.launching or not (startup or _claim_lost(ctx, job)):
+            return "launching"
+        if state is not None:
+            ctx.runtime.remove(name)
+        if release_claim(ctx.db, job.id, ctx.node.node):
+            republish_queued(ctx, model_id=job.model_id)
+        return "requeued"
     if state is None:
         if job.container_ended_dttm is not None:
             remove_container(ctx, job.id, name)  # recorded, removed, not yet marked gone
             return "marked gone"
-        if job.status is JobStatus.QUEUED:
-            if not startup:
-                return "launching"  # claimed moments ago by a launch still in flight
-            _unclaim(ctx, job.id)  # claimed, but this node died before creating it
-            return "requeued"
         observe_end(ctx, job.id, None)  # vanished: the outputs decide (SPEC §5)
         return "missing"
     if state.ended:
@@ -172,15 +180,10 @@ def _track_progress(ctx: WorkerContext, job: Job, model_uuid: str) -> None:
         log.warning("live metrics of job %s: %s", job.id, exc)
 
 
-def _unclaim(ctx: WorkerContext, job_id: int) -> None:
-    with transaction(ctx.db) as session:
-        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
-        if job.status is JobStatus.QUEUED:
-            job.node = None
-            job.claimed_dttm = None
-            job.gpu_ids = None
-            release_gpus(session, job_id)
-    republish_queued(ctx, model_id=None)
+def _claim_lost(ctx: WorkerContext, job: Job) -> bool:
+    claimed = job.claimed_dttm
+    bound = timedelta(seconds=ctx.settings.bounds.claim_lost_after_s)
+    return claimed is None or as_utc(claimed) < utcnow() - bound
 
 
 def _remove_orphan(ctx: WorkerContext, name: str, state: ContainerState) -> None:
@@ -217,7 +220,9 @@ def sweep(ctx: WorkerContext) -> dict[str, int] | None:
         if not held:
             return None
         return {
-            "outbox published": publish_pending(ctx.db, ctx.publisher),
+            "outbox published": publish_pending(
+                ctx.db, ctx.publisher, bounds=ctx.settings.bounds
+            ),
             "queued re-published": republish_queued(ctx, older_than_s=ctx.node.requeue_after_s),
             "completions re-published": _republish_unjudged(ctx),
             "jobs of lost nodes ended": end_jobs_of_lost_nodes(ctx),
@@ -225,22 +230,30 @@ def sweep(ctx: WorkerContext) -> dict[str, int] | None:
 
 
 def _republish_unjudged(ctx: WorkerContext) -> int:
-    cutoff = utcnow() - timedelta(seconds=JUDGE_AFTER_S)
+    """`complete_job` again for containers that ended but were never judged: a lost message
+    after JUDGE_AFTER_S, a failed try after its backoff. complete_job counts the tries and
+    ends the job with COMPLETION_FAILED after the last allowed one, so this stops too."""
+    now = utcnow()
+    lost = now - timedelta(seconds=JUDGE_AFTER_S)
     with ctx.db() as session:
-        ids = list(
-            session.scalars(
-                select(Job.id).where(
-                    Job.status_cd.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
-                    Job.container_ended_dttm.is_not(None),
-                    Job.container_ended_dttm < cutoff,
-                )
+        rows = session.execute(
+            select(
+                Job.id, Job.container_ended_dttm, Job.completion_attempts, Job.last_attempt_dttm
+            ).where(
+                Job.status_cd.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+                Job.container_ended_dttm.is_not(None),
             )
-        )
-    for job_id in ids:
+        ).all()
+    due = [
+        job_id
+        for job_id, ended, tries, last_try in rows
+        if (as_utc(ended) < lost if not tries else ctx.settings.bounds.due(tries, last_try, now))
+    ]
+    for job_id in due:
         ctx.publisher.publish(
             messaging.COMPLETE_JOB,
             messaging.QUEUE_METRICS,
             {"job_id": job_id},
             f"rejudge-{job_id}-{uuid.uuid4().hex[:8]}",
         )
-    return len(ids)
+    return len(due)
