@@ -24,6 +24,7 @@ from sqlalchemy import Engine, select, text
 from app import messaging
 from app.db.models import Job, Model
 from app.domain import layout
+from app.domain.completion import LAUNCH_FAILED, gave_up, short_reason
 from app.domain.states import JobStatus
 from app.domain.timefmt import as_utc, utcnow
 from app.domain.transitions import JobEvent, JobObservation
@@ -33,7 +34,7 @@ from workers import outputs
 from workers.context import WorkerContext
 from workers.ending import observe_end, remove_container, stop_and_collect
 from workers.heartbeat import end_jobs_of_lost_nodes
-from workers.requeue import release_claim, republish_queued
+from workers.requeue import count_launch_attempt, release_claim, republish_queued
 from workers.runtime.base import LABEL_JOB_ID, ContainerState
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,11 @@ def reconcile_node(ctx: WorkerContext, startup: bool = False) -> dict[str, int]:
     missing (it may have been created a moment after the list was taken).
     """
     jobs = _claimed_jobs(ctx)
-    containers = {c.name: c for c in ctx.runtime.list_managed(ctx.node.node)}
+    try:
+        containers = {c.name: c for c in ctx.runtime.list_managed(ctx.node.node)}
+    except Exception as exc:
+        _runtime_silent(ctx, jobs, short_reason(exc), startup)
+        raise
     counts: dict[str, int] = {}
     for job, model_uuid in jobs:
         name = job.container_name or f"trainyard-job-{job.id}"
@@ -178,6 +183,31 @@ def _track_progress(ctx: WorkerContext, job: Job, model_uuid: str) -> None:
         ingest_live(ctx.db, job.model_id, job.id, folder)
     except Exception as exc:  # live curves are best effort; the final ingest is exact
         log.warning("live metrics of job %s: %s", job.id, exc)
+
+
+def _runtime_silent(
+    ctx: WorkerContext, jobs: list[tuple[Job, str]], reason: str, startup: bool
+) -> None:
+    """The runtime does not answer, so a claimed job's container may or may not exist: its
+    claim can be neither released nor confirmed. Each backoff counts one more launch attempt
+    of such a job; after the last allowed one it ends `LAUNCH_FAILED`. Its container (if any)
+    and GPU lease are released by the reconcile once the runtime answers again."""
+    now = utcnow()
+    bounds = ctx.settings.bounds
+    for job, _model_uuid in jobs:
+        if (
+            job.status is not JobStatus.QUEUED
+            or job.container_ended_dttm is not None
+            or job.id in ctx.launching
+            or not (startup or _claim_lost(ctx, job))
+            or not bounds.due(job.launch_attempts, job.last_attempt_dttm, now)
+        ):
+            continue
+        attempts = count_launch_attempt(ctx.db, job.id, reason)
+        log.warning("job %s: launch attempt %s of %s lost: %s", job.id, attempts,
+                    bounds.max_attempts, reason)  # fmt: skip
+        if attempts >= bounds.max_attempts:
+            record_observation(ctx.db, ctx.publisher, job.id, gave_up(LAUNCH_FAILED, reason))
 
 
 def _claim_lost(ctx: WorkerContext, job: Job) -> bool:

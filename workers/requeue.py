@@ -95,3 +95,14 @@ def record_attempt_error(db: sessionmaker[Session], job_id: int, reason: str) ->
             .where(Job.id == job_id)
             .values(last_attempt_error=reason, last_attempt_dttm=utcnow())
         )
+
+
+def count_launch_attempt(db: sessionmaker[Session], job_id: int, reason: str) -> int:
+    """One more failed launch attempt of a job that stays claimed (its node's runtime does
+    not answer, so whether a container exists is unknown). Returns the count."""
+    with transaction(db) as session:
+        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
+        job.launch_attempts += 1
+        job.last_attempt_error = reason
+        job.last_attempt_dttm = utcnow()
+        return job.launch_attempts
