@@ -234,14 +234,16 @@ def sweep_lock(engine: Engine) -> Iterator[bool]:
     if engine.dialect.name != "postgresql":
         yield True
         return
-    with engine.connect() as conn:
+    # Autocommit: the lock belongs to the session, and a connection held open in a
+    # transaction for the whole sweep would count as idle in it (and be ended by PostgreSQL
+    # after DB_IDLE_IN_TRANSACTION_TIMEOUT_S on a worker engine).
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEP_LOCK_KEY}))
         try:
             yield held
         finally:
             if held:
                 conn.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": SWEEP_LOCK_KEY})
-            conn.commit()
 
 
 def sweep(ctx: WorkerContext) -> dict[str, int] | None:
