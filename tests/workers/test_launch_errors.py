@@ -17,10 +17,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db.models import GpuLease, Job
+from app.db.models import GpuLease, Job, Model
 from app.db.session import transaction
 from app.domain.timefmt import utcnow
 from tests.integration.helpers import create_model
+from tests.workers.conftest import model_of
 from workers.completion import complete_job
 from workers.context import WorkerContext, build_context
 from workers.launcher import launch_job
@@ -65,6 +66,12 @@ def _queued_gpu_job(client: FlaskClient, db: sessionmaker[Session]) -> int:
     client.post(f"/api/train/run/{model['uuid']}")  # no worker runs: the job stays QUEUED
     with db() as session:
         return session.scalars(select(Job.id)).one()
+
+
+def _model_of_job(client: FlaskClient, db: sessionmaker[Session], job_id: int) -> dict:
+    with db() as session:
+        uid = session.scalar(select(Model.uuid).join(Job).where(Job.id == job_id))
+    return model_of(client, str(uid))
 
 
 def _leases(db: sessionmaker[Session]) -> list[int]:
@@ -125,7 +132,7 @@ def test_the_claim_after_the_last_attempt_ends_the_job(
     answer = launch_job(gpu_node, job_id)
 
     assert answer == f"job {job_id}: LAUNCH_FAILED: ConnectionError: refused", answer
-    model = client.get("/api/models").get_json()["data"]["content"][0]
+    model = _model_of_job(client, db, job_id)
     assert (model["statusCd"], model["lastError"]) == (
         "ERROR",
         "LAUNCH_FAILED: ConnectionError: refused",
