@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,52 @@ DEFAULT_DATA_DIR = Path(os.environ.get("TRAINYARD_HOME", Path.cwd() / "var"))
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
+
+
+# --- bounds: nothing retries forever, nothing holds a lock forever (issue 10, item 4) -----
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How long one database statement may wait or run on a worker, and how often work on one
+    job may fail before the job ends with a clear code instead of being retried forever."""
+
+    lock_timeout_s: float = 10.0  # a worker statement waiting on a row lock gives up
+    statement_timeout_s: float = 60.0  # a worker statement running longer is canceled
+    idle_in_transaction_timeout_s: float = 120.0  # a stuck worker's open transaction is ended
+    max_attempts: int = 5  # launch claims / completion tries of one job
+    backoff_s: float = 5.0  # wait after the first failed attempt; doubles per attempt
+    backoff_max_s: float = 300.0
+    claim_lost_after_s: float = 30.0  # claimed, no launch running, no container: lost
+
+    def backoff(self, attempts: int) -> timedelta:
+        """How long to wait after the `attempts`-th failed attempt before the next one."""
+        if attempts <= 0:
+            return timedelta(0)
+        return timedelta(seconds=min(self.backoff_max_s, self.backoff_s * 2 ** (attempts - 1)))
+
+    def due(self, attempts: int, last_attempt: datetime | None, now: datetime) -> bool:
+        """May the next attempt start now? (A naive time is UTC, as SQLite hands it back.)"""
+        if last_attempt is None:
+            return True
+        if last_attempt.tzinfo is None:
+            last_attempt = last_attempt.replace(tzinfo=UTC)
+        return now >= last_attempt + self.backoff(attempts)
+
+
+def load_bounds() -> Bounds:
+    return Bounds(
+        lock_timeout_s=float(_env("DB_LOCK_TIMEOUT_S", "10")),
+        statement_timeout_s=float(_env("DB_STATEMENT_TIMEOUT_S", "60")),
+        idle_in_transaction_timeout_s=float(_env("DB_IDLE_IN_TRANSACTION_TIMEOUT_S", "120")),
+        max_attempts=max(1, int(_env("RETRY_MAX_ATTEMPTS", "5"))),
+        backoff_s=float(_env("RETRY_BACKOFF_S", "5")),
+        backoff_max_s=float(_env("RETRY_BACKOFF_MAX_S", "300")),
+        claim_lost_after_s=float(_env("CLAIM_LOST_AFTER_S", "30")),
+    )
+
+
+# --- end of bounds ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -27,6 +74,7 @@ class Settings:
     default_image: str
     publish_timeout_s: float
     list_count_cache_s: float  # how long a list page's totalElements may be reused
+    bounds: Bounds = field(default_factory=Bounds)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -48,4 +96,5 @@ def load_settings() -> Settings:
         default_image=_env("TRAINER_IMAGE", "trainyard/trainer:latest"),
         publish_timeout_s=float(_env("PUBLISH_TIMEOUT_S", "2")),
         list_count_cache_s=float(_env("LIST_COUNT_CACHE_S", "1")),
+        bounds=load_bounds(),
     )

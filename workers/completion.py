@@ -3,6 +3,12 @@
 Runs as the `complete_job` task on the metrics queue after the owning node recorded how the
 container ended. The model row is locked; the status transition and the metric rows commit
 together, and a replay (a redelivered message, the sweep) finds the job ended and does nothing.
+
+Bounded (Settings.bounds): each try is counted in the job row before it starts, so a try that
+crashes, hangs or dies with its worker still counts; the sweep re-publishes a failed one only
+after a backoff; the try after the last allowed one ends the job FAILED (step ERROR) with
+`COMPLETION_FAILED: <last error>` instead of trying again. The container was removed and its
+GPUs released when its end was recorded (workers/ending.py), before any try.
 """
 
 from __future__ import annotations
@@ -10,24 +16,97 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db.models import Job, Model
 from app.db.session import transaction
 from app.domain import layout
-from app.domain.completion import ContainerEnd, judge, output_gap
+from app.domain.completion import (
+    COMPLETION_FAILED,
+    ContainerEnd,
+    gave_up,
+    judge,
+    output_gap,
+    short_reason,
+)
 from app.domain.states import JobType
+from app.domain.timefmt import utcnow
 from app.domain.transitions import JobEvent, JobObservation
 from app.services.outbox import publish_pending
 from app.services.publisher import Publisher
 from app.services.status_writes import apply, lock_job
 from workers import outputs
+from workers.requeue import record_attempt_error
 
 log = logging.getLogger(__name__)
 
 
 def complete_job(
+    db: sessionmaker[Session], settings: Settings, publisher: Publisher | None, job_id: int
+) -> str:
+    attempt = _begin_attempt(db, job_id)
+    if isinstance(attempt, str):
+        return attempt
+    number, last_error = attempt
+    limits = settings.bounds
+    if number > limits.max_attempts:
+        return _give_up(db, publisher, job_id, last_error)
+    try:
+        return _judge_and_ingest(db, settings, publisher, job_id)
+    except Exception as exc:
+        reason = short_reason(exc)
+        log.warning("completion of job %s failed (try %s of %s): %s", job_id, number,
+                    limits.max_attempts, reason)  # fmt: skip
+        record_attempt_error(db, job_id, reason)
+        if number >= limits.max_attempts:
+            return _give_up(db, publisher, job_id, reason)
+        return f"job {job_id}: completion try {number} failed ({reason}); the sweep retries"
+
+
+def _begin_attempt(db: sessionmaker[Session], job_id: int) -> tuple[int, str | None] | str:
+    """Count this try in its own commit, before it starts. Returns (its number, the previous
+    try's error), or why there is nothing to judge. Locks only the job row (the model row may
+    be held by a stuck earlier try; that wait is bounded by lock_timeout)."""
+    with transaction(db) as session:
+        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one_or_none()
+        if job is None:
+            return f"job {job_id} does not exist"
+        if job.status.is_terminal:
+            return f"job {job_id} already ended as {job.status_cd}"
+        if job.container_ended_dttm is None:
+            return f"job {job_id}'s container has not ended"
+        previous = job.last_attempt_error
+        job.completion_attempts += 1
+        job.last_attempt_dttm = utcnow()
+        # What stays if this try never reports back (a hang, a killed worker).
+        job.last_attempt_error = "a try did not finish"
+        return job.completion_attempts, previous
+
+
+def _give_up(
+    db: sessionmaker[Session], publisher: Publisher | None, job_id: int, reason: str | None
+) -> str:
+    """The attempts are used up: end the job through the status-write path."""
+    with transaction(db) as session:
+        locked = lock_job(session, job_id)
+        if locked is None:
+            return f"job {job_id} does not exist"
+        model, job = locked
+        if job.status.is_terminal:  # a slow earlier try got there first
+            return f"job {job_id} already ended as {job.status_cd}"
+        write = apply(
+            session, model, gave_up(COMPLETION_FAILED, reason, job.container_exit_code), job
+        )
+        verdict = f"job {job_id}: {model.last_error}"
+    if publisher is not None and write.outbox_ids:
+        publish_pending(db, publisher, only_ids=write.outbox_ids)
+    log.error("%s (gave up after %s tries)", verdict, job.completion_attempts)
+    return verdict if write.accepted else f"{verdict} (refused: {write.decision})"
+
+
+def _judge_and_ingest(
     db: sessionmaker[Session], settings: Settings, publisher: Publisher | None, job_id: int
 ) -> str:
     with transaction(db) as session:
@@ -37,8 +116,6 @@ def complete_job(
         model, job = locked
         if job.status.is_terminal:
             return f"job {job_id} already ended as {job.status_cd}"
-        if job.container_ended_dttm is None:
-            return f"job {job_id}'s container has not ended"
         output_dir = layout.job_output_dir(settings.output_root, model.uuid, job.type, job.id)
         observation = _judge(model, job, output_dir)
         if observation.event is JobEvent.SUCCEEDED:

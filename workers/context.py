@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, load_settings
-from app.db.session import make_engine, make_session_factory
+from app.db.session import make_session_factory, make_worker_engine
 from app.services.publisher import CeleryPublisher, Publisher
 from app.services.queries import installation_id
 from workers.runtime.base import ContainerRuntime
@@ -81,7 +81,7 @@ def build_context(
 ) -> WorkerContext:
     settings = settings or load_settings()
     node = node or NodeSettings.from_env()
-    engine = make_engine(settings.database_url)
+    engine = make_worker_engine(settings.database_url, settings.bounds)
     db = make_session_factory(engine)
     if runtime is None:
         with db() as session:

@@ -6,6 +6,15 @@ A launch message may arrive twice, late, or after a cancel. Every step re-reads 
 - the container name comes from the job id, so a second launch finds the first container;
 - the start is reported through the status-write path; if the job was canceled meanwhile,
   the report is refused and the container is stopped at once.
+
+After the claim committed, no error leaves the job claimed by a launch that is over:
+- one that can never succeed (the spec cannot be built, the image is missing, the dataset or
+  the output folder cannot be prepared) ends the job at once, like a container that could not
+  run, which removes the container and frees the claim's GPUs;
+- any other (the runtime does not answer, the database went away, a bug) gives the claim back
+  when the runtime can say that no container was started, else leaves it to the node's
+  reconcile, which releases a claim without a container after CLAIM_LOST_AFTER_S. Each claim
+  counted one attempt; the claim after the last allowed one ends the job `LAUNCH_FAILED`.
 """
 
 from __future__ import annotations
@@ -16,22 +25,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.datasets import generate_demo_dataset
-from app.db.models import Job
+from app.db.models import Job, Model
 from app.db.session import transaction
 from app.domain import layout
+from app.domain.completion import LAUNCH_FAILED, gave_up, short_reason
 from app.domain.containers import container_name
 from app.domain.states import JobStatus, JobType
 from app.domain.timefmt import utcnow
 from app.domain.transitions import JobEvent, JobObservation
 from app.services.datasets import DatasetUnavailable, write_splits
 from app.services.observations import record_observation
-from app.services.status_writes import lock_job
+from app.services.status_writes import apply, lock_job
 from workers import outputs
 from workers.context import WorkerContext
 from workers.ending import observe_end, stop_and_collect
 from workers.gpus import take_gpus
+from workers.requeue import record_attempt_error, release_claim
 from workers.runtime.base import (
     LABEL_ATTEMPT,
     LABEL_JOB_ID,
@@ -91,6 +103,8 @@ def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
         if job.node is not None and job.node != me:
             return f"job {job_id} belongs to node {job.node}"
         if job.node is None:
+            if job.launch_attempts >= ctx.settings.bounds.max_attempts:
+                return _give_up(ctx, session, model, job)
             if ctx.node.draining:  # a job it already holds still launches (finish, don't take)
                 return f"node {me} is draining: job {job_id} is left to other nodes"
             blocker = session.scalar(
@@ -113,8 +127,9 @@ def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
                     return f"waiting: no free GPU on node {me}"
                 gpu_ids = taken
             job.node = me
-            job.claimed_dttm = utcnow()
+            job.claimed_dttm = job.last_attempt_dttm = utcnow()
             job.gpu_ids = gpu_ids
+            job.launch_attempts += 1
         return Claim(
             job_id=job.id,
             job_type=job.type,
@@ -131,8 +146,27 @@ def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
         )
 
 
+def _give_up(ctx: WorkerContext, session: Session, model: Model, job: Job) -> str:
+    """Every allowed claim ended without a container: end the job (in the claim's
+    transaction, model row locked) instead of claiming it again."""
+    observation = gave_up(LAUNCH_FAILED, job.last_attempt_error)
+    write = apply(session, model, observation, observed=job)
+    log.error("job %s: %s after %s claims", job.id, observation.error, job.launch_attempts)
+    return f"job {job.id}: {observation.error}" + ("" if write.accepted else " (refused)")
+
+
 def _start(ctx: WorkerContext, claim: Claim) -> str:
-    spec = build_spec(ctx, claim)
+    try:
+        return _launch(ctx, claim)
+    except Exception as exc:
+        return _release_after_error(ctx, claim, exc)
+
+
+def _launch(ctx: WorkerContext, claim: Claim) -> str:
+    try:
+        spec = build_spec(ctx, claim)
+    except Exception as exc:  # bad params or settings: no retry can build it
+        return _launch_failed(ctx, claim, exc)
     state = ctx.runtime.inspect(spec.name)
     # "created": a crash between create and start; launch() starts that same container.
     if state is None or state.status == "created":
@@ -142,8 +176,12 @@ def _start(ctx: WorkerContext, claim: Claim) -> str:
             state = ctx.runtime.launch(spec)
         except AlreadyExists as exists:
             state = exists.state
-        except (LaunchError, DatasetUnavailable, OSError) as exc:
+        except (LaunchError, DatasetUnavailable) as exc:
             return _launch_failed(ctx, claim, exc)
+        except OSError as exc:
+            if _runtime_unreachable(exc):
+                raise  # not the job's fault: give the claim back (_release_after_error)
+            return _launch_failed(ctx, claim, exc)  # the output folder cannot be prepared
     write = record_observation(
         ctx.db, ctx.publisher, claim.job_id, JobObservation(JobEvent.STARTED)
     )
@@ -157,6 +195,35 @@ def _start(ctx: WorkerContext, claim: Claim) -> str:
     # Canceled (or ended) while we were starting it: it must not keep running.
     stop_and_collect(ctx, claim.job_id)
     return f"job {claim.job_id} became {status} during launch; container stopped"
+
+
+def _runtime_unreachable(exc: OSError) -> bool:
+    """The Docker client's connection errors (requests') are OSErrors too, but say nothing
+    about the job: the engine did not answer."""
+    return type(exc).__module__.split(".")[0] in ("requests", "urllib3")
+
+
+def _release_after_error(ctx: WorkerContext, claim: Claim, exc: Exception) -> str:
+    """An error after the claim committed that says nothing about the job. Give the claim
+    back if the runtime can tell that no container was started (a created-only one is
+    removed); if it cannot answer, a container may exist, so the claim stays and the node's
+    reconcile releases it once the runtime answers again (CLAIM_LOST_AFTER_S)."""
+    reason = short_reason(exc)
+    log.warning("launch of job %s failed after its claim: %s", claim.job_id, reason)
+    try:
+        record_attempt_error(ctx.db, claim.job_id, reason)
+        state = ctx.runtime.inspect(claim.container_name)
+        if state is not None and state.status != "created":  # it started: reconcile follows it
+            return f"launch of job {claim.job_id} failed ({reason}); container {state.status}"
+        if state is not None:
+            ctx.runtime.remove(claim.container_name)
+        released = release_claim(ctx.db, claim.job_id, ctx.node.node)
+    except Exception as again:
+        log.warning("job %s stays claimed until the node's reconcile: %s", claim.job_id, again)
+        return f"launch of job {claim.job_id} failed ({reason}); claim kept for the reconcile"
+    return f"launch of job {claim.job_id} failed ({reason})" + (
+        "; claim released, the sweep re-publishes it after a backoff" if released else ""
+    )
 
 
 def _launch_failed(ctx: WorkerContext, claim: Claim, exc: Exception) -> str:

@@ -6,7 +6,8 @@
   `observe_end`; a labelled container whose job no longer wants it is stopped and removed.
 - `sweep` (every SWEEP_INTERVAL_S, one instance cluster-wide under a PostgreSQL advisory lock):
   publishes outbox rows a crash left behind, re-publishes QUEUED jobs whose message was lost,
-  and re-publishes `complete_job` for containers that ended but were never judged.
+  and re-publishes `complete_job` for containers that ended but were never judged — each
+  within the job's attempts, after a backoff (Settings.bounds).
 """
 
 from __future__ import annotations
@@ -22,20 +23,19 @@ from sqlalchemy import Engine, select, text
 
 from app import messaging
 from app.db.models import Job, Model
-from app.db.session import transaction
 from app.domain import layout
+from app.domain.completion import LAUNCH_FAILED, gave_up, short_reason
 from app.domain.containers import container_name
 from app.domain.states import JobStatus
-from app.domain.timefmt import utcnow
+from app.domain.timefmt import as_utc, utcnow
 from app.domain.transitions import JobEvent, JobObservation
 from app.services.observations import record_observation, record_progress
 from app.services.outbox import publish_pending
 from workers import outputs
 from workers.context import WorkerContext
 from workers.ending import observe_end, remove_container, stop_and_collect
-from workers.gpus import release_gpus
 from workers.heartbeat import end_jobs_of_lost_nodes
-from workers.requeue import republish_queued
+from workers.requeue import count_launch_attempt, release_claim, republish_queued
 from workers.runtime.base import LABEL_JOB_ID, ContainerState
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,11 @@ def reconcile_node(ctx: WorkerContext, startup: bool = False) -> dict[str, int]:
     missing (it may have been created a moment after the list was taken).
     """
     jobs = _claimed_jobs(ctx)
-    containers = {c.name: c for c in ctx.runtime.list_managed(ctx.node.node)}
+    try:
+        containers = {c.name: c for c in ctx.runtime.list_managed(ctx.node.node)}
+    except Exception as exc:
+        _runtime_silent(ctx, jobs, short_reason(exc), startup)
+        raise
     counts: dict[str, int] = {}
     for job, model_uuid in jobs:
         name = _container_of(ctx, job)
@@ -109,16 +113,26 @@ def _wanted_by_a_live_job(ctx: WorkerContext, state: ContainerState) -> bool:
 def reconcile_job(
     ctx: WorkerContext, job: Job, model_uuid: str, state: ContainerState | None, startup: bool
 ) -> str:
+    name = job.container_name or f"trainyard-job-{job.id}"
+    never_started = state is None or state.status == "created"
+    if never_started and job.status is JobStatus.QUEUED and job.container_ended_dttm is None:
+        # Claimed, no container running. A launch in flight, or one that is over: this node
+        # died before creating it, or the launch failed and could not give the claim back
+        # (the runtime did not answer). Past the bound the claim is lost: release it and
+        # remove a created-only container; the sweep re-publishes the job after its backoff,
+        # within its attempts (each claim counted one).
+        if job.id in ctx.launching or not (startup or _claim_lost(ctx, job)):
+            return "launching"
+        if state is not None:
+            ctx.runtime.remove(name)
+        if release_claim(ctx.db, job.id, ctx.node.node):
+            republish_queued(ctx, model_id=job.model_id)
+        return "requeued"
     name = _container_of(ctx, job)
     if state is None:
         if job.container_ended_dttm is not None:
             remove_container(ctx, job.id, name)  # recorded, removed, not yet marked gone
             return "marked gone"
-        if job.status is JobStatus.QUEUED:
-            if not startup:
-                return "launching"  # claimed moments ago by a launch still in flight
-            _unclaim(ctx, job.id)  # claimed, but this node died before creating it
-            return "requeued"
         observe_end(ctx, job.id, None)  # vanished: the outputs decide (SPEC §5)
         return "missing"
     if state.ended:
@@ -177,15 +191,35 @@ def _track_progress(ctx: WorkerContext, job: Job, model_uuid: str) -> None:
         log.warning("live metrics of job %s: %s", job.id, exc)
 
 
-def _unclaim(ctx: WorkerContext, job_id: int) -> None:
-    with transaction(ctx.db) as session:
-        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
-        if job.status is JobStatus.QUEUED:
-            job.node = None
-            job.claimed_dttm = None
-            job.gpu_ids = None
-            release_gpus(session, job_id)
-    republish_queued(ctx, model_id=None)
+def _runtime_silent(
+    ctx: WorkerContext, jobs: list[tuple[Job, str]], reason: str, startup: bool
+) -> None:
+    """The runtime does not answer, so a claimed job's container may or may not exist: its
+    claim can be neither released nor confirmed. Each backoff counts one more launch attempt
+    of such a job; after the last allowed one it ends `LAUNCH_FAILED`. Its container (if any)
+    and GPU lease are released by the reconcile once the runtime answers again."""
+    now = utcnow()
+    bounds = ctx.settings.bounds
+    for job, _model_uuid in jobs:
+        if (
+            job.status is not JobStatus.QUEUED
+            or job.container_ended_dttm is not None
+            or job.id in ctx.launching
+            or not (startup or _claim_lost(ctx, job))
+            or not bounds.due(job.launch_attempts, job.last_attempt_dttm, now)
+        ):
+            continue
+        attempts = count_launch_attempt(ctx.db, job.id, reason)
+        log.warning("job %s: launch attempt %s of %s lost: %s", job.id, attempts,
+                    bounds.max_attempts, reason)  # fmt: skip
+        if attempts >= bounds.max_attempts:
+            record_observation(ctx.db, ctx.publisher, job.id, gave_up(LAUNCH_FAILED, reason))
+
+
+def _claim_lost(ctx: WorkerContext, job: Job) -> bool:
+    claimed = job.claimed_dttm
+    bound = timedelta(seconds=ctx.settings.bounds.claim_lost_after_s)
+    return claimed is None or as_utc(claimed) < utcnow() - bound
 
 
 def _remove_orphan(ctx: WorkerContext, name: str, state: ContainerState) -> None:
@@ -206,14 +240,16 @@ def sweep_lock(engine: Engine) -> Iterator[bool]:
     if engine.dialect.name != "postgresql":
         yield True
         return
-    with engine.connect() as conn:
+    # Autocommit: the lock belongs to the session, and a connection held open in a
+    # transaction for the whole sweep would count as idle in it (and be ended by PostgreSQL
+    # after DB_IDLE_IN_TRANSACTION_TIMEOUT_S on a worker engine).
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEP_LOCK_KEY}))
         try:
             yield held
         finally:
             if held:
                 conn.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": SWEEP_LOCK_KEY})
-            conn.commit()
 
 
 def sweep(ctx: WorkerContext) -> dict[str, int] | None:
@@ -222,7 +258,9 @@ def sweep(ctx: WorkerContext) -> dict[str, int] | None:
         if not held:
             return None
         return {
-            "outbox published": publish_pending(ctx.db, ctx.publisher),
+            "outbox published": publish_pending(
+                ctx.db, ctx.publisher, bounds=ctx.settings.bounds
+            ),
             "queued re-published": republish_queued(ctx, older_than_s=ctx.node.requeue_after_s),
             "completions re-published": _republish_unjudged(ctx),
             "jobs of lost nodes ended": end_jobs_of_lost_nodes(ctx),
@@ -230,22 +268,30 @@ def sweep(ctx: WorkerContext) -> dict[str, int] | None:
 
 
 def _republish_unjudged(ctx: WorkerContext) -> int:
-    cutoff = utcnow() - timedelta(seconds=JUDGE_AFTER_S)
+    """`complete_job` again for containers that ended but were never judged: a lost message
+    after JUDGE_AFTER_S, a failed try after its backoff. complete_job counts the tries and
+    ends the job with COMPLETION_FAILED after the last allowed one, so this stops too."""
+    now = utcnow()
+    lost = now - timedelta(seconds=JUDGE_AFTER_S)
     with ctx.db() as session:
-        ids = list(
-            session.scalars(
-                select(Job.id).where(
-                    Job.status_cd.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
-                    Job.container_ended_dttm.is_not(None),
-                    Job.container_ended_dttm < cutoff,
-                )
+        rows = session.execute(
+            select(
+                Job.id, Job.container_ended_dttm, Job.completion_attempts, Job.last_attempt_dttm
+            ).where(
+                Job.status_cd.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+                Job.container_ended_dttm.is_not(None),
             )
-        )
-    for job_id in ids:
+        ).all()
+    due = [
+        job_id
+        for job_id, ended, tries, last_try in rows
+        if (as_utc(ended) < lost if not tries else ctx.settings.bounds.due(tries, last_try, now))
+    ]
+    for job_id in due:
         ctx.publisher.publish(
             messaging.COMPLETE_JOB,
             messaging.QUEUE_METRICS,
             {"job_id": job_id},
             f"rejudge-{job_id}-{uuid.uuid4().hex[:8]}",
         )
-    return len(ids)
+    return len(due)

@@ -134,6 +134,13 @@ class Job(Base):
     # When its node confirmed the container removed (after recording exit code and log tail).
     # Until then the model may still have a live container, and no new one may start.
     container_gone_dttm: Mapped[datetime | None]
+    # Bounded retries (Settings.bounds): how many times a node claimed the job to launch it
+    # and how many times its judgement was tried, with when and why the last try failed.
+    # In the row, so a worker restart does not reset them.
+    launch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    completion_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_attempt_dttm: Mapped[datetime | None]
+    last_attempt_error: Mapped[str | None] = mapped_column(Text)
 
     model: Mapped[Model] = relationship(back_populates="jobs")
 
@@ -284,6 +291,11 @@ class OutboxMessage(Base):
     published_dttm: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # After a failed publish the relay waits (Settings.bounds backoff) before the next try,
+    # and gives the row up after the last one: the sweep and the nodes' reconcile re-derive
+    # every launch, stop and judgement from the job rows, so nothing is lost with it.
+    next_attempt_dttm: Mapped[datetime | None]
+    given_up_dttm: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_outbox_unpublished", "published_dttm", "id"),)
 

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.config import Bounds
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
@@ -18,6 +20,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+def make_worker_engine(url: str, bounds: Bounds) -> Engine:
+    """The workers' engine: every session gives up waiting for a lock after `lock_timeout`,
+    cancels a statement after `statement_timeout`, and PostgreSQL ends a transaction left
+    idle (a thread stuck between two statements) after `idle_in_transaction_session_timeout`,
+    so no worker waits on, or holds, a row lock forever. Set at connect time (libpq
+    `options`), hence on every pooled connection without a round trip. The API keeps its own."""
+    if url.startswith("sqlite"):
+        return make_engine(url)
+    limits = {
+        "lock_timeout": bounds.lock_timeout_s,
+        "statement_timeout": bounds.statement_timeout_s,
+        "idle_in_transaction_session_timeout": bounds.idle_in_transaction_timeout_s,
+    }
+    options = " ".join(f"-c {name}={max(1, round(s * 1000))}" for name, s in limits.items() if s)
+    return make_engine(url, connect_args={"options": options})
 
 
 def make_read_engine(url: str) -> Engine:

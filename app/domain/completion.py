@@ -11,6 +11,27 @@ from app.domain.transitions import JobEvent, JobObservation
 
 MISSING_INCOMPLETE = "SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE"
 NODE_LOST_INCOMPLETE = "NODE_LOST_OUTPUT_INCOMPLETE"
+# Bounded retries (Settings.bounds): the job's judgement, or its launch, failed on every
+# allowed attempt; the code is followed by the last attempt's error in one short line.
+COMPLETION_FAILED = "COMPLETION_FAILED"
+LAUNCH_FAILED = "LAUNCH_FAILED"
+REASON_LIMIT = 200  # characters of an attempt's error kept in last_error
+
+
+def short_reason(exc: BaseException) -> str:
+    """An attempt's error in one short line: the class and the first line of the message (of
+    the driver's error when a wrapper carries one, e.g. `LockNotAvailable: canceling
+    statement due to lock timeout`)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    text = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+    return text[:REASON_LIMIT]
+
+
+def gave_up(code: str, reason: str | None, exit_code: int | None = None) -> JobObservation:
+    """The observation that ends a job whose attempts are used up: FAILED, hence ERROR."""
+    error = f"{code}: {reason or 'no attempt succeeded'}"[: REASON_LIMIT + len(code) + 2]
+    return JobObservation(JobEvent.FAILED, exit_code if exit_code is not None else -1, error)
 
 
 @dataclass(frozen=True)

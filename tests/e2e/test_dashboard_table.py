@@ -184,6 +184,24 @@ def test_section_8_error_messages_and_the_buttons_they_leave(page, live_server, 
             "산출물 부족 — [재실행]",
             ["🔄 재실행"],
         ),
+        "completion-failed": (
+            {"status_cd": "ERROR", "step1_state": "ERROR"},
+            "COMPLETION_FAILED: LockNotAvailable: canceling statement due to lock timeout",
+            "학습 결과 처리 실패 — [재실행]",
+            ["🔄 재실행"],
+        ),
+        "launch-failed": (
+            {"status_cd": "ERROR", "step1_state": "ERROR"},
+            "LAUNCH_FAILED: ConnectionError: Connection refused",
+            "학습 시작 실패 — [재실행]",
+            ["🔄 재실행"],
+        ),
+        "unknown-code": (
+            {"status_cd": "ERROR", "step1_state": "ERROR"},
+            "SOME_FUTURE_CODE: detail",
+            "오류 발생 — [재실행]",
+            ["🔄 재실행"],
+        ),
         "csv": (
             {"status_cd": "ERROR", "step1_state": "ERROR"},
             "OUTPUT_INCOMPLETE: metrics-parse-error: train.csv line 4: 'abc' is not a number",
@@ -218,6 +236,12 @@ def test_section_8_error_messages_and_the_buttons_they_leave(page, live_server, 
     )
     expect(row(page, uids["csv"]).locator("[data-error]")).to_contain_text("train.csv line 4")
     expect(row(page, uids["oom"]).locator("[data-error]")).to_contain_text("batch size")
+    expect(row(page, uids["completion-failed"]).locator("[data-error]")).to_contain_text(
+        "마지막 오류: LockNotAvailable"
+    )
+    expect(row(page, uids["unknown-code"]).locator("[data-error]")).to_contain_text(
+        "SOME_FUTURE_CODE: detail"
+    )
     shot(page, "15-section-8-errors")
 
 

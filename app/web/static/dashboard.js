@@ -314,10 +314,24 @@
         action: retry, code: err, showLog: true,
       };
     }
+    if (err.startsWith('COMPLETION_FAILED') || err.startsWith('LAUNCH_FAILED')) {
+      // The platform gave up after RETRY_MAX_ATTEMPTS tries (docs/workers.md, "Bounds").
+      const launch = err.startsWith('LAUNCH_FAILED');
+      const reason = err.replace(/^[A-Z_]+:?\s*/, '');
+      return {
+        sev: 'error', icon: '❌', title: launch ? `${what} 시작 실패` : `${what} 결과 처리 실패`,
+        text: (launch
+          ? `${what} 컨테이너를 여러 번 시도했지만 시작하지 못했습니다 (노드의 Docker 응답 없음 등).`
+          : `${what}은(는) 끝났지만 결과 판정·메트릭 저장이 여러 번 실패해 중단했습니다.`)
+          + (reason ? ` 마지막 오류: ${reason}.` : '') + ' 관리자에게 노드 상태를 확인해 달라고 요청한 뒤 다시 실행하세요.',
+        action: retry, code: err,
+      };
+    }
     const known = Object.keys(REASONS).find((k) => err.includes(k));
     if (known) {
       return { sev: 'warning', icon: '📊', title: explainReason(known).split(' (')[0], text: explainReason(err), action: retry, code: err };
     }
+    // A code this page does not know (a newer server): say so, and show it as it came.
     return { sev: 'error', icon: '⚠️', title: '오류 발생', text: err, action: retry, code: '' };
   }
 
