@@ -38,9 +38,8 @@ def worker_ctx(settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-d
     """The database side of a worker, built the way a node builds it, with short timeouts."""
     bounds = replace(settings.bounds, lock_timeout_s=1, statement_timeout_s=2.5)
     node = replace(NodeSettings.from_env(), node="bounds-node", state_dir=tmp_path / "p")
-    ctx = build_context(
-        settings.with_overrides(bounds=bounds), node, ProcessRuntime(tmp_path / "p", "bounds-node")
-    )
+    runtime = ProcessRuntime(tmp_path / "p", "bounds-node", installation="bounds-test")
+    ctx = build_context(settings.with_overrides(bounds=bounds), node, runtime)
     yield ctx
     ctx.engine.dispose()
 
