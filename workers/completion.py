@@ -121,6 +121,7 @@ def _judge_and_ingest(
         if observation.event is JobEvent.SUCCEEDED:
             observation = _ingest(session, model, job, output_dir, observation)
         write = apply(session, model, observation, observed=job)
+        job.last_attempt_error = None  # this try finished (the verdict says how the job did)
         verdict = f"job {job_id}: {observation.event} {observation.error or ''}".strip()
     if publisher is not None and write.outbox_ids:
         publish_pending(db, publisher, only_ids=write.outbox_ids)
