@@ -20,6 +20,7 @@ from app.config import Settings
 from app.db.models import GpuLease, Job, Model
 from app.db.session import transaction
 from app.domain.timefmt import utcnow
+from app.services.queries import installation_id
 from tests.integration.helpers import create_model
 from tests.workers.conftest import model_of
 from workers.completion import complete_job
@@ -48,9 +49,18 @@ class EngineDropsOnce(ProcessRuntime):
 
 
 @pytest.fixture
-def gpu_node(settings: Settings, tmp_path: Path) -> Iterator[WorkerContext]:
+def gpu_node(
+    settings: Settings, tmp_path: Path, db: sessionmaker[Session]
+) -> Iterator[WorkerContext]:
     node = replace(NodeSettings.from_env(), node="gpu-node", gpu_ids=(0,), state_dir=tmp_path / "p")
-    runtime = EngineDropsOnce(tmp_path / "p", "gpu-node", entrypoint=[sys.executable, str(TRAINER)])
+    with db() as session:
+        installation = installation_id(session)
+    runtime = EngineDropsOnce(
+        tmp_path / "p",
+        "gpu-node",
+        installation=installation,
+        entrypoint=[sys.executable, str(TRAINER)],
+    )
     bounds = replace(settings.bounds, max_attempts=2, backoff_s=30, backoff_max_s=30)
     settings.output_root.mkdir(parents=True, exist_ok=True)
     ctx = build_context(settings.with_overrides(bounds=bounds), node, runtime)
