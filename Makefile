@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help venv run test test-fast lint services images migrate bench bench-dispatch bench-metrics clean flower \
+.PHONY: help venv run test test-fast lint services images migrate wheel bench bench-dispatch bench-metrics clean flower \
 	compose-build compose-config compose-up compose-down
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "make lint       ruff"
 	@echo "make services   install/start PostgreSQL, Redis and a Docker engine"
 	@echo "make images     build the local base image and the reference trainer image"
+	@echo "make wheel      dist/trainyard-*.whl: migrations and reference trainer included"
 	@echo "make bench      API benchmark (see bench/README.md)"
 	@echo "make bench-dispatch  POST run -> container running, cancel, reconcile 200 jobs"
 	@echo "make bench-metrics   1M-row train.csv ingest beside a raw COPY and MLflow"
@@ -36,6 +37,11 @@ images:
 
 migrate: venv
 	$(BIN)/trainyard migrate
+
+# What a node without a checkout installs (docs/deployment.md); tests/deploy/test_wheel.py
+# installs one in a fresh virtualenv and runs `trainyard migrate` and `trainyard worker --check`.
+wheel: venv
+	$(BIN)/pip wheel -q --no-deps -w dist .
 
 # API + dashboard, a worker, Flower and an embedded Redis; SQLite unless DATABASE_URL is set.
 # FLOWER_PORT (5555) and REDIS_PORT (6379) come from the environment; Ctrl-C stops it all.
