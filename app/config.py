@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from app.jobfiles import Limits, MiB
 
 DEFAULT_DATA_DIR = Path(os.environ.get("TRAINYARD_HOME", Path.cwd() / "var"))
 
@@ -27,6 +29,8 @@ class Settings:
     default_image: str
     publish_timeout_s: float
     list_count_cache_s: float  # how long a list page's totalElements may be reused
+    # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.
+    job_file_limits: Limits = field(default_factory=Limits)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -48,4 +52,10 @@ def load_settings() -> Settings:
         default_image=_env("TRAINER_IMAGE", "trainyard/trainer:latest"),
         publish_timeout_s=float(_env("PUBLISH_TIMEOUT_S", "2")),
         list_count_cache_s=float(_env("LIST_COUNT_CACHE_S", "1")),
+        job_file_limits=Limits(
+            metrics_csv=int(_env("JOB_FILE_MAX_CSV_MB", "2048")) * MiB,
+            json=int(_env("JOB_FILE_MAX_JSON_MB", "5")) * MiB,
+            split_list=int(_env("JOB_FILE_MAX_SPLIT_LIST_MB", "256")) * MiB,
+            results_zip=int(_env("JOB_FILE_MAX_ZIP_MB", "8192")) * MiB,
+        ),
     )

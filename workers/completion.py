@@ -8,10 +8,10 @@ together, and a replay (a redelivered message, the sweep) finds the job ended an
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import jobfiles
 from app.config import Settings
 from app.db.models import Job, Model
 from app.db.session import transaction
@@ -39,7 +39,8 @@ def complete_job(
             return f"job {job_id} already ended as {job.status_cd}"
         if job.container_ended_dttm is None:
             return f"job {job_id}'s container has not ended"
-        output_dir = layout.job_output_dir(settings.output_root, model.uuid, job.type, job.id)
+        root = jobfiles.job_root(settings)
+        output_dir = layout.job_output_dir(root, model.uuid, job.type, job.id)
         observation = _judge(model, job, output_dir)
         if observation.event is JobEvent.SUCCEEDED:
             observation = _ingest(session, model, job, output_dir, observation)
@@ -51,7 +52,7 @@ def complete_job(
     return verdict if write.accepted else f"{verdict} (refused: {write.decision})"
 
 
-def _judge(model: Model, job: Job, output_dir: Path) -> JobObservation:
+def _judge(model: Model, job: Job, output_dir: jobfiles.JobPath) -> JobObservation:
     epoch = job.params.get("epoch")
     facts = outputs.probe(job.type, output_dir, int(epoch) if epoch is not None else None)
     total = job.params.get("total_epoch")
@@ -65,7 +66,11 @@ def _judge(model: Model, job: Job, output_dir: Path) -> JobObservation:
 
 
 def _ingest(
-    session: Session, model: Model, job: Job, output_dir: Path, succeeded: JobObservation
+    session: Session,
+    model: Model,
+    job: Job,
+    output_dir: jobfiles.JobPath,
+    succeeded: JobObservation,
 ) -> JobObservation:
     """Metrics in the same commit as SUCCESS; a bad file turns the verdict into a failure."""
     from app.metrics import MetricsError, ingest_eval_outputs, ingest_train_outputs
