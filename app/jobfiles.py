@@ -324,7 +324,8 @@ class Entry(Enum):
     FILE = "file"
     DIRECTORY = "directory"
     LINK = "link"
-    OTHER = "other"  # FIFO, device, socket
+    FIFO = "fifo"
+    OTHER = "other"  # device, socket
 
 
 def _entry_of(mode: int) -> Entry:
@@ -334,6 +335,8 @@ def _entry_of(mode: int) -> Entry:
         return Entry.DIRECTORY
     if stat.S_ISLNK(mode):
         return Entry.LINK
+    if stat.S_ISFIFO(mode):
+        return Entry.FIFO
     return Entry.OTHER
 
 
@@ -359,7 +362,7 @@ def entry(path: JobPath) -> Entry | None:
     return _entry_of(info.st_mode)
 
 
-_REFUSAL = {Entry.LINK: Reason.LINK, Entry.OTHER: Reason.SPECIAL}
+_REFUSAL = {Entry.LINK: Reason.LINK, Entry.FIFO: Reason.FIFO, Entry.OTHER: Reason.SPECIAL}
 
 
 def has_file(path: JobPath) -> bool:

@@ -83,6 +83,7 @@ def split_counts(settings: Settings, model: Model) -> dict[str, Any]:
         else:
             samples, splits = _plan(_dataset_dir(settings, model.dataset), model.params)
             source = "planned"
+        # Inside the try: written lists may name samples the manifest lacks.
+        return {"source": source, **count_splits(samples, splits)}
     except (DatasetError, JobFileError) as exc:
         raise _unavailable(settings, exc) from None
-    return {"source": source, **count_splits(samples, splits)}

@@ -94,7 +94,7 @@ def test_a_fifo_is_refused_at_once(root: JobPath) -> None:
     reader.join(5)
     assert not reader.is_alive(), "reading a FIFO blocked"
     assert isinstance(done[0], JobFileError) and done[0].reason is Reason.FIFO
-    refused(lambda: jobfiles.has_file(path), Reason.SPECIAL, "train/progress.json")
+    refused(lambda: jobfiles.has_file(path), Reason.FIFO, "train/progress.json")
 
 
 def test_a_folder_where_a_file_belongs_is_refused(root: JobPath) -> None:
@@ -151,7 +151,7 @@ def test_list_dir_does_not_follow_links(root: JobPath) -> None:
     assert listing == {
         "epoch_1.pt": Entry.FILE,
         "epoch_2.pt": Entry.LINK,
-        "epoch_3.pt": Entry.OTHER,
+        "epoch_3.pt": Entry.FIFO,
     }
 
 
