@@ -150,26 +150,33 @@ class _OpenHow(ctypes.Structure):
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_EAGAIN_TRIES = 16
 
 
 def _openat2(dir_fd: int, relative: str, flags: int) -> int | None:
     """openat2(2); None when the kernel (or a seccomp filter) does not offer it."""
     global _openat2_works
     how = _OpenHow(flags, 0, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
-    while True:
+    err = errno.EAGAIN
+    for _ in range(_EAGAIN_TRIES):  # EAGAIN: a rename somewhere raced the lookup; try again
         fd = _libc.syscall(
-            _SYS_OPENAT2, dir_fd, relative.encode(), ctypes.byref(how), ctypes.sizeof(how)
+            ctypes.c_long(_SYS_OPENAT2),
+            ctypes.c_int(dir_fd),
+            ctypes.c_char_p(os.fsencode(relative)),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
         )
         if fd >= 0:
             _openat2_works = True
             return int(fd)
         err = ctypes.get_errno()
-        if err == errno.EAGAIN:  # a concurrent rename: the kernel asks to try again
-            continue
-        if err in (errno.ENOSYS, errno.EPERM) and not _openat2_works:
-            _openat2_works = False
-            return None
-        raise OSError(err, os.strerror(err))
+        if err != errno.EAGAIN:
+            break
+    if err in (errno.ENOSYS, errno.EPERM) and not _openat2_works:
+        _openat2_works = False
+        return None
+    raise OSError(err, os.strerror(err))
 
 
 def _open_root(path: JobPath) -> int:
