@@ -11,7 +11,6 @@ import logging
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobfiles
 from app.config import Settings
 from app.db.models import Job, Model
 from app.db.session import transaction
@@ -19,6 +18,7 @@ from app.domain import layout
 from app.domain.completion import ContainerEnd, judge, output_gap
 from app.domain.states import JobType
 from app.domain.transitions import JobEvent, JobObservation
+from app.jobfiles import JobPath, job_root
 from app.services.outbox import publish_pending
 from app.services.publisher import Publisher
 from app.services.status_writes import apply, lock_job
@@ -39,8 +39,7 @@ def complete_job(
             return f"job {job_id} already ended as {job.status_cd}"
         if job.container_ended_dttm is None:
             return f"job {job_id}'s container has not ended"
-        root = jobfiles.job_root(settings)
-        output_dir = layout.job_output_dir(root, model.uuid, job.type, job.id)
+        output_dir = layout.job_output_dir(job_root(settings), model.uuid, job.type, job.id)
         observation = _judge(model, job, output_dir)
         if observation.event is JobEvent.SUCCEEDED:
             observation = _ingest(session, model, job, output_dir, observation)
@@ -52,7 +51,7 @@ def complete_job(
     return verdict if write.accepted else f"{verdict} (refused: {write.decision})"
 
 
-def _judge(model: Model, job: Job, output_dir: jobfiles.JobPath) -> JobObservation:
+def _judge(model: Model, job: Job, output_dir: JobPath) -> JobObservation:
     epoch = job.params.get("epoch")
     facts = outputs.probe(job.type, output_dir, int(epoch) if epoch is not None else None)
     total = job.params.get("total_epoch")
@@ -66,11 +65,7 @@ def _judge(model: Model, job: Job, output_dir: jobfiles.JobPath) -> JobObservati
 
 
 def _ingest(
-    session: Session,
-    model: Model,
-    job: Job,
-    output_dir: jobfiles.JobPath,
-    succeeded: JobObservation,
+    session: Session, model: Model, job: Job, output_dir: JobPath, succeeded: JobObservation
 ) -> JobObservation:
     """Metrics in the same commit as SUCCESS; a bad file turns the verdict into a failure."""
     from app.metrics import MetricsError, ingest_eval_outputs, ingest_train_outputs
