@@ -3,11 +3,12 @@ tables, so curves move during training. The completion ingest later replaces the
 the final files.
 
 Each worker process keeps a cursor per (model, job, split): the file's identity and size and
-how far it has read. A call with nothing new costs two stat() calls and no query. Appends are
-read from the cursor on; a file replaced by a rename (a resume rewrites train.csv) or a
-cursor that does not match the database (another process wrote, a restart deleted rows) makes
-the split sync from the start: delete and rewrite it from the file. Writes lock the model row,
-like every other writer of a model, and stop once the job is no longer the model's running
+how far it has read. A call with nothing new costs two opens (through the gate) and fstat()
+calls, and no query. Appends are read from the cursor on; a file replaced by a rename (a
+resume rewrites train.csv) or a cursor that does not match the database (another process
+wrote, a restart deleted rows) makes the split sync from the start: delete and rewrite it from
+the file. Writes lock the model row, like every other writer of a model, and stop once the job
+is no longer the model's running
 attempt. Only complete lines are read: a torn last line waits for the next call.
 
 The files are the job's: opened through app.jobfiles (no link, FIFO or folder is read), at
