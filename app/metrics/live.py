@@ -8,8 +8,8 @@ calls, and no query. Appends are read from the cursor on; a file replaced by a r
 resume rewrites train.csv) or a cursor that does not match the database (another process
 wrote, a restart deleted rows) makes the split sync from the start: delete and rewrite it from
 the file. Writes lock the model row, like every other writer of a model, and stop once the job
-is no longer the model's running
-attempt. Only complete lines are read: a torn last line waits for the next call.
+is no longer the model's running attempt. Only complete lines are read: a torn last line waits
+for the next call.
 
 The files are the job's: opened through app.jobfiles (no link, FIFO or folder is read), at
 most READ_BYTES per call (the rest waits for the next call).
