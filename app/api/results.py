@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from typing import Any
 
@@ -269,5 +270,15 @@ def download(model_uuid: str) -> Response:
             f"{_safe_part(model.model_no)}_{_safe_part(model.model_ver)}_"
             f"{str(model.uuid)[:8]}_results_epoch_{_eval_epoch(job)}.zip"
         )
-    # send_file streams the descriptor the gate opened (and closes it), never a path.
-    return send_file(handle, mimetype="application/zip", as_attachment=True, download_name=name)
+    # send_file streams the descriptor the gate opened (and closes it), never a path; the size
+    # and time come from that same descriptor.
+    info = os.fstat(handle.fileno())
+    response = send_file(
+        handle,
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name=name,
+        last_modified=info.st_mtime,
+    )
+    response.content_length = info.st_size
+    return response

@@ -329,3 +329,18 @@ def test_nul_in_a_csv_header_is_stored_escaped(
             select(MetricSeries.metric_names).where(MetricSeries.split == "train")
         ).one()
     assert names == ["lo\\x00ss"]
+
+
+def test_a_regular_results_zip_is_served_from_the_gate_s_descriptor(
+    client: FlaskClient, db: sessionmaker[Session], settings: Settings
+) -> None:
+    model = create_model(client)
+    job_id = _successful_eval(db, model["id"])
+    zip_path = layout.results_zip(layout.eval_dir(settings.output_root, model["uuid"], job_id), 2)
+    zip_path.parent.mkdir(parents=True)
+    zip_path.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    download = client.get(f"/api/models/{model['uuid']}/results/download")
+    assert download.status_code == 200 and download.mimetype == "application/zip"
+    assert download.headers["Content-Length"] == "22"
+    assert download.data == b"PK\x05\x06" + b"\0" * 18
+    download.close()
