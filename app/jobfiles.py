@@ -236,6 +236,10 @@ def _explain(root: int, path: JobPath, exc: OSError) -> JobFileError:
             if stat.S_ISLNK(info.st_mode):
                 return JobFileError(shown, Reason.LINK)
             if depth == len(path.parts):
+                if stat.S_ISFIFO(info.st_mode):
+                    return JobFileError(shown, Reason.FIFO)
+                if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                    return JobFileError(shown, Reason.SPECIAL)  # e.g. a socket: ENXIO
                 break
             if not stat.S_ISDIR(info.st_mode):
                 return JobFileError(shown, Reason.NOT_DIRECTORY)

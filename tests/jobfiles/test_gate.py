@@ -235,3 +235,16 @@ def test_openat2_is_used_where_the_kernel_has_it(root: JobPath) -> None:
     if jobfiles._SYS_OPENAT2 is None or release < (5, 6):
         pytest.skip("no openat2 here: the O_NOFOLLOW walk is used (tested above)")
     assert jobfiles._openat2_works is True
+
+
+def test_a_socket_is_refused(root: JobPath, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.chdir(model_folder(root) / "train")  # a socket path must be short
+    listener = socket.socket(socket.AF_UNIX)
+    try:
+        listener.bind("progress.json")
+        path = layout.train_dir(root, MODEL) / "progress.json"
+        refused(lambda: read(path, JSON), Reason.SPECIAL, "train/progress.json")
+    finally:
+        listener.close()
