@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from app.config import Settings
 
 MiB = 1 << 20
+_LINE_BLOCK = MiB  # bounded_lines reads this much at a time
 
 
 class FileKind(Enum):
@@ -309,17 +310,26 @@ def read_file(path: JobPath, kind: FileKind) -> bytes:
 
 
 def bounded_lines(handle: BinaryIO, max_line: int) -> Iterator[bytes]:
-    """The lines of `handle` (each with its newline, the last maybe without); a line longer
-    than `max_line` bytes raises LineTooLong instead of being held in memory."""
-    number = 0
-    while True:
-        line = handle.readline(max_line + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > max_line and not line.endswith(b"\n"):
-            raise LineTooLong(number, max_line)
-        yield line
+    """The lines of `handle` from where it is (each with its newline, the last maybe without);
+    a line longer than `max_line` bytes (newline not counted) raises LineTooLong instead of
+    being held in memory. Read in blocks: about as fast as iterating the file."""
+    number, pending = 0, b""
+    while block := handle.read(_LINE_BLOCK):
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()
+        too_long = None
+        if lines and max(map(len, lines)) > max_line:
+            too_long = next(i for i, line in enumerate(lines) if len(line) > max_line)
+            del lines[too_long:]
+        elif len(pending) > max_line:
+            too_long = len(lines)
+        for line in lines:  # the lines before a long one come first, as a reader expects
+            yield line + b"\n"
+        if too_long is not None:
+            raise LineTooLong(number + too_long + 1, max_line)
+        number += len(lines)
+    if pending:
+        yield pending
 
 
 class LineTooLong(ValueError):
