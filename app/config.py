@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.jobfiles import Limits, MiB
+
 DEFAULT_DATA_DIR = Path(os.environ.get("TRAINYARD_HOME", Path.cwd() / "var"))
 
 
@@ -75,6 +77,8 @@ class Settings:
     publish_timeout_s: float
     list_count_cache_s: float  # how long a list page's totalElements may be reused
     bounds: Bounds = field(default_factory=Bounds)
+    # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.
+    job_file_limits: Limits = field(default_factory=Limits)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -97,4 +101,10 @@ def load_settings() -> Settings:
         publish_timeout_s=float(_env("PUBLISH_TIMEOUT_S", "2")),
         list_count_cache_s=float(_env("LIST_COUNT_CACHE_S", "1")),
         bounds=load_bounds(),
+        job_file_limits=Limits(
+            metrics_csv=int(_env("JOB_FILE_MAX_CSV_MB", "2048")) * MiB,
+            json=int(_env("JOB_FILE_MAX_JSON_MB", "5")) * MiB,
+            split_list=int(_env("JOB_FILE_MAX_SPLIT_LIST_MB", "256")) * MiB,
+            results_zip=int(_env("JOB_FILE_MAX_ZIP_MB", "8192")) * MiB,
+        ),
     )

@@ -14,7 +14,6 @@ GPUs released when its end was recorded (workers/ending.py), before any try.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +33,7 @@ from app.domain.completion import (
 from app.domain.states import JobType
 from app.domain.timefmt import utcnow
 from app.domain.transitions import JobEvent, JobObservation
+from app.jobfiles import JobPath, job_root
 from app.services.outbox import publish_pending
 from app.services.publisher import Publisher
 from app.services.status_writes import apply, lock_job
@@ -116,7 +116,7 @@ def _judge_and_ingest(
         model, job = locked
         if job.status.is_terminal:
             return f"job {job_id} already ended as {job.status_cd}"
-        output_dir = layout.job_output_dir(settings.output_root, model.uuid, job.type, job.id)
+        output_dir = layout.job_output_dir(job_root(settings), model.uuid, job.type, job.id)
         observation = _judge(model, job, output_dir)
         if observation.event is JobEvent.SUCCEEDED:
             observation = _ingest(session, model, job, output_dir, observation)
@@ -129,7 +129,7 @@ def _judge_and_ingest(
     return verdict if write.accepted else f"{verdict} (refused: {write.decision})"
 
 
-def _judge(model: Model, job: Job, output_dir: Path) -> JobObservation:
+def _judge(model: Model, job: Job, output_dir: JobPath) -> JobObservation:
     epoch = job.params.get("epoch")
     facts = outputs.probe(job.type, output_dir, int(epoch) if epoch is not None else None)
     total = job.params.get("total_epoch")
@@ -143,7 +143,7 @@ def _judge(model: Model, job: Job, output_dir: Path) -> JobObservation:
 
 
 def _ingest(
-    session: Session, model: Model, job: Job, output_dir: Path, succeeded: JobObservation
+    session: Session, model: Model, job: Job, output_dir: JobPath, succeeded: JobObservation
 ) -> JobObservation:
     """Metrics in the same commit as SUCCESS; a bad file turns the verdict into a failure."""
     from app.metrics import MetricsError, ingest_eval_outputs, ingest_train_outputs

@@ -14,10 +14,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import messaging
+from app import jobfiles, messaging
 from app.db.models import Job, Model
 from app.db.session import transaction
 from app.domain import layout
+from app.domain.jobtext import storable_or_none
 from app.domain.states import JobType
 from app.domain.timefmt import utcnow
 from app.services.observations import record_progress
@@ -88,7 +89,7 @@ def record_end(
     job.container_exit_code = exit_code
     job.container_missing = missing
     job.oom_killed = oom_killed
-    job.log_tail = log_tail
+    job.log_tail = storable_or_none(log_tail)  # a job's log may hold NUL or invalid UTF-8
     if node_lost:
         job.node_lost = True
     if job.status.is_terminal:
@@ -126,6 +127,6 @@ def stop_and_collect(ctx: WorkerContext, job_id: int) -> str:
 
 def _record_final_progress(ctx: WorkerContext, job_id: int, model_uuid: object) -> None:
     """The last checkpoint (e.g. the one written on SIGTERM) is what a resume continues from."""
-    progress = outputs.read_progress(layout.train_dir(ctx.settings.output_root, model_uuid))
+    progress = outputs.read_progress(layout.train_dir(jobfiles.job_root(ctx.settings), model_uuid))
     if progress is not None:
         record_progress(ctx.db, job_id, *progress)

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import jobfiles
 from app.datasets import generate_demo_dataset
 from app.db.models import Job, Model
 from app.db.session import transaction
@@ -273,7 +274,7 @@ def build_spec(ctx: WorkerContext, claim: Claim) -> LaunchSpec:
 
 
 def prepare_outputs(ctx: WorkerContext, claim: Claim) -> None:
-    root = ctx.settings.output_root.resolve()
+    root = jobfiles.job_root(ctx.settings)
     outputs.make_writable_dir(layout.model_dir(root, claim.model_uuid))
     if claim.job_type is JobType.TRAIN and claim.params.get("fresh_outputs"):
         outputs.set_aside_training(root, claim.model_uuid, claim.job_id)
@@ -289,6 +290,6 @@ def _ensure_split_lists(ctx: WorkerContext, claim: Claim) -> None:
     dataset = claim.dataset or ctx.node.default_dataset
     if claim.dataset is None:
         generate_demo_dataset(ctx.settings.dataset_root / dataset)
-    lists = layout.split_dir(ctx.settings.output_root, claim.model_uuid)
-    if not (lists / "train.txt").exists():
+    lists = layout.split_dir(jobfiles.job_root(ctx.settings), claim.model_uuid)
+    if jobfiles.entry(lists / "train.txt") is None:
         write_splits(ctx.settings, dataset, claim.model_uuid, claim.params)

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text
 
-from app import messaging
+from app import jobfiles, messaging
 from app.db.models import Job, Model
 from app.domain import layout
 from app.domain.completion import LAUNCH_FAILED, gave_up, short_reason
@@ -177,7 +177,7 @@ def sync_job(ctx: WorkerContext, job_id: int) -> dict[str, Any]:
 def _track_progress(ctx: WorkerContext, job: Job, model_uuid: str) -> None:
     if job.type.value != "TRAIN":
         return
-    folder = layout.train_dir(ctx.settings.output_root, model_uuid)
+    folder = layout.train_dir(jobfiles.job_root(ctx.settings), model_uuid)
     progress = outputs.read_progress(folder)
     if progress is not None:
         record_progress(ctx.db, job.id, *progress)

@@ -2,27 +2,31 @@
 outputs for the dashboard's log view and its [결과 보기] / [다운로드] buttons.
 
 Every file path is built from the model's uuid and a job id taken from the database, through
-`app.domain.layout`; nothing in a request ever becomes part of a path.
+`app.domain.layout`; nothing in a request ever becomes part of a path. The files are the job's
+(hostile input): opened through app.jobfiles only (no link, FIFO or folder is read), and what
+they hold comes back as data; a problem names the file and line, never a host path.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, request, send_file
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import jobfiles
 from app.api.envelope import ApiError, ok
 from app.api.params import model_or_404, parse_uuid
 from app.db.models import Job, Model
 from app.domain import layout
 from app.domain.states import JobStatus, JobType
 from app.domain.timefmt import format_time
+from app.jobfiles import FileKind, JobFileError, JobPath, LineTooLong
 from app.runtime import runtime
 from app.services.queries import jobs_of
 
@@ -30,8 +34,8 @@ bp = Blueprint("results", __name__, url_prefix="/api/models")
 
 #: test.csv has one data row per tested epoch; more than this is not a result file.
 MAX_TEST_ROWS = 1000
-#: summary.json is a few KB; refuse to parse anything absurd.
-MAX_SUMMARY_BYTES = 5 * 1024 * 1024
+#: a test.csv line longer than this is not a result row.
+MAX_TEST_LINE_BYTES = 64 * 1024
 _LIVE = frozenset({JobStatus.QUEUED.value, JobStatus.RUNNING.value})
 
 
@@ -141,24 +145,26 @@ def _eval_epoch(job: Job) -> int | None:
         return None
 
 
-def _zip_path(output_root: Path, model: Model, job: Job) -> Path | None:
+def _zip_path(root: JobPath, model: Model, job: Job) -> JobPath | None:
+    """The results zip when it is a regular file (None: missing; JobFileError: refused)."""
     epoch = _eval_epoch(job)
     if epoch is None:
         return None
-    path = layout.results_zip(layout.eval_dir(output_root, model.uuid, job.id), epoch)
-    return path if path.is_file() else None
+    path = layout.results_zip(layout.eval_dir(root, model.uuid, job.id), epoch)
+    return path if jobfiles.has_file(path) else None
 
 
-def _read_summary(test_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+def _read_summary(test_dir: JobPath) -> tuple[dict[str, Any] | None, str | None]:
     path = test_dir / "summary.json"
-    if not path.is_file():
-        return None, "summary.json is missing."
-    if path.stat().st_size > MAX_SUMMARY_BYTES:
-        return None, "summary.json is too large to show."
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return None, f"summary.json could not be read: {exc}"
+        data = json.loads(jobfiles.read_file(path, FileKind.JSON).decode("utf-8"))
+    except JobFileError as exc:
+        return None, f"{exc}."
+    except UnicodeDecodeError:
+        return None, f"{path} is not UTF-8 text."
+    except (ValueError, RecursionError) as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        return None, f"{path} is not valid JSON{where}."
     if not isinstance(data, dict):
         return None, "summary.json is not a JSON object."
     data.pop("checkpoint", None)  # a path inside the container: meaningless here
@@ -175,21 +181,27 @@ def _number(value: str) -> Any:
     return number
 
 
-def _read_test_csv(test_dir: Path) -> tuple[list[str], list[dict[str, Any]], str | None]:
+def _read_test_csv(test_dir: JobPath) -> tuple[list[str], list[dict[str, Any]], str | None]:
     path = test_dir / "test.csv"
-    if not path.is_file():
-        return [], [], "test.csv is missing."
+    reader: Any = None
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
+        with jobfiles.open_file(path, FileKind.METRICS_CSV) as handle:
+            lines = jobfiles.bounded_lines(handle, MAX_TEST_LINE_BYTES)
+            reader = csv.DictReader(line.decode("utf-8") for line in lines)
             columns = list(reader.fieldnames or [])
             rows = []
             for row in reader:
                 if len(rows) >= MAX_TEST_ROWS:
                     break
                 rows.append({k: _number(v or "") for k, v in row.items() if k is not None})
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return [], [], f"test.csv could not be read: {exc}"
+    except JobFileError as exc:
+        return [], [], f"{exc}."
+    except LineTooLong as exc:
+        return [], [], f"{path} line {exc.line} is longer than {MAX_TEST_LINE_BYTES} bytes."
+    except (UnicodeDecodeError, csv.Error) as exc:
+        line = f" line {reader.line_num}" if reader is not None else ""
+        why = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "is not valid CSV"
+        return [], [], f"{path}{line} {why}."
     return columns, rows, None
 
 
@@ -201,11 +213,16 @@ def results(model_uuid: str) -> tuple[Response, int]:
     with rt.reads() as session:
         model = model_or_404(session, key)
         job = _latest_successful_eval_or_404(session, model)
-        test_dir = layout.eval_dir(rt.settings.output_root, model.uuid, job.id) / "test"
+        root = jobfiles.job_root(rt.settings)
+        test_dir = layout.eval_dir(root, model.uuid, job.id) / "test"
         summary, summary_problem = _read_summary(test_dir)
         columns, rows, csv_problem = _read_test_csv(test_dir)
-        zip_file = _zip_path(rt.settings.output_root, model, job)
-        problems = [p for p in (summary_problem, csv_problem) if p]
+        zip_problem = None
+        try:
+            zip_file = _zip_path(root, model, job)
+        except JobFileError as exc:
+            zip_file, zip_problem = None, f"{exc}."
+        problems = [p for p in (summary_problem, csv_problem, zip_problem) if p]
         return ok(
             {
                 "jobId": job.id,
@@ -236,13 +253,32 @@ def download(model_uuid: str) -> Response:
     with rt.reads() as session:
         model = model_or_404(session, key)
         job = _latest_successful_eval_or_404(session, model)
-        zip_file = _zip_path(rt.settings.output_root, model, job)
-        if zip_file is None:
-            raise ApiError(
-                404, "RESULTS_FILE_MISSING", f"The results zip of job {job.id} is not on disk."
-            )
+        missing = ApiError(
+            404, "RESULTS_FILE_MISSING", f"The results zip of job {job.id} is not on disk."
+        )
+        epoch = _eval_epoch(job)
+        if epoch is None:
+            raise missing
+        eval_dir = layout.eval_dir(jobfiles.job_root(rt.settings), model.uuid, job.id)
+        try:
+            handle = jobfiles.open_file(layout.results_zip(eval_dir, epoch), FileKind.RESULTS_ZIP)
+        except JobFileError as exc:
+            if exc.reason is jobfiles.Reason.MISSING:
+                raise missing from None
+            raise ApiError(409, "RESULTS_FILE_REFUSED", f"{exc}.") from None
         name = (
             f"{_safe_part(model.model_no)}_{_safe_part(model.model_ver)}_"
             f"{str(model.uuid)[:8]}_results_epoch_{_eval_epoch(job)}.zip"
         )
-    return send_file(zip_file, mimetype="application/zip", as_attachment=True, download_name=name)
+    # send_file streams the descriptor the gate opened (and closes it), never a path; the size
+    # and time come from that same descriptor.
+    info = os.fstat(handle.fileno())
+    response = send_file(
+        handle,
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name=name,
+        last_modified=info.st_mtime,
+    )
+    response.content_length = info.st_size
+    return response

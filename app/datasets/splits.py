@@ -2,20 +2,24 @@
 
 The assignment here is mirrored by the reference trainer (`trainer/train.py`, which may not
 import this package); `tests/trainer` checks that both give identical lists.
+
+The lists live in a model's output folder, which its jobs can write: they are written and read
+through app.jobfiles, and an error quotes at most a short snippet of what a list holds.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app import jobfiles
 from app.datasets.manifest import SPLITS, DatasetError, Sample
+from app.domain.jobtext import snippet
+from app.jobfiles import FileKind, JobFileError, JobPath
 
 RATIO_TOLERANCE = 1e-6
 
@@ -98,11 +102,11 @@ def make_splits(
     return result
 
 
-def _split_file(directory: Path, name: str) -> Path:
+def _split_file(directory: JobPath, name: str) -> JobPath:
     return directory / f"{name}.txt"
 
 
-def write_split_lists(splits: Mapping[str, Iterable[str]], dest_dir: Path) -> None:
+def write_split_lists(splits: Mapping[str, Iterable[str]], dest_dir: JobPath | Path) -> None:
     """Write `train.txt`, `val.txt`, `test.txt` (one sample id per line) into `dest_dir`.
 
     Each file is written to a temporary file in the same folder and then renamed over the
@@ -111,38 +115,37 @@ def write_split_lists(splits: Mapping[str, Iterable[str]], dest_dir: Path) -> No
     missing = [name for name in SPLITS if name not in splits]
     if missing:
         raise DatasetError(f"split lists lack {', '.join(missing)}")
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    for name in SPLITS:
-        ids = list(splits[name])
-        for sample_id in ids:
-            if not sample_id or "\n" in sample_id or "\r" in sample_id:
-                raise DatasetError(f"{name}: sample id {sample_id!r} cannot be written as a line")
-        body = "".join(f"{sample_id}\n" for sample_id in ids)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=dest_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, _split_file(dest_dir, name))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    folder = jobfiles.beneath(dest_dir)
+    try:
+        jobfiles.make_dirs(folder)
+        for name in SPLITS:
+            ids = list(splits[name])
+            for sample_id in ids:
+                if not sample_id or "\n" in sample_id or "\r" in sample_id:
+                    why = f"sample id {snippet(sample_id)} cannot be written as a line"
+                    raise DatasetError(f"{name}: {why}")
+            body = "".join(f"{sample_id}\n" for sample_id in ids)
+            jobfiles.write_file(_split_file(folder, name), body.encode("utf-8"))
+    except JobFileError as exc:
+        raise DatasetError(f"{exc}: the split list cannot be written there") from None
 
 
-def read_split_lists(directory: Path) -> dict[str, list[str]]:
+def read_split_lists(directory: JobPath | Path) -> dict[str, list[str]]:
     """Read the three split lists written by `write_split_lists` (blank lines ignored)."""
-    directory = Path(directory)
+    folder = jobfiles.beneath(directory)
     result: dict[str, list[str]] = {}
     seen: dict[str, str] = {}
     for name in SPLITS:
-        path = _split_file(directory, name)
+        path = _split_file(folder, name)
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise DatasetError(f"{path}: split list not found") from exc
+            text = jobfiles.read_file(path, FileKind.SPLIT_LIST).decode("utf-8")
+        except JobFileError as exc:
+            if exc.reason is jobfiles.Reason.MISSING:
+                raise DatasetError(f"{path}: split list not found") from None
+            raise DatasetError(str(exc)) from None
+        except UnicodeDecodeError as exc:
+            line_no = text_line(exc.object, exc.start)
+            raise DatasetError(f"{path} line {line_no}: not UTF-8 text") from None
         ids: list[str] = []
         for line_no, line in enumerate(text.splitlines(), start=1):
             sample_id = line.strip()
@@ -150,12 +153,18 @@ def read_split_lists(directory: Path) -> dict[str, list[str]]:
                 continue
             if sample_id in seen:
                 raise DatasetError(
-                    f"{path} line {line_no}: sample {sample_id!r} is also in {seen[sample_id]}.txt"
+                    f"{path} line {line_no}: sample {snippet(sample_id)} is also in "
+                    f"{seen[sample_id]}.txt"
                 )
             seen[sample_id] = name
             ids.append(sample_id)
         result[name] = ids
     return result
+
+
+def text_line(data: bytes, offset: int) -> int:
+    """The number of the line that byte `offset` of `data` is on."""
+    return data.count(b"\n", 0, offset) + 1
 
 
 def count_splits(samples: Iterable[Sample], splits: Mapping[str, Iterable[str]]) -> dict[str, Any]:
@@ -174,7 +183,7 @@ def count_splits(samples: Iterable[Sample], splits: Mapping[str, Iterable[str]])
         for sample_id in ids:
             if sample_id not in label_of:
                 raise DatasetError(
-                    f"{name} split names sample {sample_id!r}, which is not in the manifest"
+                    f"{name} split names sample {snippet(sample_id)}, which is not in the manifest"
                 )
             label = label_of[sample_id]
             if label is not None:

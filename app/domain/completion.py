@@ -42,6 +42,7 @@ class OutputFacts:
     val_rows: int | None = None  # TRAIN: data rows of val.csv
     test_csv: bool = False  # EVAL
     results_zip: bool = False  # EVAL
+    refused: str | None = None  # a file the gate would not read, e.g. "train/val.csv is a FIFO…"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def output_gap(
     """None when the outputs are complete, else the user document's reason code."""
     if not facts.dir_exists:
         return "output-dir-missing"
+    if facts.refused is not None:
+        return f"output-refused: {facts.refused}"
     if job_type is JobType.EVAL:
         if not facts.test_csv:
             return "test.csv-missing"

@@ -9,36 +9,40 @@ OUTPUT_ROOT/<model uuid>/            mounted into the job's container
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any, TypeVar
 
 from app.domain.states import JobType
 
+# A `Path` (a container's mount, an argument to it) or an `app.jobfiles.JobPath` (for any
+# access from the host, which must go through that gate): both join with `/`.
+P = TypeVar("P", bound=Any)
 
-def model_dir(output_root: Path, model_uuid: object) -> Path:
+
+def model_dir(output_root: P, model_uuid: object) -> P:
     return output_root / str(model_uuid)
 
 
-def split_dir(output_root: Path, model_uuid: object) -> Path:
+def split_dir(output_root: P, model_uuid: object) -> P:
     return model_dir(output_root, model_uuid) / "tmp"
 
 
-def train_dir(output_root: Path, model_uuid: object) -> Path:
+def train_dir(output_root: P, model_uuid: object) -> P:
     return model_dir(output_root, model_uuid) / "train"
 
 
-def eval_dir(output_root: Path, model_uuid: object, job_id: int) -> Path:
+def eval_dir(output_root: P, model_uuid: object, job_id: int) -> P:
     return model_dir(output_root, model_uuid) / f"eval-{job_id}"
 
 
-def job_output_dir(output_root: Path, model_uuid: object, job_type: JobType, job_id: int) -> Path:
+def job_output_dir(output_root: P, model_uuid: object, job_type: JobType, job_id: int) -> P:
     if job_type is JobType.TRAIN:
         return train_dir(output_root, model_uuid)
     return eval_dir(output_root, model_uuid, job_id)
 
 
-def set_aside_dir(output_root: Path, model_uuid: object, job_id: int) -> Path:
+def set_aside_dir(output_root: P, model_uuid: object, job_id: int) -> P:
     return model_dir(output_root, model_uuid) / "set-aside" / f"train-before-job-{job_id}"
 
 
-def results_zip(eval_output: Path, epoch: int | None) -> Path:
+def results_zip(eval_output: P, epoch: int | None) -> P:
     return eval_output / "test" / f"results_epoch_{epoch}.zip"

@@ -15,6 +15,10 @@ The format (trainer/README.md: `train.csv`, `val.csv`, `test.csv`):
   (stored as NULL). Anything else — text included — is an error, never kept as text: a typo in
   a number must not quietly become a gap in a curve.
 - Each (epoch, step) appears at most once: a resumed run must not repeat an epoch.
+- A line is at most MAX_LINE_BYTES long; column names are stored with NUL and invalid UTF-8
+  escaped (app.domain.jobtext), and an error quotes at most a short escaped snippet of a cell.
+
+The files are a job's, i.e. hostile input: they are opened through app.jobfiles only.
 """
 
 from __future__ import annotations
@@ -24,16 +28,19 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
-from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
+from app import jobfiles
 from app.db.models import METRIC_SLOTS, NO_STEP
+from app.domain.jobtext import snippet, storable
+from app.jobfiles import FileKind, JobFileError, JobPath, LineTooLong
 from app.metrics.errors import MetricsError
 
 BOM = b"\xef\xbb\xbf"
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-_SHOWN = 40  # characters of a bad cell quoted in an error
+MAX_LINE_BYTES = 1 << 20  # a longer line is an error, not something to hold in memory
+_SHOWN_NAMES = 10  # column names an error lists
 
 
 @dataclass(frozen=True)
@@ -74,15 +81,31 @@ def slot_name(index: int) -> str:
     return f"m{index + 1:02d}" if index < METRIC_SLOTS else "extra"
 
 
-def read_header(path: Path, file: str) -> Header:
+def read_header(path: JobPath, file: str) -> Header:
     try:
-        with path.open("rb") as handle:
-            first = handle.readline()
-    except FileNotFoundError:
-        raise MetricsError(file, 1, "the file is missing") from None
+        with jobfiles.open_file(path, FileKind.METRICS_CSV) as handle:
+            first = next(bounded_lines(handle, file), b"")
+    except JobFileError as exc:
+        if exc.reason is jobfiles.Reason.MISSING:
+            raise MetricsError(file, 1, "the file is missing") from None
+        raise refused(exc) from None
     except OSError as exc:
         raise MetricsError(file, 1, f"cannot read the file: {exc.strerror}") from None
     return parse_header(first, file)
+
+
+def refused(exc: JobFileError) -> MetricsError:
+    """The gate's refusal as the metrics error (its path is relative to the model folder)."""
+    return MetricsError(exc.path, None, exc.why)
+
+
+def bounded_lines(handle: BinaryIO, file: str, first_line: int = 1) -> Iterator[bytes]:
+    """The file's lines from here on; one longer than MAX_LINE_BYTES is an error."""
+    try:
+        yield from jobfiles.bounded_lines(handle, MAX_LINE_BYTES)
+    except LineTooLong as exc:
+        line = first_line + exc.line - 1
+        raise MetricsError(file, line, f"the line is longer than {MAX_LINE_BYTES} bytes") from None
 
 
 def parse_header(first_line: bytes, file: str) -> Header:
@@ -97,7 +120,7 @@ def parse_header(first_line: bytes, file: str) -> Header:
         raise MetricsError(file, 1, "the header is not UTF-8") from None
     except csv.Error as exc:
         raise MetricsError(file, 1, f"the header is not valid CSV ({exc})") from None
-    names = [cell.strip() for cell in cells]
+    names = [storable(cell.strip()) for cell in cells]
     first_seen: dict[str, int] = {}
     epoch_at = step_at = None
     metric_at: list[int] = []
@@ -107,7 +130,7 @@ def parse_header(first_line: bytes, file: str) -> Header:
             raise MetricsError(file, 1, "a column has no name", column)
         key = name.lower() if name.lower() in ("epoch", "step") else name
         if key in first_seen:
-            why = f"column '{name}' appears twice (also column {first_seen[key]})"
+            why = f"column '{label(name)}' appears twice (also column {first_seen[key]})"
             raise MetricsError(file, 1, why, column)
         first_seen[key] = column
         if key == "epoch":
@@ -117,7 +140,7 @@ def parse_header(first_line: bytes, file: str) -> Header:
         else:
             metric_at.append(at)
     if epoch_at is None:
-        raise MetricsError(file, 1, f"no 'epoch' column (columns: {', '.join(names)})")
+        raise MetricsError(file, 1, f"no 'epoch' column (columns: {labels(names)})")
     return Header(
         file=file,
         width=len(names),
@@ -214,9 +237,9 @@ def _integer(cells: list[str], at: int, name: str, file: str, line: int) -> int:
         raise MetricsError(file, line, f"{name} is empty", at + 1)
     if not _INTEGER.fullmatch(text):
         raise MetricsError(file, line, f"{name} {_show(text)} is not an integer", at + 1)
-    value = int(text)
+    value = int(text) if len(text) <= 12 else INT4_MAX + 1  # int() of 5000 digits raises
     if not INT4_MIN <= value <= INT4_MAX:
-        raise MetricsError(file, line, f"{name} {text} does not fit 32 bits", at + 1)
+        raise MetricsError(file, line, f"{name} {label(text)} does not fit 32 bits", at + 1)
     return value
 
 
@@ -229,8 +252,20 @@ def _number(cell: str, name: str, file: str, line: int, column: int) -> float | 
             return float(text)
         except ValueError:
             pass
-    raise MetricsError(file, line, f"{_show(text)} in {name} is not a number", column)
+    raise MetricsError(file, line, f"{_show(text)} in {label(name)} is not a number", column)
 
 
 def _show(text: str) -> str:
-    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "…")
+    return snippet(text)
+
+
+def label(name: str) -> str:
+    """A column name as an error shows it: as written when short and printable, else a
+    snippet."""
+    return name if len(name) <= 40 and name.isprintable() else snippet(name)
+
+
+def labels(names: Iterable[str]) -> str:
+    shown = list(names)
+    text = ", ".join(label(n) for n in shown[:_SHOWN_NAMES])
+    return text + (f", … ({len(shown)} in all)" if len(shown) > _SHOWN_NAMES else "")

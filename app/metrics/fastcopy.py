@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import psycopg
 from psycopg.copy import QueuedLibpqWriter
 
+from app import jobfiles
 from app.db.models import METRIC_SLOTS
-from app.metrics.csvfile import Header
+from app.jobfiles import FileKind, JobPath
+from app.metrics.csvfile import MAX_LINE_BYTES, Header
 
 ALLOWED = b"0123456789+-.eE, \n" + b"nNaAiIfFtTyY"
 # Blocks of 1 MiB, handed to psycopg's writer thread (QueuedLibpqWriter): while PostgreSQL
@@ -56,7 +57,7 @@ def copy_file(
     conn: psycopg.Connection[Any],
     table: str,
     header: Header,
-    path: Path,
+    path: JobPath,
     model_id: int,
     job_id: int,
     start: int | None = None,
@@ -73,7 +74,7 @@ def copy_file(
     statement = f"COPY {table} ({columns}) FROM STDIN {_FORMAT}"
     prefix = f"{model_id},{job_id},".encode()
     rows, offset = 0, start
-    with path.open("rb") as handle:
+    with jobfiles.open_file(path, FileKind.METRICS_CSV) as handle:
         end = _data_end(handle)
         if end is None:
             return FastCopy(0, start, first_line)
@@ -119,6 +120,9 @@ def _blocks(handle: BinaryIO, remaining: int) -> Iterator[tuple[int, bytes | Non
         if remaining > 0:
             cut = data.rfind(b"\n") + 1
             data, carry = data[:cut], data[cut:]
+            if len(carry) > MAX_LINE_BYTES:
+                yield 0, None  # a line too long to hold: the careful path names it
+                return
             if not data:
                 continue
         size = len(data)

@@ -6,6 +6,9 @@ the split has were loaded (by this job's live ingest) from bytes the file still 
 they are kept and only the rest is loaded (source.py). All of it runs inside savepoints of
 the caller's transaction, so an error leaves the tables as they were, and a crash before the
 caller commits leaves nothing at all: the old rows stay, no new row is seen.
+
+The files are the job's (hostile input): every open goes through app.jobfiles, and a file it
+refuses (a link, a FIFO, a folder, too large) is a MetricsError naming it.
 """
 
 from __future__ import annotations
@@ -14,31 +17,46 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import psycopg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import jobfiles
 from app.db.models import Job, Model
+from app.jobfiles import FileKind, JobFileError, JobPath, LineTooLong
 from app.metrics import fastcopy, source, store
-from app.metrics.csvfile import Header, Row, parse_rows, read_header
+from app.metrics.csvfile import (
+    MAX_LINE_BYTES,
+    Header,
+    Row,
+    bounded_lines,
+    labels,
+    parse_rows,
+    read_header,
+    refused,
+)
 from app.metrics.errors import MetricsError
 from app.metrics.summary import best_epoch
 
 TRAIN_FILES = (("train", "train.csv"), ("val", "val.csv"))
-TEST_FILE = Path("test") / "test.csv"  # under the EVAL job's output folder (trainer/README.md)
+# Under the EVAL job's output folder (trainer/README.md).
+TEST_FILE = PurePosixPath("test") / "test.csv"
 _COPY_LINE = re.compile(r"\bline (\d+)")
 
 
-def ingest_train_outputs(session: Session, model: Model, job: Job, train_dir: Path) -> None:
+def ingest_train_outputs(
+    session: Session, model: Model, job: Job, train_dir: JobPath | Path
+) -> None:
     """Replace the model's train and val rows with train.csv / val.csv; set best_epoch.
 
     The caller holds the model row lock. Raises MetricsError with nothing changed."""
+    folder = jobfiles.beneath(train_dir)
     with session.begin_nested():
         headers = {
-            split: load_file(session, split, train_dir / name, name, model.id, job.id)
+            split: load_file(session, split, folder / name, name, model.id, job.id)
             for split, name in TRAIN_FILES
         }
         best = choose_best_epoch(session, model, job, headers["val"])
@@ -46,17 +64,32 @@ def ingest_train_outputs(session: Session, model: Model, job: Job, train_dir: Pa
     model.step1_metric_save_yn = True
 
 
-def ingest_eval_outputs(session: Session, model: Model, job: Job, eval_dir: Path) -> None:
+def ingest_eval_outputs(
+    session: Session, model: Model, job: Job, eval_dir: JobPath | Path
+) -> None:
     """Replace this EVAL job's test rows with test/test.csv."""
+    folder = jobfiles.beneath(eval_dir)
     with session.begin_nested():
-        load_file(session, "test", eval_dir / TEST_FILE, TEST_FILE.as_posix(), model.id, job.id)
+        load_file(session, "test", folder / TEST_FILE, TEST_FILE.as_posix(), model.id, job.id)
     model.step2_metric_save_yn = True
 
 
 def load_file(
-    session: Session, split: str, path: Path, file: str, model_id: int, job_id: int
+    session: Session, split: str, path: JobPath, file: str, model_id: int, job_id: int
 ) -> Header:
     """Make the split's rows (the test rows of `job_id`) exactly the file's rows."""
+    try:
+        return _load_file(session, split, path, file, model_id, job_id)
+    except JobFileError as exc:  # e.g. swapped for a link between two opens
+        raise refused(exc) from None
+    except LineTooLong as exc:  # from the fingerprint (source.of_file)
+        why = f"the line is longer than {MAX_LINE_BYTES} bytes"
+        raise MetricsError(file, exc.line, why) from None
+
+
+def _load_file(
+    session: Session, split: str, path: JobPath, file: str, model_id: int, job_id: int
+) -> Header:
     header = read_header(path, file)
     # The file is final (its job has ended): hash it on a second thread while PostgreSQL loads
     # it, rather than after (0.07 s of a million-row ingest's ~2 s).
@@ -84,8 +117,8 @@ def choose_best_epoch(session: Session, model: Model, job: Job, val: Header) -> 
     if mode not in ("min", "max"):
         raise MetricsError(val.file, 1, f"params.best_mode is {mode!r}, not 'min' or 'max'")
     if metric not in val.metric_names:
-        columns = ", ".join(val.metric_names) or "none"
-        why = f"no column '{metric}' (params.best_metric) to pick the best epoch by; "
+        columns = labels(val.metric_names) or "none"
+        why = f"no column {metric!r} (params.best_metric) to pick the best epoch by; "
         why += f"metrics: {columns}"
         raise MetricsError(val.file, 1, why)
     names = val.metric_names
@@ -99,7 +132,7 @@ class _Refused:
 
 
 def _load_all(
-    session: Session, split: str, header: Header, path: Path, model_id: int, job_id: int
+    session: Session, split: str, header: Header, path: JobPath, model_id: int, job_id: int
 ) -> int:
     """Load every data row: fast path first, the careful one from where it stopped."""
     fast = _copy_fast(session, split, header, path, model_id, job_id)
@@ -113,7 +146,7 @@ def _load_all(
 
 
 def _load_rest(
-    session: Session, split: str, header: Header, path: Path, model_id: int, job_id: int
+    session: Session, split: str, header: Header, path: JobPath, model_id: int, job_id: int
 ) -> int | None:
     """All the split's rows, when those it has came from bytes the file still starts with
     (this job's live ingest, or an earlier ingest of it): they are kept and only what follows
@@ -157,7 +190,7 @@ def _copy_fast(
     session: Session,
     split: str,
     header: Header,
-    path: Path,
+    path: JobPath,
     model_id: int,
     job_id: int,
     start: int | None = None,
@@ -186,7 +219,7 @@ def _copy_careful(
     session: Session,
     split: str,
     header: Header,
-    path: Path,
+    path: JobPath,
     fast: fastcopy.FastCopy,
     model_id: int,
     job_id: int,
@@ -205,25 +238,26 @@ def _copy_careful(
         raise
 
 
-def _recheck(path: Path, header: Header, line: int | None) -> None:
+def _recheck(path: JobPath, header: Header, line: int | None) -> None:
     """Raise the careful path's error for what COPY refused. Every line before `line` passed
     COPY, and COPY accepts no more than the careful rules, so checking that one line is
     enough for a bad value or field count; a repeated epoch needs the lines before it."""
     if line is not None:
-        with path.open("rb") as handle:
+        with jobfiles.open_file(path, FileKind.METRICS_CSV) as handle:
             handle.seek(header.data_offset)
-            text = next(islice(handle, line - 2, None), b"")
+            lines = bounded_lines(handle, header.file, first_line=2)
+            text = next(islice(lines, line - 2, None), b"")
         for _ in parse_rows([text], header, first_line=line):
             pass
     for _ in _file_rows(path, header):
         pass
 
 
-def _file_rows(path: Path, header: Header, offset: int | None = None, line: int = 2) -> Any:
+def _file_rows(path: JobPath, header: Header, offset: int | None = None, line: int = 2) -> Any:
     def rows() -> Any:
-        with path.open("rb") as handle:
+        with jobfiles.open_file(path, FileKind.METRICS_CSV) as handle:
             handle.seek(header.data_offset if offset is None else offset)
-            yield from parse_rows(handle, header, first_line=line)
+            yield from parse_rows(bounded_lines(handle, header.file, line), header, first_line=line)
 
     return rows()
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
+from app import jobfiles
 from app.config import Settings
 from app.db.models import Job
 from app.db.session import make_engine, make_session_factory, transaction
@@ -41,7 +42,8 @@ def reingest(settings: Settings, job_id: int, say: Callable[[str], None] = print
             if job.type is JobType.TRAIN and latest != job_id:
                 say(f"job {job_id} is not the model's latest training (job {latest} is)")
                 return 1
-            folder = layout.job_output_dir(settings.output_root, model.uuid, job.type, job.id)
+            root = jobfiles.job_root(settings)
+            folder = layout.job_output_dir(root, model.uuid, job.type, job.id)
             try:
                 if job.type is JobType.TRAIN:
                     ingest_train_outputs(session, model, job, folder)
@@ -55,7 +57,7 @@ def reingest(settings: Settings, job_id: int, say: Callable[[str], None] = print
                 f"{store.count_rows(session, s, model.id, job.id)} {s}" for s in splits
             )
             best = f", best epoch {model.best_epoch}" if job.type is JobType.TRAIN else ""
-            say(f"job {job_id} ({job.status_cd}): {counts} rows from {folder}{best}")
+            say(f"job {job_id} ({job.status_cd}): {counts} rows from {folder.host_path}{best}")
             return 0
     finally:
         engine.dispose()

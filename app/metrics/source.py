@@ -8,8 +8,11 @@ count, the number of the next line and their SHA-256 (~1 GB/s: 0.05 s for a 50 M
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import NamedTuple
+
+from app import jobfiles
+from app.jobfiles import FileKind, JobPath, LineTooLong
+from app.metrics.csvfile import MAX_LINE_BYTES
 
 _BLOCK = 4 << 20
 
@@ -32,11 +35,12 @@ def of_bytes(
     ), hasher
 
 
-def of_file(path: Path) -> Source:
-    """The fingerprint of every whole line of the file (an unterminated last line left out)."""
+def of_file(path: JobPath) -> Source:
+    """The fingerprint of every whole line of the file (an unterminated last line left out).
+    Raises LineTooLong rather than hold a line longer than MAX_LINE_BYTES."""
     hasher = hashlib.sha256()
     total, lines, pending = 0, 1, b""
-    with path.open("rb") as handle:
+    with jobfiles.open_file(path, FileKind.METRICS_CSV) as handle:
         while block := handle.read(_BLOCK):
             data = pending + block
             cut = data.rfind(b"\n") + 1
@@ -44,14 +48,16 @@ def of_file(path: Path) -> Source:
             total += cut
             lines += data.count(b"\n", 0, cut)
             pending = data[cut:]
+            if len(pending) > MAX_LINE_BYTES:
+                raise LineTooLong(lines, MAX_LINE_BYTES)
     return Source(total, lines, hasher.hexdigest())
 
 
-def starts_with(path: Path, source: Source) -> bool:
+def starts_with(path: JobPath, source: Source) -> bool:
     """Whether the file still begins with exactly the bytes `source` describes."""
     hasher = hashlib.sha256()
     remaining = source.bytes
-    with path.open("rb") as handle:
+    with jobfiles.open_file(path, FileKind.METRICS_CSV) as handle:
         while remaining > 0:
             block = handle.read(min(_BLOCK, remaining))
             if not block:

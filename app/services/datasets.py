@@ -1,7 +1,9 @@
 """create-tmp and counts (SPEC §6–7): a model's split lists from its dataset.
 
 The split lists live with the model's outputs (`OUTPUT_ROOT/<uuid>/tmp/`), where the trainer
-reads them; the dataset itself is only read.
+reads them and a job can write: they are read and written through app.jobfiles only. The
+dataset itself is only read. Answers name paths relative to the model folder or DATASET_ROOT,
+never a host path.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from app import jobfiles
 from app.config import Settings
 from app.datasets import (
     DatasetError,
@@ -22,16 +25,13 @@ from app.datasets import (
 )
 from app.db.models import Model
 from app.domain import layout
+from app.jobfiles import JobFileError
 
 
 class DatasetUnavailable(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-def split_dir(settings: Settings, model: Model) -> Path:
-    return layout.split_dir(settings.output_root, model.uuid)
 
 
 def _dataset_dir(settings: Settings, dataset: str | None) -> Path:
@@ -46,16 +46,26 @@ def _plan(dataset_dir: Path, params: dict[str, Any]) -> tuple[list[Sample], dict
     return samples, make_splits(samples, int(params.get("seed", 0)), ratios)
 
 
+def _unavailable(settings: Settings, exc: Exception) -> DatasetUnavailable:
+    """The error for an answer: the dataset's host path becomes `DATASET_ROOT/…`."""
+    message = str(exc)
+    roots = ((settings.dataset_root, "DATASET_ROOT"), (settings.output_root, "OUTPUT_ROOT"))
+    for root, name in roots:
+        message = message.replace(str(root), name)
+    return DatasetUnavailable("DATASET_INVALID", message)
+
+
 def write_splits(
     settings: Settings, dataset: str | None, model_uuid: object, params: dict[str, Any]
 ) -> dict[str, Any]:
-    """Write a model's split lists (deterministic for its seed and ratios); return the counts."""
-    target = layout.split_dir(settings.output_root, model_uuid)
+    """Write a model's split lists (deterministic for its seed and ratios); return the counts.
+    `splitDir` is relative to the model folder."""
+    target = layout.split_dir(jobfiles.job_root(settings), model_uuid)
     try:
         samples, splits = _plan(_dataset_dir(settings, dataset), params)
         write_split_lists(splits, target)
     except DatasetError as exc:
-        raise DatasetUnavailable("DATASET_INVALID", str(exc)) from None
+        raise _unavailable(settings, exc) from None
     return {"splitDir": str(target), **count_splits(samples, splits)}
 
 
@@ -66,13 +76,14 @@ def create_split_lists(settings: Settings, model: Model) -> dict[str, Any]:
 def split_counts(settings: Settings, model: Model) -> dict[str, Any]:
     """Counts per split (and label) of the written lists, or of the lists run would write."""
     try:
-        written = split_dir(settings, model)
-        if (written / "train.txt").exists():
+        written = layout.split_dir(jobfiles.job_root(settings), model.uuid)
+        if jobfiles.entry(written / "train.txt") is not None:
             samples = read_manifest(_dataset_dir(settings, model.dataset))
             splits, source = read_split_lists(written), "created"
         else:
             samples, splits = _plan(_dataset_dir(settings, model.dataset), model.params)
             source = "planned"
-    except DatasetError as exc:
-        raise DatasetUnavailable("DATASET_INVALID", str(exc)) from None
-    return {"source": source, **count_splits(samples, splits)}
+        # Inside the try: written lists may name samples the manifest lacks.
+        return {"source": source, **count_splits(samples, splits)}
+    except (DatasetError, JobFileError) as exc:
+        raise _unavailable(settings, exc) from None

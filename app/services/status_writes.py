@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app import messaging
 from app.db.models import Job, Model, TestMetric, TrainMetric, ValidationMetric
 from app.domain.containers import container_name
+from app.domain.jobtext import storable_or_none
 from app.domain.states import JOB_ACTIVE, JobStatus, JobType, StepState, derive_model_status
 from app.domain.timefmt import utcnow
 from app.domain.transitions import (
@@ -142,7 +143,7 @@ def _change_job(job: Job, decision: Accepted, now: datetime) -> None:
         job.started_dttm = job.started_dttm or now
         return
     job.exit_code = change.exit_code
-    job.error_message = change.error_message
+    job.error_message = storable_or_none(change.error_message)  # may quote the job's log
     job.finished_dttm = now
 
 
@@ -151,7 +152,8 @@ def _write_model_states(model: Model, decision: Accepted, now: datetime) -> None
     model.step2_state = decision.step2.value
     model.status_cd = derive_model_status(decision.step1, decision.step2).value
     if not decision.keeps_last_error:
-        model.last_error = decision.last_error  # type: ignore[assignment]
+        last_error = decision.last_error
+        model.last_error = storable_or_none(last_error) if isinstance(last_error, str) else None
     if decision.started_step == 1:
         model.step1_strt_dttm = model.step1_strt_dttm or now
     elif decision.started_step == 2:
