@@ -50,11 +50,26 @@ def _broker(settings: Settings) -> str:
     return _host(settings.broker_url)
 
 
+def _installation(settings: Settings) -> str:
+    from sqlalchemy.orm import Session
+
+    from app.db.session import make_engine
+    from app.services.queries import installation_id
+
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            return installation_id(session)
+    finally:
+        engine.dispose()
+
+
 def _runtime(settings: Settings, node: NodeSettings) -> str:
     from workers.context import make_runtime
     from workers.runtime.docker import DockerRuntime
 
-    runtime = make_runtime(node)  # the very choice the worker makes (Docker pinged here)
+    # The very choice the worker makes (Docker pinged here), for this database's installation.
+    runtime = make_runtime(node, _installation(settings))
     held = len(runtime.list_managed(node.node))
     if isinstance(runtime, DockerRuntime):
         import docker
