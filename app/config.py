@@ -27,6 +27,10 @@ class Settings:
     default_image: str
     publish_timeout_s: float
     list_count_cache_s: float  # how long a list page's totalElements may be reused
+    # What the API accepts and where it may listen (docs/security.md).
+    max_body_bytes: int  # a request body larger than this is a 413
+    max_params_bytes: int  # a model's params larger than this, as JSON, are a 400
+    allow_insecure_no_token: bool  # serve on a non-loopback address without API_TOKEN
 
     @property
     def tz(self) -> ZoneInfo:
@@ -48,4 +52,7 @@ def load_settings() -> Settings:
         default_image=_env("TRAINER_IMAGE", "trainyard/trainer:latest"),
         publish_timeout_s=float(_env("PUBLISH_TIMEOUT_S", "2")),
         list_count_cache_s=float(_env("LIST_COUNT_CACHE_S", "1")),
+        max_body_bytes=int(_env("API_MAX_BODY_BYTES", str(1024 * 1024))),
+        max_params_bytes=int(_env("API_MAX_PARAMS_BYTES", str(64 * 1024))),
+        allow_insecure_no_token=_env("ALLOW_INSECURE_NO_TOKEN", "0") == "1",
     )

@@ -1,4 +1,14 @@
-"""With API_TOKEN set, every mutating request needs `Authorization: Bearer <token>`."""
+"""What every write (POST, PUT, PATCH, DELETE) must carry before any view runs.
+
+- `Content-Type: application/json`, else 415. A browser sends a cross-site request without
+  asking the server first (no CORS preflight) only as a form or text/plain, or with no
+  body at all; none of those is JSON, so no page on another site can run a command, token
+  or not (docs/security.md).
+- `Authorization: Bearer <API_TOKEN>` when API_TOKEN is set, else 401.
+- A body no larger than API_MAX_BODY_BYTES, else 413 (MAX_CONTENT_LENGTH also stops a body
+  of unknown length while it is read).
+Reads stay open.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +22,42 @@ from app.runtime import runtime
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def require_token_for_writes() -> None:
-    token = runtime().settings.api_token
-    if not token or request.method not in _MUTATING:
+def guard_writes() -> None:
+    if request.method not in _MUTATING:
+        return
+    settings = runtime().settings
+    require_token(settings.api_token)
+    require_json_content_type()
+    require_body_within(settings.max_body_bytes)
+
+
+def require_token(token: str | None) -> None:
+    if not token:
         return
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
         raise ApiError(
             401, "UNAUTHORIZED", "This request needs 'Authorization: Bearer <API_TOKEN>'."
+        )
+
+
+def require_json_content_type() -> None:
+    if request.mimetype != "application/json":
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Commands and writes need 'Content-Type: application/json' (even with no body).",
+        )
+
+
+def require_body_within(limit: int) -> None:
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(
+            413,
+            "REQUEST_ENTITY_TOO_LARGE",
+            f"The request body is {request.content_length} bytes, more than the {limit} "
+            "allowed (API_MAX_BODY_BYTES).",
         )
