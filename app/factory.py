@@ -46,8 +46,9 @@ def register_logging(app: Flask) -> None:
 
 
 def register_auth(app: Flask) -> None:
-    from app.api.auth import guard_writes
+    from app.api.auth import guard_host, guard_writes
 
+    app.before_request(guard_host)
     app.before_request(guard_writes)
 
 

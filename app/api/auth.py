@@ -7,19 +7,42 @@
 - `Authorization: Bearer <API_TOKEN>` when API_TOKEN is set, else 401.
 - A body no larger than API_MAX_BODY_BYTES, else 413 (MAX_CONTENT_LENGTH also stops a body
   of unknown length while it is read).
-Reads stay open.
+Reads stay open. Without API_TOKEN (and without ALLOW_INSECURE_NO_TOKEN) the API serves only
+loopback, and then answers only requests addressed to a loopback name: a page whose own host
+name an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin for the browser, so it
+could send JSON, but its Host header still names the attacker's domain (403).
 """
 
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlsplit
 
 from flask import request
 
 from app.api.envelope import ApiError
+from app.api.params import quote
 from app.runtime import runtime
+from app.serve import is_loopback
 
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def guard_host() -> None:
+    settings = runtime().settings
+    if settings.api_token or settings.allow_insecure_no_token:
+        return
+    try:  # "name:port", "[v6]:port" or "name": the port does not matter here
+        name = urlsplit(f"//{request.host}").hostname or ""
+    except ValueError:
+        name = ""
+    if not is_loopback((name, 0)):
+        raise ApiError(
+            403,
+            "HOST_NOT_ALLOWED",
+            f"Without API_TOKEN the API answers only requests to localhost, 127.0.0.1 or [::1], "
+            f"not to {quote(request.host)}. Set API_TOKEN to serve it under another name.",
+        )
 
 
 def guard_writes() -> None:

@@ -90,3 +90,27 @@ def test_the_default_body_cap_is_one_mebibyte(client: FlaskClient) -> None:
     response = client.post("/api/models", json={**BODY, "memo": "x" * (1024 * 1024)})
     assert response.status_code == 413
     assert response.get_json()["success"] is False
+
+
+def test_without_a_token_only_loopback_host_names_are_served(
+    client: FlaskClient, settings: Settings, db: sessionmaker[Session], broker: object
+) -> None:
+    """DNS rebinding: evil.example re-pointed at 127.0.0.1 is same-origin for the browser, so
+    its page could send JSON; the Host header still says evil.example."""
+    uid = create_model(client)["uuid"]
+    for host in ("evil.example", "evil.example:8000", "10.0.0.5:8000", "127.0.0.1.evil.example"):
+        for response in (
+            client.post(f"/api/train/run/{uid}", headers={"Host": host}),
+            client.get(f"/api/models/{uid}", headers={"Host": host}),
+        ):
+            assert response.status_code == 403, (host, response.get_json())
+            assert response.get_json()["error"]["code"] == "HOST_NOT_ALLOWED"
+    assert _status(client, uid) == "READY"
+    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST"):
+        assert client.get(f"/api/models/{uid}", headers={"Host": host}).status_code == 200, host
+    # With a token (or the explicit opt-out) the token is what guards, whatever the name.
+    for overrides in ({"api_token": "s3cret"}, {"allow_insecure_no_token": True}):
+        app = create_app(settings.with_overrides(**overrides))
+        response = app.test_client().get(f"/api/models/{uid}", headers={"Host": "api.example"})
+        assert response.status_code == 200, overrides
+        app.extensions["trainyard"].dispose()
