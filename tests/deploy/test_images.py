@@ -65,6 +65,22 @@ def test_images_build_on_the_local_base(trainer_image: str, app_image: str) -> N
     assert _run(app_image, "python", "-c", modules).strip() == "ok"
 
 
+def test_the_app_image_serves_no_public_api_without_a_token(app_image: str) -> None:
+    """Its CMD (`trainyard api --bind 0.0.0.0:8000`) and a bare gunicorn (GUNICORN_CMD_ARGS
+    loads the same hook) both stop before binding (app/serve.py)."""
+    client = docker_client()
+    assert client is not None
+    env = {"DATABASE_URL": TEST_DATABASE_URL, "BROKER_URL": TEST_BROKER_URL}
+    bare_gunicorn = ["gunicorn", "--bind", "0.0.0.0:8000", "app.factory:create_app()"]
+    for command in (None, bare_gunicorn):
+        with pytest.raises(docker.errors.ContainerError) as refused:
+            client.containers.run(app_image, command, environment=env, remove=True)
+        assert refused.value.exit_status == 1
+        assert b"refusing to serve the API on 0.0.0.0:8000 without API_TOKEN" in (
+            refused.value.stderr or b""
+        ), refused.value.stderr
+
+
 @pytest.fixture
 def worker_container(
     app_image: str, settings: Settings, tmp_path: Path, db, broker

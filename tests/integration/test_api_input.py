@@ -140,3 +140,12 @@ def test_non_ascii_digits_in_queries_and_uuids_are_a_400(client: FlaskClient) ->
         _refused(response, "INVALID_QUERY", "maxPoints")
     _refused(client.get(f"/api/models/{'٣' * 32}"), "INVALID_UUID")
 
+
+
+def test_a_control_character_in_the_idempotency_key_is_a_400(client: FlaskClient) -> None:
+    uid = create_model(client)["uuid"]
+    for key in ("a\x00b", "a\x01b", "tab\there"):
+        response = client.post(f"/api/train/run/{uid}", headers={"Idempotency-Key": key})
+        _refused(response, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key")
+    ok = client.post(f"/api/train/run/{uid}", headers={"Idempotency-Key": "click-é-1"})
+    assert ok.status_code == 200, ok.get_json()
