@@ -143,7 +143,11 @@ def find_unstorable_string(body: dict[str, Any]) -> str | None:
 
 
 def parse_query(schema: type[SchemaT]) -> SchemaT:
+    query = request.args.to_dict()
+    bad = find_unstorable_string(query)  # a NUL in a filter would fail in PostgreSQL
+    if bad is not None:
+        raise ApiError(400, "INVALID_QUERY", bad)
     try:
-        return schema.model_validate(request.args.to_dict())
+        return schema.model_validate(query)
     except ValidationError as exc:
         raise ApiError(400, "INVALID_QUERY", describe_validation_error(exc)) from None

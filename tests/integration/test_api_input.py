@@ -135,6 +135,7 @@ def test_non_ascii_digits_in_queries_and_uuids_are_a_400(client: FlaskClient) ->
     uid = create_model(client)["uuid"]
     for query in ("page=²", "page=٣", "size=²", "size=٣"):
         _refused(client.get(f"/api/models/list?{query}"), "INVALID_QUERY")
+    _refused(client.get("/api/models/list?modelNo=G%00"), "INVALID_QUERY", "modelNo:", "NUL")
     for points in ("²", "٣٣"):
         response = client.get(f"/api/models/{uid}/metrics?maxPoints={points}")
         _refused(response, "INVALID_QUERY", "maxPoints")
