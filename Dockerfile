@@ -43,4 +43,7 @@ COPY --from=build /opt/trainyard /opt/trainyard
 WORKDIR /srv/trainyard
 USER 1000
 EXPOSE 8000 5555
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", "app.factory:create_app()"]
+# The API refuses this public bind without API_TOKEN (docs/security.md); GUNICORN_CMD_ARGS makes
+# a plain `gunicorn app.factory:create_app()` in this image load the same check.
+ENV GUNICORN_CMD_ARGS="--config python:app.gunicorn_conf"
+CMD ["trainyard", "api", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4"]

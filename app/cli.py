@@ -106,6 +106,12 @@ def _worker(args: argparse.Namespace) -> int:
     return worker_main([])
 
 
+def _api(args: argparse.Namespace) -> int:
+    from app.serve import serve
+
+    serve(args.gunicorn_options)
+
+
 def _reingest(args: argparse.Namespace) -> int:
     from app.metrics.reingest import reingest
 
@@ -150,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     reingest.add_argument("job_id", type=int, help="the job's id")
     reingest.set_defaults(run=_reingest)
+    commands.add_parser(
+        "api",
+        help="serve the API and dashboard with gunicorn; every other option goes to gunicorn "
+        "(e.g. --bind 0.0.0.0:8000 --workers 4). A non-loopback bind needs API_TOKEN, or "
+        "ALLOW_INSECURE_NO_TOKEN=1 (docs/security.md)",
+    ).set_defaults(run=_api)
     from app.devstack import add_arguments
 
     devstack = commands.add_parser(
@@ -159,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_arguments(devstack)
     devstack.set_defaults(run=_devstack)
-    args = parser.parse_args(argv)
+    # gunicorn's own options follow `api`; every other command takes only its own.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "api":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.gunicorn_options = extra
     return int(args.run(args))
 
 

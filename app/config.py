@@ -76,6 +76,10 @@ class Settings:
     default_image: str
     publish_timeout_s: float
     list_count_cache_s: float  # how long a list page's totalElements may be reused
+    # What the API accepts and where it may listen (docs/security.md).
+    max_body_bytes: int  # a request body larger than this is a 413
+    max_params_bytes: int  # a model's params larger than this, as JSON, are a 400
+    allow_insecure_no_token: bool  # serve on a non-loopback address without API_TOKEN
     bounds: Bounds = field(default_factory=Bounds)
     # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.
     job_file_limits: Limits = field(default_factory=Limits)
@@ -107,4 +111,7 @@ def load_settings() -> Settings:
             split_list=int(_env("JOB_FILE_MAX_SPLIT_LIST_MB", "256")) * MiB,
             results_zip=int(_env("JOB_FILE_MAX_ZIP_MB", "8192")) * MiB,
         ),
+        max_body_bytes=int(_env("API_MAX_BODY_BYTES", str(1024 * 1024))),
+        max_params_bytes=int(_env("API_MAX_PARAMS_BYTES", str(64 * 1024))),
+        allow_insecure_no_token=_env("ALLOW_INSECURE_NO_TOKEN", "0") == "1",
     )

@@ -192,7 +192,8 @@ class Devstack:
             [
                 sys.executable,
                 "-m",
-                "gunicorn",
+                "app.cli",
+                "api",  # gunicorn, through the bind check every start of the API passes
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
@@ -202,7 +203,6 @@ class Devstack:
                 "--graceful-timeout",
                 "5",
                 *_gunicorn_no_control_socket(),
-                "app.factory:create_app()",
             ],
             ready=lambda _: _http_ok(f"{self.api_url}/api/health"),
         )
@@ -450,7 +450,7 @@ def _gunicorn_no_control_socket() -> list[str]:
     try:
         from gunicorn.config import KNOWN_SETTINGS
 
-        if any(setting.name == "no_control_socket" for setting in KNOWN_SETTINGS):
+        if any("--no-control-socket" in (setting.cli or []) for setting in KNOWN_SETTINGS):
             return ["--no-control-socket"]
     except Exception:
         pass

@@ -22,6 +22,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
+    # A longer body is a 413 while it is read, even one sent without a Content-Length.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["trainyard"] = Runtime.from_settings(settings)
 
 
@@ -44,9 +46,10 @@ def register_logging(app: Flask) -> None:
 
 
 def register_auth(app: Flask) -> None:
-    from app.api.auth import require_token_for_writes
+    from app.api.auth import guard_host, guard_writes
 
-    app.before_request(require_token_for_writes)
+    app.before_request(guard_host)
+    app.before_request(guard_writes)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -583,7 +583,8 @@ def http(
     url: str, method: str, timeout: float = 5.0, headers: dict[str, str] | None = None
 ) -> tuple[int, bytes]:
     data = b"" if method == "POST" else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -1206,7 +1207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     wanted = {s.strip() for s in args.scenarios.split(",")}
     scenarios = [s for s in build_scenarios(uuids, args.models) if s.name in wanted and s.paths]
-    headers: dict[str, str] = {}
+    headers = {"Content-Type": "application/json"}  # the API refuses writes without it
     if os.environ.get("API_TOKEN"):
         headers["Authorization"] = f"Bearer {os.environ['API_TOKEN']}"
 

@@ -38,6 +38,7 @@ from app.factory import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 DB_NAME = "trainyard_bench_dispatch"
+JSON = "application/json"  # the API refuses writes without this Content-Type
 DB_URL = f"postgresql+psycopg://trainyard:trainyard@127.0.0.1:5432/{DB_NAME}"
 BROKER_URL = "redis://127.0.0.1:6379/13"
 IMAGE = "trainyard/trainer:latest"
@@ -170,11 +171,11 @@ def main() -> int:
         for _ in range(args.runs):
             uid = api.post("/api/models", json=body).get_json()["data"]["uuid"]
             began = time.time()
-            job = api.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
+            job = api.post(f"/api/train/run/{uid}", content_type=JSON).get_json()["data"]["job"]
             container = _wait_container(client, job["containerName"])
             dispatch.append(_started_at(container) - began)
             began = time.monotonic()
-            api.post(f"/api/train/cancel/{uid}")
+            api.post(f"/api/train/cancel/{uid}", content_type=JSON)
             _wait_gone(client, job["containerName"])
             cancel.append(time.monotonic() - began)
 
@@ -211,7 +212,7 @@ def _reconcile_after_restart(api, client, worker, home, outputs, datasets, args)
         api.post("/api/models", json=body).get_json()["data"]["uuid"] for _ in range(args.inflight)
     ]
     for uid in uids:
-        api.post(f"/api/train/run/{uid}")
+        api.post(f"/api/train/run/{uid}", content_type=JSON)
     # Wait until every job runs and has reported progress, so a re-attach is visible.
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
@@ -254,7 +255,7 @@ def _reconcile_after_restart(api, client, worker, home, outputs, datasets, args)
             )
         )
     for uid in running:
-        api.post(f"/api/train/cancel/{uid}")
+        api.post(f"/api/train/cancel/{uid}", content_type=JSON)
     return elapsed
 
 

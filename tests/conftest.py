@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -16,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.datastructures import Headers
 
 from app.config import Settings, load_settings
 from app.db.migrate import upgrade
@@ -74,9 +76,23 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+class JsonWritesClient(FlaskClient):
+    """Sends what every real client sends (the dashboard, `curl -H 'Content-Type:
+    application/json'`): Content-Type application/json on every request, also a command with no
+    body. A test that passes `data=`, `content_type=` or a Content-Type header of its own gets
+    exactly that (the 415 tests do)."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        own = kwargs.keys() & {"json", "data", "content_type"}
+        if not own and "Content-Type" not in Headers(kwargs.get("headers")):
+            kwargs["content_type"] = "application/json"
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app(settings: Settings, db: sessionmaker[Session], broker: redis.Redis) -> Iterator[Flask]:
     flask_app = create_app(settings)
+    flask_app.test_client_class = JsonWritesClient
     yield flask_app
     flask_app.extensions["trainyard"].dispose()
 

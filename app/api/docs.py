@@ -51,6 +51,8 @@ def _responses(ok_status: str, data_ref: str | None, *errors: int) -> dict[str, 
             "content": {"application/json": {"schema": _envelope(data_ref)}},
         }
     }
+    if 401 in errors:  # a write: app/api/auth.py answers these before any view runs
+        errors = (*errors, 413, 415)
     for status in errors:
         out[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     return out
@@ -204,6 +206,8 @@ def build_openapi() -> dict[str, Any]:
     error_texts = {
         400: "invalid input",
         401: "missing or wrong bearer token",
+        413: "request body larger than API_MAX_BODY_BYTES",
+        415: "a write not sent as Content-Type: application/json",
         404: "unknown uuid",
         409: "the model's state forbids it",
         503: "a dependency is down",
@@ -214,7 +218,8 @@ def build_openapi() -> dict[str, Any]:
             "title": "trainyard API",
             "version": "0.1.0",
             "description": "Run and track model-training jobs. Envelope: "
-            "{success, data} or {success: false, error: {code, message}}.",
+            "{success, data} or {success: false, error: {code, message}}. Every write (POST) "
+            "is sent with Content-Type: application/json, also a command with no body.",
         },
         "components": {
             "schemas": _json_schemas(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from app.api.envelope import ApiError, ok
-from app.api.params import model_or_404, parse_uuid
+from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
 from app.metrics.series import CHART_SPLITS, UnknownMetric, chart, provisional_best, test_rows
 from app.metrics.summary import metric_summary
 from app.runtime import runtime
@@ -70,10 +70,10 @@ def test(model_uuid: str) -> tuple[Response, int]:
 def _max_points(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_POINTS
-    if not raw.isdigit() or not MIN_POINTS <= int(raw) <= MAX_POINTS:
+    if not is_ascii_digits(raw) or not MIN_POINTS <= int(raw) <= MAX_POINTS:
         raise ApiError(
             400,
             "INVALID_QUERY",
-            f"maxPoints must be an integer from {MIN_POINTS} to {MAX_POINTS}, got '{raw}'.",
+            f"maxPoints must be an integer from {MIN_POINTS} to {MAX_POINTS}, got {quote(raw)}.",
         )
     return int(raw)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from flask import Blueprint, Response
 
 from app.api.envelope import ApiError, ok
@@ -25,13 +28,15 @@ def create_model() -> tuple[Response, int]:
         raise ApiError(
             400, "INVALID_FIELD", f"dataset: no dataset '{body.dataset}' under DATASET_ROOT."
         )
+    params = body.params.model_dump(mode="json")
+    _require_params_fit(params, rt.settings.max_params_bytes)
     with transaction(rt.sessions) as session:
         model = Model(
             model_no=body.model_no,
             model_ver=body.model_ver,
             train_type=body.train_type.value,
             memo=body.memo,
-            params=body.params.model_dump(mode="json"),
+            params=params,
             image=body.image or rt.settings.default_image,
             dataset=body.dataset,
             resources=body.resources.model_dump(exclude_none=True),
@@ -40,6 +45,18 @@ def create_model() -> tuple[Response, int]:
         session.flush()
         data = model_detail(model, [], rt.settings.tz)
     return ok(data, 201)
+
+
+def _require_params_fit(params: dict[str, Any], limit: int) -> None:
+    """Params travel with every job (database row, queue message, trainer argv): keep them
+    small whatever the body limit is."""
+    size = len(json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > limit:
+        raise ApiError(
+            400,
+            "INVALID_FIELD",
+            f"params: {size} bytes as JSON, more than the {limit} allowed (API_MAX_PARAMS_BYTES).",
+        )
 
 
 @bp.get("/list")

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from app.domain.job_params import RESERVED_PARAMS
 from app.domain.states import MODEL_NUMBERS, ModelStatus, TrainType
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -46,6 +47,17 @@ class TrainParams(BaseModel):
     split: SplitRatios = Field(default_factory=SplitRatios)
     epoch_seconds: Annotated[float, Field(ge=0, le=86_400)] = 0
     fail_at_epoch: StrictInt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_reserved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            taken = sorted(RESERVED_PARAMS & data.keys())
+            if taken:
+                raise ValueError(
+                    f"{', '.join(taken)}: set by the platform for each job, not by a caller"
+                )
+        return data
 
     @model_validator(mode="after")
     def _interval_fits(self) -> TrainParams:

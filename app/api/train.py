@@ -45,6 +45,10 @@ def _idempotency() -> Idempotency | None:
         raise ApiError(
             400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key is longer than 200 characters."
         )
+    if not key.isprintable():  # a NUL or a control character: PostgreSQL stores no NUL
+        raise ApiError(
+            400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key contains a control character."
+        )
     return Idempotency(key, f"{request.method} {request.path}")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app import messaging
 from app.db.models import Job, Model, TestMetric, TrainMetric, ValidationMetric
 from app.domain.containers import container_name
+from app.domain.job_params import job_params
 from app.domain.jobtext import storable_or_none
 from app.domain.states import JOB_ACTIVE, JobStatus, JobType, StepState, derive_model_status
 from app.domain.timefmt import utcnow
@@ -179,13 +180,7 @@ def _reset_training(session: Session, model: Model) -> None:
 
 def _create_job(session: Session, model: Model, new: NewJob, now: datetime) -> Job:
     last_attempt = session.scalar(select(func.max(Job.attempt)).where(Job.model_id == model.id))
-    params = dict(model.params)
-    if new.resume_from is not None:
-        params["resume_from"] = new.resume_from
-    if new.eval_epoch is not None:
-        params["epoch"] = new.eval_epoch
-    if new.fresh_outputs:
-        params["fresh_outputs"] = True
+    params = job_params(model.params, new)
     job = Job(
         model_id=model.id,
         job_type=new.job_type.value,

@@ -20,6 +20,15 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 APP_SERVICES = {"migrate", "api", "worker-cpu", "worker-gpu", "flower"}
 DATA = "${TRAINYARD_DATA:-/srv/trainyard/data}"
+REDIS_PASSWORD = "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
+POSTGRES_PASSWORD = "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}"
+#: The secrets .env must set (.env.example leaves them empty): compose has no default for any.
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-pw-1",
+    "REDIS_PASSWORD": "redis-pw-2",
+    "API_TOKEN": "api-token-3",
+    "FLOWER_BASIC_AUTH": "admin:flower-pw-4",
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +83,7 @@ def test_app_services_share_the_image_and_the_environment(compose: dict[str, Any
         env = service["environment"]
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://")
         assert "@${POSTGRES_HOST:-postgres}:5432/" in env["DATABASE_URL"]
-        assert env["BROKER_URL"] == "redis://${REDIS_HOST:-redis}:6379/0"
+        assert env["BROKER_URL"] == f"redis://:{REDIS_PASSWORD}@${{REDIS_HOST:-redis}}:6379/0"
         assert env["OUTPUT_ROOT"] == f"{DATA}/outputs"
         assert env["DATASET_ROOT"] == f"{DATA}/datasets"
         assert env["TRAINYARD_HOME"] == DATA  # drain flags: visible to every service
@@ -117,6 +126,34 @@ def test_gpu_worker_is_a_profile_with_a_gpu_reservation(compose: dict[str, Any])
     assert cpu["environment"]["NODE_NAME"] != gpu["environment"]["NODE_NAME"]
 
 
+def test_every_secret_is_required_and_has_no_default(compose: dict[str, Any]) -> None:
+    """No silent fallback: the file does not render without each secret (issue 10, item 5)."""
+    services = _services(compose)
+    text = COMPOSE_FILE.read_text()
+    for name in SECRETS:
+        assert f"${{{name}:-" not in text and f"${{{name}-" not in text, name
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == POSTGRES_PASSWORD
+    # Redis asks every client for the password...
+    redis = services["redis"]
+    command = redis["command"]
+    assert command[command.index("--requirepass") + 1] == REDIS_PASSWORD
+    assert redis["environment"]["REDISCLI_AUTH"] == REDIS_PASSWORD  # its own healthcheck
+    # ... and every client has it: the API, the workers and Flower all use BROKER_URL.
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        assert env["BROKER_URL"].startswith(f"redis://:{REDIS_PASSWORD}@"), name
+        assert f":{POSTGRES_PASSWORD}@" in env["DATABASE_URL"], name
+    assert services["api"]["environment"]["API_TOKEN"].startswith("${API_TOKEN:?")
+    # The API listens on 0.0.0.0 through `trainyard api`, which refuses that without a token.
+    assert services["api"]["command"][:4] == ["trainyard", "api", "--bind", "0.0.0.0:8000"]
+    example = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert {name: example[name] for name in SECRETS} == dict.fromkeys(SECRETS, "")
+
+
 def test_flower_needs_basic_auth(compose: dict[str, Any]) -> None:
     flower = _services(compose)["flower"]
     assert flower["command"][:4] == ["celery", "-A", "workers.celery_app:celery_app", "flower"]
@@ -150,7 +187,10 @@ def _compose_command() -> list[str] | None:
 def test_compose_validates_the_file(tmp_path: Path) -> None:
     command = [*_compose_command(), "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE)]
     env_file = tmp_path / ".env"
-    env_file.write_text(ENV_EXAMPLE.read_text())
+    filled = ENV_EXAMPLE.read_text()
+    for name, value in SECRETS.items():
+        filled = filled.replace(f"\n{name}=\n", f"\n{name}={value}\n")
+    env_file.write_text(filled)
 
     def config(*args: str) -> str:
         result = subprocess.run(
@@ -170,9 +210,15 @@ def test_compose_validates_the_file(tmp_path: Path) -> None:
     worker = with_gpu["services"]["worker-gpu"]
     assert worker["environment"]["OUTPUT_ROOT"] == "/srv/trainyard/data/outputs"
     assert worker["environment"]["DATABASE_URL"] == (
-        "postgresql+psycopg://trainyard:change-me@postgres:5432/trainyard"
+        "postgresql+psycopg://trainyard:pg-pw-1@postgres:5432/trainyard"
     )
-    assert worker["environment"]["BROKER_URL"] == "redis://redis:6379/0"
+    assert worker["environment"]["BROKER_URL"] == "redis://:redis-pw-2@redis:6379/0"
+    assert "API_TOKEN" not in worker["environment"]  # only the API needs it
+    assert default["services"]["api"]["environment"]["API_TOKEN"] == "api-token-3"
+    assert default["services"]["flower"]["environment"]["BROKER_URL"] == (
+        "redis://:redis-pw-2@redis:6379/0"
+    )
+    assert "--requirepass" in default["services"]["redis"]["command"]
     assert any(
         m.get("target") == "/srv/trainyard/data" and m.get("source") == "trainyard-data"
         for m in worker["volumes"]
@@ -180,16 +226,16 @@ def test_compose_validates_the_file(tmp_path: Path) -> None:
     )
     # A GPU node on another host: the same file, the central host's address.
     env_file.write_text(
-        ENV_EXAMPLE.read_text()
-        .replace("POSTGRES_HOST=postgres", "POSTGRES_HOST=10.0.0.5")
+        filled.replace("POSTGRES_HOST=postgres", "POSTGRES_HOST=10.0.0.5")
         .replace("REDIS_HOST=redis", "REDIS_HOST=10.0.0.5")
     )
     remote = yaml.safe_load(config("--profile", "gpu"))["services"]["worker-gpu"]["environment"]
     assert remote["DATABASE_URL"].endswith("@10.0.0.5:5432/trainyard")
-    assert remote["BROKER_URL"] == "redis://10.0.0.5:6379/0"
-    # Without Flower's credentials the file refuses to render.
-    env_file.write_text(ENV_EXAMPLE.read_text().replace("FLOWER_BASIC_AUTH=", "#"))
-    result = subprocess.run(
-        [*command, "--env-file", str(env_file), "config"], capture_output=True, text=True
-    )
-    assert result.returncode != 0 and "FLOWER_BASIC_AUTH" in result.stderr
+    assert remote["BROKER_URL"] == "redis://:redis-pw-2@10.0.0.5:6379/0"
+    # Without any one of the secrets (empty, as in .env.example) the file refuses to render.
+    for name in SECRETS:
+        env_file.write_text(filled.replace(f"\n{name}={SECRETS[name]}\n", f"\n{name}=\n"))
+        result = subprocess.run(
+            [*command, "--env-file", str(env_file), "config"], capture_output=True, text=True
+        )
+        assert result.returncode != 0 and name in result.stderr, (name, result.stderr)

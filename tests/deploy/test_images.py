@@ -69,6 +69,25 @@ def test_images_build_on_the_local_base(trainer_image: str, app_image: str) -> N
     assert installed.startswith("/opt/trainyard/lib/") and trainer_found == "True"
 
 
+def test_the_app_image_serves_no_public_api_without_a_token(app_image: str) -> None:
+    """Its CMD (`trainyard api --bind 0.0.0.0:8000`) and a bare gunicorn (GUNICORN_CMD_ARGS
+    loads the same hook) both stop before binding (app/serve.py)."""
+    client = docker_client()
+    assert client is not None
+    env = {"DATABASE_URL": TEST_DATABASE_URL, "BROKER_URL": TEST_BROKER_URL}
+    bare_gunicorn = ["gunicorn", "--bind", "0.0.0.0:8000", "app.factory:create_app()"]
+    for command in (None, bare_gunicorn):
+        container = client.containers.run(app_image, command, environment=env, detach=True)
+        try:
+            # A server that started would still be running: wait() then times out (a failure).
+            status = container.wait(timeout=60)
+            logs = container.logs().decode(errors="replace")
+        finally:
+            container.remove(force=True)
+        assert status["StatusCode"] == 1, logs
+        assert "refusing to serve the API on 0.0.0.0:8000 without API_TOKEN" in logs, logs
+
+
 @pytest.fixture
 def worker_container(
     app_image: str, settings: Settings, tmp_path: Path, db, broker

@@ -41,6 +41,8 @@ CHROMIUM_ARGS = [
 ]
 #: Node name of the e2e workers: their containers are theirs alone (orphan sweeps are per node).
 NODE = "e2e-node"
+#: Every write carries this, as the dashboard's do (the API answers 415 without it).
+JSON_WRITES = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -89,7 +91,7 @@ def live_server(settings: Settings, db, broker) -> Iterator[LiveServer]:
     thread = threading.Thread(target=server.serve_forever, name="e2e-http", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_port}"
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with httpx.Client(base_url=url, timeout=30, headers=JSON_WRITES) as http:
         yield LiveServer(url=url, app=app, http=http)
     server.shutdown()
     thread.join(10)

@@ -263,6 +263,8 @@ def test_refused_command_shows_the_api_message(page, live_server, db, shot) -> N
     expect(row(page, uid).locator(BADGE)).to_have_text("❌ 오류")
     assert buttons(page, uid) == ["🔄 재실행"]
     assert posts and posts[0].headers.get("idempotency-key")
+    # A command has no body, and is JSON all the same: the API refuses other writes (415).
+    assert posts[0].headers.get("content-type") == "application/json"
     shot(page, "16-refused-command")
 
 

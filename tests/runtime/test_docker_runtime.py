@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -248,6 +250,38 @@ def test_gpu_ids_become_a_device_request(
     assert len(requests) == 1
     assert requests[0]["DeviceIDs"] == ["0", "2"]
     assert requests[0]["Capabilities"] == [["gpu"]]
+
+
+def test_only_leased_gpus_are_visible_whatever_the_image_says(
+    docker_runtime: DockerRuntime,
+    docker_client: Any,
+    spec: Any,
+    test_image: str,
+    out_dir: Path,
+) -> None:
+    """An image that sets NVIDIA_VISIBLE_DEVICES=all (as CUDA base images do) on a host whose
+    default runtime is nvidia would see every GPU: the container's own environment, which
+    overrides the image's ENV, says "void" for a CPU job and the leased ids for a GPU job."""
+    tag = f"trainyard/test-nvidia-all:{SESSION}"
+    dockerfile = f"FROM {test_image}\nENV NVIDIA_VISIBLE_DEVICES=all\n".encode()
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
+    cpu = spec(f'echo "$NVIDIA_VISIBLE_DEVICES" > {out_dir}/seen', image=tag)
+    gpu = spec("exit 0", image=tag, gpu_ids=(0, 2))
+    try:
+        docker_runtime.launch(cpu)
+        assert ended(docker_runtime, cpu.name).exit_code == 0, docker_runtime.logs_tail(cpu.name)
+        assert (out_dir / "seen").read_text().strip() == "void"
+        # Without a GPU driver on this engine the container stays "created" (see above).
+        with contextlib.suppress(LaunchError):
+            docker_runtime.launch(gpu)
+        for s, expected in ((cpu, "void"), (gpu, "0,2")):
+            env = docker_client.api.inspect_container(s.name)["Config"]["Env"]
+            visible = [e for e in env if e.startswith("NVIDIA_VISIBLE_DEVICES=")]
+            assert visible == [f"NVIDIA_VISIBLE_DEVICES={expected}"], env
+    finally:
+        for s in (cpu, gpu):
+            docker_runtime.remove(s.name)
+        docker_client.images.remove(tag)
 
 
 def test_launch_errors(docker_runtime: DockerRuntime, docker_client: Any, spec: Any) -> None:

@@ -218,9 +218,11 @@ def test_environment_and_gpus(
 ) -> None:
     monkeypatch.setenv("TRAINYARD_WORKER_SECRET", "do-not-leak")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "all")
     code = (
         "import json, os; json.dump({k: os.environ.get(k) for k in "
-        "('CUDA_VISIBLE_DEVICES', 'TRAINYARD_WORKER_SECRET', 'JOB_PARAM', 'PATH')}"
+        "('CUDA_VISIBLE_DEVICES', 'NVIDIA_VISIBLE_DEVICES', 'TRAINYARD_WORKER_SECRET', "
+        "'JOB_PARAM', 'PATH')}"
         ", open('env-' + os.environ['JOB_PARAM'] + '.json', 'w')); print(os.getcwd())"
     )
     gpu = spec(code, gpu_ids=(0, 2), env={"JOB_PARAM": "gpu", "CUDA_VISIBLE_DEVICES": "5"})
@@ -234,6 +236,8 @@ def test_environment_and_gpus(
     seen_cpu = json.loads((out_dir / "env-cpu.json").read_text())
     assert seen_gpu["CUDA_VISIBLE_DEVICES"] == "0,2"  # the lease wins over spec.env
     assert seen_cpu["CUDA_VISIBLE_DEVICES"] == ""  # set, and empty: no GPU for a CPU job
+    assert seen_gpu["NVIDIA_VISIBLE_DEVICES"] == "0,2"  # as the Docker runtime sets it
+    assert seen_cpu["NVIDIA_VISIBLE_DEVICES"] == "void"
     assert seen_gpu["TRAINYARD_WORKER_SECRET"] is None  # the worker's env does not leak
     assert seen_gpu["PATH"] == os.environ["PATH"]
 

@@ -33,6 +33,14 @@ LABEL_ATTEMPT = "trainyard.attempt"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
+def nvidia_visible_devices(gpu_ids: tuple[int, ...]) -> str:
+    """NVIDIA_VISIBLE_DEVICES for a job: its leased GPU ids, or "void" (no GPU at all; "" or
+    unset would let the NVIDIA runtime fall back to the image's own value, often "all").
+    Set in the container's environment it overrides an image's `ENV NVIDIA_VISIBLE_DEVICES`,
+    so on a host whose default runtime is nvidia a CPU job still sees no GPU."""
+    return ",".join(str(i) for i in gpu_ids) or "void"
+
+
 @dataclass(frozen=True)
 class LaunchSpec:
     """What to run for one job attempt.

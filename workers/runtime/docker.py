@@ -30,6 +30,7 @@ from workers.runtime.base import (
     LaunchError,
     LaunchSpec,
     managed_labels,
+    nvidia_visible_devices,
     ownership_labels,
     parse_rfc3339,
     same_launch,
@@ -101,6 +102,8 @@ class DockerRuntime:
                 )
             )
         env = dict(spec.env)
+        # The GPU lease decides, whatever spec.env or the image's ENV say.
+        env["NVIDIA_VISIBLE_DEVICES"] = nvidia_visible_devices(spec.gpu_ids)
         if spec.read_only_rootfs:
             # The image's home directory is on the read-only root.
             env.setdefault("HOME", "/tmp")

@@ -10,7 +10,8 @@ with these differences (none of them isolates anything: this is not a sandbox):
 - The environment is NOT the worker's: like a container, the process gets a small allow-list of
   the worker's variables (PATH, HOME, locale, TZ, TMPDIR, LD_LIBRARY_PATH) so that database
   URLs and tokens do not leak into user code, then `spec.env`, then CUDA_VISIBLE_DEVICES from
-  `gpu_ids` ("" when none, so a CPU job never grabs a GPU).
+  `gpu_ids` ("" when none, so a CPU job never grabs a GPU) and NVIDIA_VISIBLE_DEVICES as the
+  Docker runtime sets it ("void" when none).
 - `memory_mb` is RLIMIT_AS (address space, not resident memory), and is NOT applied to GPU jobs:
   CUDA reserves huge virtual ranges and would fail to initialise. `cpus`, `pids_limit`, `user`,
   `network`, `read_only_rootfs` and the dataset's read-only-ness are not enforced.
@@ -70,6 +71,7 @@ from workers.runtime.base import (
     LaunchError,
     LaunchSpec,
     managed_labels,
+    nvidia_visible_devices,
     ownership_labels,
     same_launch,
 )
@@ -157,6 +159,7 @@ class ProcessRuntime:
         env.update(spec.env)
         # The GPU lease decides, whatever spec.env says.
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_ids)
+        env["NVIDIA_VISIBLE_DEVICES"] = nvidia_visible_devices(spec.gpu_ids)  # as in Docker
         return env
 
     def _spawn_waiter(self, spec: LaunchSpec, command: list[str]) -> None:

@@ -101,7 +101,9 @@
 
   async function api(method, path, { body, idempotencyKey } = {}) {
     const headers = { Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    // Every write is JSON, even one without a body: the API refuses other writes (415), which
+    // is what keeps a cross-site form from running a command.
+    if (method !== 'GET') headers['Content-Type'] = 'application/json';
     if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
     const token = localStorage.getItem(TOKEN_KEY);
     if (token && method !== 'GET') headers.Authorization = `Bearer ${token}`;
