@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app import jobfiles
 from app.api.envelope import ApiError, ok
-from app.api.params import model_or_404, parse_uuid
+from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
 from app.db.models import Job, Model
 from app.domain import layout
 from app.domain.states import JobStatus, JobType
@@ -43,8 +43,11 @@ def _job_id_query() -> int | None:
     raw = request.args.get("jobId", "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise ApiError(400, "INVALID_QUERY", f"jobId: must be a job id (an integer), got '{raw}'.")
+    # ASCII digits only ('²' passes str.isdigit and breaks int()), and within a bigint.
+    if not is_ascii_digits(raw) or len(raw) > 18:
+        raise ApiError(
+            400, "INVALID_QUERY", f"jobId: must be a job id (an integer), got {quote(raw)}."
+        )
     return int(raw)
 
 

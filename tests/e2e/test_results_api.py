@@ -92,8 +92,9 @@ def test_logs_of_current_last_and_chosen_job(client: FlaskClient, db) -> None:
     assert chosen["note"] is None
 
     assert client.get(f"/api/models/{uid}/logs?jobId=999999").status_code == 404
-    bad = client.get(f"/api/models/{uid}/logs?jobId=../../etc")
-    assert bad.status_code == 400 and "jobId" in bad.get_json()["error"]["message"]
+    for wrong in ("../../etc", "²", "٣", "9" * 30):  # never a 500, whatever the digits
+        bad = client.get(f"/api/models/{uid}/logs", query_string={"jobId": wrong})
+        assert bad.status_code == 400 and "jobId" in bad.get_json()["error"]["message"]
 
 
 def test_results_and_download_of_the_latest_successful_test(
