@@ -188,8 +188,9 @@ def test_broker_down_commands_commit_and_only_health_is_503(
 def test_a_frozen_broker_holds_no_request_past_its_bound(
     settings: Settings, db: sessionmaker[Session], own_redis: RedisServer
 ) -> None:
-    """Redis SIGSTOPped: status syncs and commands, several at once, each end within the
-    documented bound (SYNC_TIMEOUT_S + 2 * PUBLISH_TIMEOUT_S), not when Redis thaws."""
+    """Redis SIGSTOPped: status syncs, commands, health and /metrics, several at once, each
+    end within the documented bound (SYNC_TIMEOUT_S + 2 * PUBLISH_TIMEOUT_S), not when Redis
+    thaws."""
     publish_timeout_s = 1.0
     bound_s = SYNC_TIMEOUT_S + 2 * publish_timeout_s
     app = _app(settings, broker_url=own_redis.url, publish_timeout_s=publish_timeout_s)
@@ -198,20 +199,21 @@ def test_a_frozen_broker_holds_no_request_past_its_bound(
     idle = [create_model(client) for _ in range(3)]
     job_id = client.post(f"/api/train/run/{running['uuid']}").get_json()["data"]["job"]["id"]
     _put_on_live_node(db, job_id)
-    paths = [f"/api/train/status/{running['uuid']}"] * 6
-    paths += [f"/api/train/run/{model['uuid']}" for model in idle]
+    calls = [("POST", f"/api/train/status/{running['uuid']}", 200)] * 6
+    calls += [("POST", f"/api/train/run/{model['uuid']}", 200) for model in idle]
+    calls += [("GET", "/api/health", 503), ("GET", "/metrics", 200)]
 
     took: dict[int, tuple[float, int]] = {}
 
-    def call(index: int, path: str) -> None:
+    def call(index: int, method: str, path: str, _expected: int) -> None:
         started = time.monotonic()
-        status = app.test_client().post(path).status_code
+        status = app.test_client().open(path, method=method).status_code
         took[index] = (time.monotonic() - started, status)
 
     assert own_redis.process is not None
     os.kill(own_redis.process.pid, signal.SIGSTOP)
     freeze_s = bound_s + 10  # longer than the bound: a call that waits for the thaw shows
-    threads = [threading.Thread(target=call, args=item) for item in enumerate(paths)]
+    threads = [threading.Thread(target=call, args=(i, *item)) for i, item in enumerate(calls)]
     try:
         for thread in threads:
             thread.start()
@@ -223,10 +225,10 @@ def test_a_frozen_broker_holds_no_request_past_its_bound(
         thread.join(30)
 
     slack_s = 2.0
-    for index, path in enumerate(paths):
+    for index, (method, path, expected) in enumerate(calls):
         seconds, status = took[index]
-        assert seconds < bound_s + slack_s, f"{path} held its thread {seconds:.1f} s"
-        assert status == 200, f"{path} answered {status}"
+        assert seconds < bound_s + slack_s, f"{method} {path} held its thread {seconds:.1f} s"
+        assert status == expected, f"{method} {path} answered {status}"
     # Thawed: the commands' tasks are still kept (published now or by the relay), and a sync
     # asks the node again (none runs here, so it says it did not answer).
     after = app.test_client().post(f"/api/train/status/{running['uuid']}").get_json()["data"]
