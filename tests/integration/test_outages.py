@@ -22,13 +22,16 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api.unavailable import RETRY_AFTER_S
+from app.api.unavailable import RETRY_AFTER_S, unavailable_dependency
 from app.config import Settings
 from app.db.migrate import upgrade
 from app.db.models import Job, Node
 from app.factory import create_app
+from app.services.outbox import pending_count
 from app.services.sync import SYNC_TIMEOUT_S
 from tests.conftest import JsonWritesClient
 from tests.integration.helpers import create_model, queued_tasks
@@ -165,6 +168,8 @@ def test_broker_down_commands_commit_and_only_health_is_503(
 
     run = client.post(f"/api/train/run/{idle['uuid']}")  # committed; the outbox keeps the task
     assert run.status_code == 200 and run.get_json()["data"]["statusCd"] == "IN_PROGRESS"
+    with db() as session:
+        assert pending_count(session) == 1  # the launch, for the relay to publish later
     sync = client.post(f"/api/train/status/{running['uuid']}")
     assert sync.status_code == 200  # the model as the database has it, and why it is not fresher
     assert sync.get_json()["data"]["sync"] == {
@@ -229,8 +234,9 @@ def test_a_frozen_broker_holds_no_request_past_its_bound(
         seconds, status = took[index]
         assert seconds < bound_s + slack_s, f"{method} {path} held its thread {seconds:.1f} s"
         assert status == expected, f"{method} {path} answered {status}"
-    # Thawed: the commands' tasks are still kept (published now or by the relay), and a sync
-    # asks the node again (none runs here, so it says it did not answer).
+    with db() as session:
+        assert pending_count(session) == len(idle)  # the launches, kept for the relay
+    # Thawed: a sync asks the node again (none runs here, so it says it did not answer).
     after = app.test_client().post(f"/api/train/status/{running['uuid']}").get_json()["data"]
     assert after["sync"]["reason"] == f"node node-1 did not answer within {SYNC_TIMEOUT_S:g} s"
     app.extensions["trainyard"].dispose()
@@ -269,3 +275,25 @@ def test_status_sync_returns_the_node_answer(
         "result": answer,
     }
 
+
+
+def test_only_an_unreachable_dependency_is_an_outage(pg_engine: Engine) -> None:
+    """Real errors: a refused connection is an outage (503); a bad statement is a bug (500)."""
+    dead = f"postgresql+psycopg://trainyard@127.0.0.1:{_free_port()}/postgres"
+    errors: list[BaseException] = []
+    for engine, statement in ((create_engine(dead), "SELECT 1"), (pg_engine, "SELEC 1")):
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(statement))
+        except SQLAlchemyError as exc:
+            errors.append(exc)
+    refused, syntax = errors
+    assert unavailable_dependency(refused) == "database"
+    assert unavailable_dependency(syntax) is None
+    try:
+        redis.Redis(port=_free_port(), socket_connect_timeout=1).ping()
+    except redis.ConnectionError as exc:
+        assert unavailable_dependency(exc) == "broker"
+    else:
+        pytest.fail("a closed port answered PING")
+    assert unavailable_dependency(ValueError("a bug")) is None
