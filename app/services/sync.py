@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 # The API thread waits this long at most for the node's answer; with the broker's own bound
 # (PUBLISH_TIMEOUT_S, for the send and the last read) a sync never takes longer than
-# SYNC_TIMEOUT_S + 2 * PUBLISH_TIMEOUT_S, also when Redis is frozen or gone.
+# SYNC_TIMEOUT_S + 2 * PUBLISH_TIMEOUT_S, also when Redis is frozen or gone (while
+# PUBLISH_TIMEOUT_S <= SYNC_TIMEOUT_S; above it, 3 * PUBLISH_TIMEOUT_S).
 SYNC_TIMEOUT_S = 3.0
 # A node whose last heartbeat is older than this is not asked at all: waiting on a dead node
 # would hold an API worker for SYNC_TIMEOUT_S per click. (Nodes beat every few seconds.)
