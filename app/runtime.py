@@ -9,7 +9,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db.session import make_engine, make_read_engine, make_session_factory
+from app.db.session import (
+    API_CONNECT_TIMEOUT_S,
+    make_engine,
+    make_read_engine,
+    make_session_factory,
+)
 from app.services.publisher import CeleryPublisher, Publisher
 from app.services.queries import CountCache
 
@@ -32,8 +37,8 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        engine = make_engine(settings.database_url)
-        read_engine = make_read_engine(settings.database_url)
+        engine = make_engine(settings.database_url, API_CONNECT_TIMEOUT_S)
+        read_engine = make_read_engine(settings.database_url, API_CONNECT_TIMEOUT_S)
         return cls(
             settings=settings,
             engine=engine,

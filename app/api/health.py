@@ -1,10 +1,13 @@
-"""GET /api/health: is the database reachable, is the broker reachable."""
+"""GET /api/health: is the database reachable, is the broker reachable.
+
+Open (no token), so it names what is down and never where it is: no host, port or user."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
+from app.api.unavailable import RETRY_AFTER_S, unavailable_dependency
 from app.runtime import runtime
 from app.services.publisher import CeleryPublisher
 
@@ -20,9 +23,17 @@ def health() -> tuple[Response, int]:
             conn.execute(text("SELECT 1"))
         checks["database"] = {"ok": True, "dialect": rt.engine.dialect.name}
     except Exception as exc:
-        checks["database"] = {"ok": False, "error": str(exc)[:300]}
-    broker_ok = isinstance(rt.publisher, CeleryPublisher) and rt.publisher.ping()
-    checks["broker"] = {"ok": broker_ok}
-    healthy = all(check["ok"] for check in checks.values())
-    body = {"success": healthy, "data": {"status": "ok" if healthy else "degraded", **checks}}
-    return jsonify(body), 200 if healthy else 503
+        current_app.logger.warning("health: database check failed: %s", exc)  # details: log only
+        unreachable = unavailable_dependency(exc) == "database"
+        error = "unreachable" if unreachable else f"check failed ({type(exc).__name__})"
+        checks["database"] = {"ok": False, "error": error}
+    if isinstance(rt.publisher, CeleryPublisher) and rt.publisher.ping():
+        checks["broker"] = {"ok": True}
+    else:
+        checks["broker"] = {"ok": False, "error": "unreachable"}
+    down = [name for name, check in checks.items() if not check["ok"]]
+    data = {"status": "degraded" if down else "ok", **checks, "down": down}
+    response = jsonify({"success": not down, "data": data})
+    if down:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response, 503 if down else 200

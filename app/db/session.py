@@ -12,10 +12,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Bounds
 
+# The API's connect bound (libpq `connect_timeout`, whole seconds): a PostgreSQL host that
+# drops packets makes a request a 503 after this long instead of holding its thread.
+API_CONNECT_TIMEOUT_S = 5
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+
+def make_engine(url: str, connect_timeout_s: int | None = None, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
+    if connect_timeout_s is not None:
+        connect_args = kwargs.get("connect_args", {})
+        kwargs["connect_args"] = {**connect_args, "connect_timeout": connect_timeout_s}
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
@@ -39,13 +46,20 @@ def make_worker_engine(url: str, bounds: Bounds) -> Engine:
     return make_engine(url, connect_args={"options": options})
 
 
-def make_read_engine(url: str) -> Engine:
+def make_read_engine(url: str, connect_timeout_s: int | None = None) -> Engine:
     """For the API's reads: each statement commits on its own (no BEGIN/ROLLBACK round trips)
     and no ping before each checkout — a list page is a few milliseconds, and those were a
     third of them. Never used for writes: the status-write path needs its transaction."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=20)
+    connect_args = {} if connect_timeout_s is None else {"connect_timeout": connect_timeout_s}
+    return create_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=10,
+        max_overflow=20,
+        connect_args=connect_args,
+    )
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

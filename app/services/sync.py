@@ -3,6 +3,7 @@ live job to reconcile it with its container and outputs."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +13,16 @@ from sqlalchemy.orm import Session
 from app import messaging
 from app.db.models import Model, Node
 from app.domain.timefmt import as_utc, utcnow
-from app.services.publisher import Publisher
+from app.services.publisher import BrokerUnavailable, Publisher, RemoteTaskFailed
 from app.services.status_writes import live_job
 
-SYNC_TIMEOUT_S = 3.0  # the API worker waits this long at most for the node's answer
+log = logging.getLogger(__name__)
+
+# The API thread waits this long at most for the node's answer; with the broker's own bound
+# (PUBLISH_TIMEOUT_S, for the send and the last read) a sync never takes longer than
+# SYNC_TIMEOUT_S + 2 * PUBLISH_TIMEOUT_S, also when Redis is frozen or gone (while
+# PUBLISH_TIMEOUT_S <= SYNC_TIMEOUT_S; above it, 3 * PUBLISH_TIMEOUT_S).
+SYNC_TIMEOUT_S = 3.0
 # A node whose last heartbeat is older than this is not asked at all: waiting on a dead node
 # would hold an API worker for SYNC_TIMEOUT_S per click. (Nodes beat every few seconds.)
 SILENT_AFTER_S = 30.0
@@ -58,8 +65,16 @@ def request_sync(
             "answered": False,
             "reason": f"node {job.node} did not answer within {timeout_s:g} s",
         }
-    except Exception as exc:
-        return {**base, "answered": False, "reason": f"broker unavailable: {exc}"}
+    except BrokerUnavailable as exc:
+        # The answer is the model as the database has it; the broker's address stays in the log.
+        log.warning("status sync of job %s: broker unavailable: %s", job.id, exc)
+        return {
+            **base,
+            "answered": False,
+            "reason": "broker unavailable; the model is as the database has it",
+        }
+    except RemoteTaskFailed as exc:
+        return {**base, "answered": False, "reason": f"node {job.node} failed to sync: {exc}"}
     return {**base, "answered": True, "result": answer}
 
 

@@ -36,13 +36,15 @@ def test_health_reports_database_and_broker(client: FlaskClient) -> None:
     data = response.get_json()["data"]
     assert data["database"] == {"ok": True, "dialect": "postgresql"}
     assert data["broker"] == {"ok": True}
+    assert data["status"] == "ok" and data["down"] == []
 
 
 def test_health_says_when_the_broker_is_down(settings: Settings, db) -> None:
     app = create_app(settings.with_overrides(broker_url="redis://127.0.0.1:1/0"))
     response = app.test_client().get("/api/health")
     assert response.status_code == 503
-    assert response.get_json()["data"]["broker"] == {"ok": False}
+    data = response.get_json()["data"]
+    assert data["broker"] == {"ok": False, "error": "unreachable"} and data["down"] == ["broker"]
     app.extensions["trainyard"].dispose()
 
 
