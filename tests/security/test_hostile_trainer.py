@@ -158,7 +158,8 @@ class Api:
     def scan(self, label: str, status: int, body: bytes, binary: bool) -> None:
         for needle, meaning in FORBIDDEN.items():
             if needle in body:
-                self.problems.add(f"(a) {label} -> {status}: leaks {meaning}")
+                where = ", ".join(fields_holding(body, needle.decode()))
+                self.problems.add(f"(a) {label} -> {status}: leaks {meaning} (in: {where or '?'})")
         if not binary and (b"\\u0000" in body or b"\x00" in body):
             self.problems.add(f"(a) {label} -> {status}: carries NUL characters")
         if status >= 500:
@@ -191,6 +192,30 @@ class Api:
         if final:
             self.call("POST", f"/api/train/status/{uid}")
             self.call("POST", f"/api/train/create-tmp/{uid}")  # last: it rewrites tmp/
+
+
+def fields_holding(body: bytes, needle: str) -> list[str]:
+    """The JSON fields whose text holds `needle` (to say where a leak is)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return []
+    found: list[str] = []
+
+    def walk(value: Any, name: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, key)
+                if needle in str(key):
+                    found.append(f"key of {name}")
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, name)
+        elif isinstance(value, str) and needle in value and name not in found:
+            found.append(name)
+
+    walk(document, "answer")
+    return found
 
 
 def host_snapshot() -> dict[str, Any]:
