@@ -66,6 +66,7 @@ SPECIAL_CASES = (
     "log-bad-utf8",
     "header-nul",
     "header-bad-utf8",
+    "environ-tmp-lists",
     "sparse-train-csv",
     "link-dir-train-etc",
     "link-dir-tmp-etc",

@@ -12,6 +12,8 @@ names the attack; without it this is exactly the reference trainer. Cases (see C
   log-bad-utf8          invalid UTF-8 on stdout and stderr, then exit 1
   header-nul            NUL in the header of train.csv and val.csv
   header-bad-utf8       invalid UTF-8 in the header of train.csv and val.csv
+  environ-tmp-lists     tmp/train.txt and tmp/val.txt both link to /proc/self/environ (the
+                        duplicate-sample check then quotes the environment)
   sparse-train-csv      train.csv becomes a 5 GB sparse file with no newline
   link-dir-train-etc    the model's train/ becomes a symlink to /etc (the test then resumes)
   link-dir-tmp-etc      the model's tmp/ becomes a symlink to /etc (the test then resumes)
@@ -162,6 +164,12 @@ def main(argv: list[str]) -> int:
             bad = b"lo\x00ss," if case == "header-nul" else b"lo\xff\xc3\x28ss,"
             for name in ("train.csv", "val.csv"):
                 _rewrite_header(out / name, bad)
+            _hold(PLANTED_HOLD_S)
+        return 0
+    if case == "environ-tmp-lists":
+        if job_type == "TRAIN":
+            for name in ("train.txt", "val.txt"):
+                _replace(split / name, "link-environ")
             _hold(PLANTED_HOLD_S)
         return 0
     if case == "sparse-train-csv":
