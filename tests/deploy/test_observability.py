@@ -21,6 +21,7 @@ from app.db.models import Job
 from app.db.session import make_engine, make_session_factory
 from app.factory import create_app
 from app.observability import ContextFilter, JsonFormatter, TextFormatter, log_context
+from tests.conftest import JsonWritesClient
 from tests.integration.helpers import create_model
 
 # --- logs ---------------------------------------------------------------------------------
@@ -178,6 +179,7 @@ def test_metrics_on_sqlite(settings: Settings, broker: redis.Redis, tmp_path: Pa
     app = create_app(settings.with_overrides(database_url=url))
     engine = make_engine(url)
     try:
+        app.test_client_class = JsonWritesClient
         _check_metrics(app.test_client(), make_session_factory(engine))
     finally:
         engine.dispose()

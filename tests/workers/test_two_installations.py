@@ -18,7 +18,7 @@ from app.config import Settings
 from app.db.migrate import upgrade
 from app.db.session import make_engine
 from app.factory import create_app
-from tests.conftest import TEST_DATABASE_URL
+from tests.conftest import TEST_DATABASE_URL, JsonWritesClient
 from tests.integration.helpers import create_model
 from tests.workers.conftest import docker_client, wait_for_status
 
@@ -49,6 +49,7 @@ def second_client(settings: Settings, tmp_path: Path) -> Iterator[FlaskClient]:
     )
     second.output_root.mkdir(parents=True)
     app = create_app(second)
+    app.test_client_class = JsonWritesClient
     yield app.test_client()
     app.extensions["trainyard"].dispose()
     broker.flushdb()
