@@ -10,7 +10,7 @@
 #   --force-trainer  rebuild only the trainer image
 #
 # Idempotent: an image that exists is kept. The trainer image carries a label with a hash of
-# trainer/Dockerfile + trainer/train.py + trainer/trainyard_trainer/*.py + the base image id,
+# trainer/Dockerfile, .dockerignore, train.py and trainyard_trainer/*.py + the base image id,
 # and is rebuilt when that changes (so a stale trainer is never used after editing them).
 #
 # Environment:
@@ -159,7 +159,7 @@ fi
 [ -f "$TRAINER_DIR/Dockerfile" ] || die "missing $TRAINER_DIR/Dockerfile"
 base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
 # Every file the Dockerfile copies, names included (a renamed helper module rebuilds too).
-trainer_inputs=("$TRAINER_DIR/Dockerfile" "$TRAINER_DIR/train.py")
+trainer_inputs=("$TRAINER_DIR/Dockerfile" "$TRAINER_DIR/.dockerignore" "$TRAINER_DIR/train.py")
 while IFS= read -r f; do trainer_inputs+=("$f"); done \
   < <(find "$TRAINER_DIR/trainyard_trainer" -maxdepth 1 -name '*.py' -type f | LC_ALL=C sort)
 want_hash=$( { for f in "${trainer_inputs[@]}"; do echo "${f#"$TRAINER_DIR"/}"; cat "$f"; done
