@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""trainyard reference trainer: the trainer contract (trainer/README.md) in one file.
+"""trainyard reference trainer: the trainer contract (trainer/README.md) on a small model.
 
     train.py --job-type TRAIN|EVAL --output-dir DIR --dataset-dir DIR [--split-dir DIR]
              --total-epoch N --val-interval K [--resume-from K] [--epoch E]
              [--checkpoint-dir DIR] [--params JSON]
 
-Standard library only. The model is a softmax regression (`hidden` = 0, the default) or a
-one-hidden-layer tanh MLP, trained with minibatch SGD in pure Python; when `import torch`
-works and CUDA is available (or `backend` is "torch") the same model runs on PyTorch.
+Standard library only. The contract's plumbing (arguments, CSV rows, atomic checkpoints and
+progress, resume, SIGTERM, EVAL files) is the helper library `trainyard_trainer` beside this
+file; this file holds the data, the model and the training loop. The model is a softmax
+regression (`hidden` = 0, the default) or a one-hidden-layer tanh MLP, trained with
+minibatch SGD in pure Python; when `import torch` works and CUDA is available (or `backend`
+is "torch") the same model runs on PyTorch.
 
 Exit codes: 0 done, 1 unexpected error, 2 bad arguments or inputs (missing dataset, split
 list or checkpoint), 3 `fail_at_epoch` reached, 128+signal (143 for SIGTERM) when stopped.
