@@ -10,8 +10,8 @@
 #   --force-trainer  rebuild only the trainer image
 #
 # Idempotent: an image that exists is kept. The trainer image carries a label with a hash of
-# trainer/Dockerfile + trainer/train.py + the base image id, and is rebuilt when that changes
-# (so a stale trainer is never used after editing train.py).
+# trainer/Dockerfile, .dockerignore, train.py and trainyard_trainer/*.py + the base image id,
+# and is rebuilt when that changes (so a stale trainer is never used after editing them).
 #
 # Environment:
 #   TRAINYARD_DEBIAN_MIRROR   Debian mirror URL (default: the first bookworm `debian` URI in
@@ -158,8 +158,12 @@ fi
 # --- (b) trainer image --------------------------------------------------------------------
 [ -f "$TRAINER_DIR/Dockerfile" ] || die "missing $TRAINER_DIR/Dockerfile"
 base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
-want_hash=$( { cat "$TRAINER_DIR/Dockerfile" "$TRAINER_DIR/train.py"; echo "$base_id"; } \
-  | sha256sum | cut -c1-16)
+# Every file the Dockerfile copies, names included (a renamed helper module rebuilds too).
+trainer_inputs=("$TRAINER_DIR/Dockerfile" "$TRAINER_DIR/.dockerignore" "$TRAINER_DIR/train.py")
+while IFS= read -r f; do trainer_inputs+=("$f"); done \
+  < <(find "$TRAINER_DIR/trainyard_trainer" -maxdepth 1 -name '*.py' -type f | LC_ALL=C sort)
+want_hash=$( { for f in "${trainer_inputs[@]}"; do echo "${f#"$TRAINER_DIR"/}"; cat "$f"; done
+               echo "$base_id"; } | sha256sum | cut -c1-16)
 have_hash=""
 if image_exists "$TRAINER_IMAGE"; then
   have_hash=$(docker image inspect -f '{{index .Config.Labels "trainyard.trainer.hash"}}' \

@@ -2,6 +2,8 @@
 
 `train.py` is a script, never imported: the trainer image runs it as its ENTRYPOINT
 (trainer/Dockerfile copies it from this folder) and the process runtime runs this very file.
+`trainyard_trainer/`, the contract helper it imports, sits beside it (on sys.path as the
+script's folder) and is also a distribution of its own (trainer/pyproject.toml).
 """
 
 from pathlib import Path

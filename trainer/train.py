@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""trainyard reference trainer: the trainer contract (trainer/README.md) in one file.
+"""trainyard reference trainer: the trainer contract (trainer/README.md) on a small model.
 
     train.py --job-type TRAIN|EVAL --output-dir DIR --dataset-dir DIR [--split-dir DIR]
              --total-epoch N --val-interval K [--resume-from K] [--epoch E]
              [--checkpoint-dir DIR] [--params JSON]
 
-Standard library only. The model is a softmax regression (`hidden` = 0, the default) or a
-one-hidden-layer tanh MLP, trained with minibatch SGD in pure Python; when `import torch`
-works and CUDA is available (or `backend` is "torch") the same model runs on PyTorch.
+Standard library only. The contract's plumbing (arguments, CSV rows, atomic checkpoints and
+progress, resume, SIGTERM, EVAL files) is the helper library `trainyard_trainer` beside this
+file; this file holds the data, the model and the training loop. The model is a softmax
+regression (`hidden` = 0, the default) or a one-hidden-layer tanh MLP, trained with
+minibatch SGD in pure Python; when `import torch` works and CUDA is available (or `backend`
+is "torch") the same model runs on PyTorch.
 
 Exit codes: 0 done, 1 unexpected error, 2 bad arguments or inputs (missing dataset, split
 list or checkpoint), 3 `fail_at_epoch` reached, 128+signal (143 for SIGTERM) when stopped.
@@ -15,32 +18,40 @@ list or checkpoint), 3 `fail_at_epoch` reached, 128+signal (143 for SIGTERM) whe
 
 from __future__ import annotations
 
-import argparse
 import csv
 import importlib
-import io
 import itertools
 import json
 import math
-import os
 import random
-import signal
 import sys
-import tempfile
-import threading
 import time
-import traceback
-import zipfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+try:
+    import trainyard_trainer  # noqa: F401 - beside this file, on sys.path when run as a script
+except ImportError:  # loaded by path (a test): the helper is still beside it
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trainyard_trainer import (
+    EXIT_OK,
+    Contract,
+    ContractError,
+    Stopped,
+    make_summary,
+    run_guarded,
+    should_stop,
+    stop_exit_code,
+    wait,
+)
+
 CHECKPOINT_FORMAT = "trainyard-reference-trainer/1"
 SPLITS = ("train", "val", "test")
 TRAIN_HEADER = ["epoch", "loss", "accuracy", "lr"]
 VAL_HEADER = ["epoch", "val_loss", "val_accuracy"]
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAIL_AT_EPOCH = 0, 1, 2, 3
+EXIT_FAIL_AT_EPOCH = 3
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "lr": 0.1,
@@ -60,22 +71,8 @@ Matrix = list[list[float]]
 Vector = list[float]
 
 
-class TrainerError(Exception):
+class TrainerError(ContractError):
     """A problem with the arguments or inputs: reported on stderr, exit code 2."""
-
-
-class Stopped(Exception):
-    """Raised when SIGTERM/SIGINT asks the trainer to stop."""
-
-
-STOP = threading.Event()
-STOP_SIGNAL: list[int] = []
-
-
-def _on_signal(signum: int, _frame: object) -> None:
-    if not STOP_SIGNAL:
-        STOP_SIGNAL.append(signum)
-    STOP.set()
 
 
 def now_iso() -> str:
@@ -93,56 +90,8 @@ def warn(message: str) -> None:
 # ----------------------------------------------------------------------------- arguments
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train.py", description="trainyard reference trainer")
-    p.add_argument("--job-type", required=True, type=str.upper, choices=["TRAIN", "EVAL"])
-    p.add_argument("--output-dir", required=True, type=Path)
-    p.add_argument("--dataset-dir", required=True, type=Path)
-    p.add_argument(
-        "--split-dir",
-        type=Path,
-        default=None,
-        help="folder with train.txt/val.txt/test.txt (else the manifest decides)",
-    )
-    p.add_argument("--total-epoch", type=int, default=None, help="required for TRAIN")
-    p.add_argument("--val-interval", type=int, default=None, help="required for TRAIN")
-    p.add_argument("--resume-from", type=int, default=None, help="TRAIN: checkpoint epoch")
-    p.add_argument("--epoch", type=int, default=None, help="EVAL: checkpoint epoch to test")
-    p.add_argument(
-        "--checkpoint-dir",
-        type=Path,
-        default=None,
-        help="EVAL: where the checkpoints are (default OUTPUT_DIR/checkpoints)",
-    )
-    p.add_argument(
-        "--params", default="{}", help="JSON object of hyper-parameters (or @FILE holding one)"
-    )
-    args = p.parse_args(list(argv))
-    if args.job_type == "TRAIN":
-        if args.total_epoch is None or args.val_interval is None:
-            p.error("TRAIN needs --total-epoch and --val-interval")
-        if args.total_epoch < 1 or args.val_interval < 1:
-            p.error("--total-epoch and --val-interval must be >= 1")
-        if args.resume_from is not None and not 1 <= args.resume_from <= args.total_epoch:
-            p.error(f"--resume-from must be between 1 and --total-epoch ({args.total_epoch})")
-    elif args.epoch is None or args.epoch < 1:
-        p.error("EVAL needs --epoch E (>= 1)")
-    return args
-
-
-def load_params(raw: str) -> dict[str, Any]:
-    text = raw
-    if raw.startswith("@"):
-        try:
-            text = Path(raw[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TrainerError(f"--params: cannot read {raw[1:]}: {exc}") from exc
-    try:
-        given = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise TrainerError(f"--params is not valid JSON: {exc}") from exc
-    if not isinstance(given, dict):
-        raise TrainerError("--params must be a JSON object")
+def load_params(given: dict[str, Any]) -> dict[str, Any]:
+    """The reference trainer's defaults and checks on top of the `--params` object."""
     params = dict(DEFAULT_PARAMS)
     params.update({k: v for k, v in given.items() if v is not None})  # null = default
 
@@ -174,38 +123,8 @@ def load_params(raw: str) -> dict[str, Any]:
     return params
 
 
-# ----------------------------------------------------------------------------- files
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file so that readers see the old or the new content, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def csv_text(rows: list[list[Any]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()
-
-
 def fmt(value: float) -> str:
     return f"{value:.6f}"
-
-
-def checkpoint_path(directory: Path, epoch: int) -> Path:
-    return directory / f"epoch_{epoch:04d}.ckpt"
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -450,7 +369,7 @@ class PythonModel:
     ) -> tuple[float, float]:
         total_loss, correct = 0.0, 0
         for start in range(0, len(order), batch_size):
-            if STOP.is_set():
+            if should_stop():
                 raise Stopped
             batch = order[start : start + batch_size]
             grads: list[dict[str, Any]] = [
@@ -542,7 +461,7 @@ class TorchModel:
         x_all, y_all = self._tensors(xs, ys)
         total_loss, correct = 0.0, 0
         for start in range(0, len(order), batch_size):
-            if STOP.is_set():
+            if should_stop():
                 raise Stopped
             idx = t.tensor(order[start : start + batch_size], dtype=t.long, device=self.device)
             xb, yb = x_all[idx], y_all[idx]
@@ -602,7 +521,7 @@ def evaluate(model: Model, xs: Matrix, ys: list[int]) -> tuple[float, float, Mat
 
 
 def save_checkpoint(
-    directory: Path,
+    ctx: Contract,
     epoch: int,
     model: Model,
     rng: random.Random,
@@ -619,9 +538,7 @@ def save_checkpoint(
         "rng_state": [version, list(internal), gauss_next],
         "saved_at": now_iso(),
     }
-    path = checkpoint_path(directory, epoch)
-    atomic_write(path, json.dumps(payload, separators=(",", ":")))
-    return path
+    return ctx.save_checkpoint(epoch, json.dumps(payload, separators=(",", ":")))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -643,23 +560,6 @@ def restore_rng(state: list[Any]) -> random.Random:
     return rng
 
 
-def truncate_csv(path: Path, header: list[str], keep_upto: int) -> int:
-    """Keep the header and rows with epoch <= keep_upto (atomically); returns rows kept."""
-    rows: list[list[str]] = [header]
-    if path.is_file():
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            next(reader, None)
-            for row in reader:
-                try:
-                    if row and int(row[0]) <= keep_upto and len(row) == len(header):
-                        rows.append(row)
-                except ValueError:
-                    continue  # a torn last line from a killed run
-    atomic_write(path, csv_text(rows))
-    return len(rows) - 1
-
-
 # ----------------------------------------------------------------------------- jobs
 
 
@@ -674,17 +574,17 @@ def hog_memory(megabytes: int) -> list[bytearray]:
     return chunks
 
 
-def train(args: argparse.Namespace, params: dict[str, Any]) -> int:
-    out: Path = args.output_dir
-    ckpt_dir = out / "checkpoints"
-    total, interval = args.total_epoch, args.val_interval
-    out.mkdir(parents=True, exist_ok=True)
+def train(ctx: Contract, params: dict[str, Any]) -> int:
+    ckpt_dir = ctx.checkpoint_dir
+    total, interval = ctx.total_epoch, ctx.val_interval
+    assert total is not None and interval is not None  # parse_args: TRAIN has both
+    ctx.output_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(exist_ok=True)
     hog = hog_memory(params["memory_hog_mb"]) if params["memory_hog_mb"] else None
 
-    splits, labels, source = resolve_splits(args.dataset_dir, args.split_dir, params)
-    resume = args.resume_from
-    ckpt = load_checkpoint(checkpoint_path(ckpt_dir, resume)) if resume else None
+    splits, labels, source = resolve_splits(ctx.dataset_dir, ctx.split_dir, params)
+    resume = ctx.resume_from
+    ckpt = load_checkpoint(ctx.checkpoint_file(resume)) if resume else None
     if ckpt is not None and ckpt.get("epoch") != resume:
         raise TrainerError(f"checkpoint for epoch {resume} says epoch {ckpt.get('epoch')}")
 
@@ -697,13 +597,13 @@ def train(args: argparse.Namespace, params: dict[str, Any]) -> int:
     class_index = {c: i for i, c in enumerate(classes)}
     n_features = ckpt["n_features"] if ckpt is not None else None
     x_train, y_train, _ = load_xy(
-        args.dataset_dir, splits["train"], labels, class_index, n_features, "train"
+        ctx.dataset_dir, splits["train"], labels, class_index, n_features, "train"
     )
     if not x_train:
         raise TrainerError("the train split has no labeled samples")
     n_features = len(x_train[0])
     x_val, y_val, _ = load_xy(
-        args.dataset_dir, splits["val"], labels, class_index, n_features, "val"
+        ctx.dataset_dir, splits["val"], labels, class_index, n_features, "val"
     )
     if not x_val:
         raise TrainerError("the val split has no labeled samples (val.csv needs them)")
@@ -731,113 +631,84 @@ def train(args: argparse.Namespace, params: dict[str, Any]) -> int:
         "params": {k: v for k, v in params.items() if k in DEFAULT_PARAMS},
     }
 
-    train_csv, val_csv = out / "train.csv", out / "val.csv"
+    # Resume: rows after `resume` and later checkpoints go; fresh: header-only CSVs.
+    start = ctx.start_epoch(TRAIN_HEADER, VAL_HEADER)
     if resume:
-        kept_t = truncate_csv(train_csv, TRAIN_HEADER, resume)
-        kept_v = truncate_csv(val_csv, VAL_HEADER, resume)
-        for stale in ckpt_dir.glob("epoch_*.ckpt"):
-            if stale.stem[6:].isdigit() and int(stale.stem[6:]) > resume:
-                stale.unlink()
+        kept_t, kept_v = ctx.kept_rows
         log(f"resuming from epoch {resume}: kept {kept_t} train and {kept_v} val rows")
-    else:
-        for stale in ckpt_dir.glob("epoch_*.ckpt"):
-            stale.unlink()
-        atomic_write(train_csv, csv_text([TRAIN_HEADER]))
-        atomic_write(val_csv, csv_text([VAL_HEADER]))
-
-    start = (resume or 0) + 1
-    last_ckpt = resume or 0
     done = resume or 0
 
-    def progress() -> None:
-        atomic_write(
-            out / "progress.json",
-            json.dumps({"epoch": done, "total_epoch": total, "checkpoint_epoch": last_ckpt or None})
-            + "\n",
-        )
-
     def checkpoint(epoch: int, metrics: dict[str, float]) -> None:
-        nonlocal last_ckpt
-        save_checkpoint(ckpt_dir, epoch, model, rng, meta, metrics)
-        last_ckpt = epoch
+        save_checkpoint(ctx, epoch, model, rng, meta, metrics)
 
     log(
         f"trainer: TRAIN epochs {start}..{total} (val every {interval}) backend={model.name} "
         f"device={model.device} classes={len(classes)} features={n_features} "
         f"train={len(x_train)} val={len(x_val)}; splits from {source}"
     )
-    progress()
+    ctx.write_progress(done)
     last_metrics: dict[str, float] = {}
     code = EXIT_OK
-    with (
-        train_csv.open("a", newline="", encoding="utf-8") as tf,
-        val_csv.open("a", newline="", encoding="utf-8") as vf,
-    ):
-        tw, vw = csv.writer(tf, lineterminator="\n"), csv.writer(vf, lineterminator="\n")
-        for epoch in range(start, total + 1):
-            if STOP.is_set():
-                break
-            if params["fail_at_epoch"] == epoch:
-                warn(
-                    f"error: fail_at_epoch={epoch} reached: failing on purpose "
-                    f"(test knob of the reference trainer)"
-                )
-                code = EXIT_FAIL_AT_EPOCH
-                break
-            t0 = time.monotonic()
-            lr = params["lr"] * params["lr_decay"] ** (epoch - 1)
-            order = list(range(len(x_train)))
-            state_before = (model.state(), rng.getstate())
-            rng.shuffle(order)
-            try:
-                loss, acc = model.train_epoch(x_train, y_train, order, params["batch_size"], lr)
-            except Stopped:
-                # Drop the unfinished epoch: back to the weights of the last finished one.
-                model.load(state_before[0])
-                rng.setstate(state_before[1])
-                break
-            tw.writerow([epoch, fmt(loss), fmt(acc), f"{lr:g}"])
-            tf.flush()
-            line = f"epoch {epoch}/{total} loss={loss:.4f} accuracy={acc:.4f} lr={lr:g}"
-            last_metrics = {"loss": loss, "accuracy": acc}
-            if epoch % interval == 0:
-                val_loss, val_acc, _ = evaluate(model, x_val, y_val)
-                vw.writerow([epoch, fmt(val_loss), fmt(val_acc)])
-                vf.flush()
-                line += f" val_loss={val_loss:.4f} val_accuracy={val_acc:.4f}"
-                last_metrics.update(val_loss=val_loss, val_accuracy=val_acc)
-            done = epoch
-            if epoch % interval == 0 or epoch == total:
-                checkpoint(epoch, last_metrics)
-            progress()
-            # epoch_seconds: pace the epoch; a stop request cuts the wait short (the epoch's
-            # work is already done and recorded, so it counts as finished).
-            remaining = params["epoch_seconds"] - (time.monotonic() - t0)
-            if remaining > 0:
-                STOP.wait(remaining)
-            log(f"{line} ({time.monotonic() - t0:.2f}s)")
+    for epoch in range(start, total + 1):
+        if should_stop():
+            break
+        if params["fail_at_epoch"] == epoch:
+            warn(
+                f"error: fail_at_epoch={epoch} reached: failing on purpose "
+                f"(test knob of the reference trainer)"
+            )
+            code = EXIT_FAIL_AT_EPOCH
+            break
+        t0 = time.monotonic()
+        lr = params["lr"] * params["lr_decay"] ** (epoch - 1)
+        order = list(range(len(x_train)))
+        state_before = (model.state(), rng.getstate())
+        rng.shuffle(order)
+        try:
+            loss, acc = model.train_epoch(x_train, y_train, order, params["batch_size"], lr)
+        except Stopped:
+            # Drop the unfinished epoch: back to the weights of the last finished one.
+            model.load(state_before[0])
+            rng.setstate(state_before[1])
+            break
+        ctx.log_train(epoch, loss=fmt(loss), accuracy=fmt(acc), lr=f"{lr:g}")
+        line = f"epoch {epoch}/{total} loss={loss:.4f} accuracy={acc:.4f} lr={lr:g}"
+        last_metrics = {"loss": loss, "accuracy": acc}
+        if ctx.is_val_epoch(epoch):
+            val_loss, val_acc, _ = evaluate(model, x_val, y_val)
+            ctx.log_val(epoch, val_loss=fmt(val_loss), val_accuracy=fmt(val_acc))
+            line += f" val_loss={val_loss:.4f} val_accuracy={val_acc:.4f}"
+            last_metrics.update(val_loss=val_loss, val_accuracy=val_acc)
+        done = epoch
+        if ctx.wants_checkpoint(epoch):
+            checkpoint(epoch, last_metrics)
+        ctx.write_progress(done)
+        # epoch_seconds: pace the epoch; a stop request cuts the wait short (the epoch's
+        # work is already done and recorded, so it counts as finished).
+        wait(params["epoch_seconds"] - (time.monotonic() - t0))
+        log(f"{line} ({time.monotonic() - t0:.2f}s)")
 
+    last_ckpt = ctx.last_checkpoint or 0
     if done > last_ckpt:  # stopped or failing between checkpoints: keep the last epoch reached
         checkpoint(done, last_metrics)
-        progress()
+        ctx.write_progress(done)
+        last_ckpt = done
     del hog
-    if STOP.is_set() and code == EXIT_OK and done < total:
-        signum = STOP_SIGNAL[0] if STOP_SIGNAL else signal.SIGTERM
+    if code == EXIT_OK and ctx.finish() != EXIT_OK:
         log(
-            f"trainer: stopped by signal {signum} after epoch {done}/{total}; "
+            f"trainer: stopped by signal {stop_exit_code() - 128} after epoch {done}/{total}; "
             f"checkpoint epoch {last_ckpt or 'none'}"
         )
-        return 128 + signum
+        return stop_exit_code()
     if code == EXIT_OK:
         log(f"trainer: finished {total} epochs; last checkpoint epoch {last_ckpt}")
     return code
 
 
-def run_eval(args: argparse.Namespace, params: dict[str, Any]) -> int:
-    out: Path = args.output_dir
-    epoch: int = args.epoch
-    ckpt_dir = args.checkpoint_dir or out / "checkpoints"
-    path = checkpoint_path(ckpt_dir, epoch)
+def run_eval(ctx: Contract, params: dict[str, Any]) -> int:
+    epoch = ctx.epoch
+    assert epoch is not None  # parse_args: EVAL has --epoch
+    path = ctx.checkpoint_file(epoch)
     if not path.is_file():
         raise TrainerError(
             f"no checkpoint for epoch {epoch}: {path} does not exist "
@@ -848,9 +719,9 @@ def run_eval(args: argparse.Namespace, params: dict[str, Any]) -> int:
     t0 = time.monotonic()
     classes: list[str] = list(ckpt["classes"])
     class_index = {c: i for i, c in enumerate(classes)}
-    splits, labels, source = resolve_splits(args.dataset_dir, args.split_dir, params)
+    splits, labels, source = resolve_splits(ctx.dataset_dir, ctx.split_dir, params)
     xs, ys, ids = load_xy(
-        args.dataset_dir, splits["test"], labels, class_index, ckpt["n_features"], "test"
+        ctx.dataset_dir, splits["test"], labels, class_index, ckpt["n_features"], "test"
     )
     if not xs:
         raise TrainerError("the test split has no labeled samples")
@@ -863,96 +734,56 @@ def run_eval(args: argparse.Namespace, params: dict[str, Any]) -> int:
     loss, acc, probs = evaluate(model, normalize(xs, norm["mean"], norm["std"]), ys)
     preds = [max(range(len(p)), key=p.__getitem__) for p in probs]
 
-    per_class: dict[str, dict[str, Any]] = {}
     confusion = [[0] * len(classes) for _ in classes]
     for y, p in zip(ys, preds, strict=True):
         confusion[y][p] += 1
-    for i, c in enumerate(classes):
-        n = sum(confusion[i])
-        per_class[c] = {
-            "total": n,
-            "correct": confusion[i][i],
-            "accuracy": (confusion[i][i] / n) if n else None,
+    summary = make_summary(
+        epoch,
+        classes,
+        confusion,
+        test_loss=loss,
+        test_accuracy=acc,
+        checkpoint=str(path),
+        backend=model.name,
+    )
+
+    if wait(params["eval_seconds"] - (time.monotonic() - t0)):
+        raise Stopped
+
+    per_class = summary["per_class"]
+    test_row = {
+        "test_loss": fmt(loss),
+        "test_accuracy": fmt(acc),
+        **{
+            f"acc_{c}": "" if per_class[c]["accuracy"] is None else fmt(per_class[c]["accuracy"])
+            for c in classes
+        },
+    }
+    predictions = [
+        {
+            "sample": sample,
+            "label": classes[y],
+            "predicted": classes[p],
+            "correct": int(y == p),
+            **{f"prob_{c}": fmt(v) for c, v in zip(classes, pr, strict=True)},
         }
-
-    remaining = params["eval_seconds"] - (time.monotonic() - t0)
-    if remaining > 0 and STOP.wait(remaining):
-        raise Stopped
-    if STOP.is_set():
-        raise Stopped
-
-    test_rows: list[list[Any]] = [
-        ["epoch", "test_loss", "test_accuracy", *(f"acc_{c}" for c in classes)],
-        [
-            epoch,
-            fmt(loss),
-            fmt(acc),
-            *(
-                "" if per_class[c]["accuracy"] is None else fmt(per_class[c]["accuracy"])
-                for c in classes
-            ),
-        ],
+        for sample, y, p, pr in zip(ids, ys, preds, probs, strict=True)
     ]
-    pred_rows: list[list[Any]] = [
-        ["sample", "label", "predicted", "correct", *(f"prob_{c}" for c in classes)]
-    ]
-    for sample, y, p, pr in zip(ids, ys, preds, probs, strict=True):
-        pred_rows.append([sample, classes[y], classes[p], int(y == p), *(fmt(v) for v in pr)])
-    summary = {
-        "epoch": epoch,
-        "test_loss": loss,
-        "test_accuracy": acc,
-        "n_samples": len(ys),
-        "classes": classes,
-        "per_class": per_class,
-        "confusion_matrix": confusion,
-        "checkpoint": str(path),
-        "backend": model.name,
-        "created_at": now_iso(),
-    }
-    test_dir = out / "test"
-    files = {
-        "test.csv": csv_text(test_rows),
-        "predictions.csv": csv_text(pred_rows),
-        "summary.json": json.dumps(summary, indent=2) + "\n",
-    }
-    for name, text in files.items():
-        atomic_write(test_dir / name, text)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-    atomic_write(test_dir / f"results_epoch_{epoch}.zip", buf.getvalue())
+    zip_path = ctx.write_eval(test_row, summary, predictions)
     del hog
     log(
         f"test epoch {epoch} test_loss={loss:.4f} test_accuracy={acc:.4f} "
-        f"-> {test_dir}/test.csv, {test_dir}/results_epoch_{epoch}.zip"
+        f"-> {ctx.test_dir}/test.csv, {zip_path}"
     )
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    job: Callable[[argparse.Namespace, dict[str, Any]], int] = (
-        train if args.job_type == "TRAIN" else run_eval
+    ctx = Contract.from_argv(argv, prog="train.py", description="trainyard reference trainer")
+    job: Callable[[Contract, dict[str, Any]], int] = (
+        train if ctx.job_type == "TRAIN" else run_eval
     )
-    try:
-        return job(args, load_params(args.params))
-    except TrainerError as exc:
-        warn(f"error: {exc}")
-        return EXIT_USAGE
-    except Stopped:
-        signum = STOP_SIGNAL[0] if STOP_SIGNAL else signal.SIGTERM
-        log(f"trainer: stopped by signal {signum}")
-        return 128 + signum
-    except MemoryError:
-        warn("error: out of memory")
-        return EXIT_ERROR
-    except Exception:
-        warn("error: unexpected failure:\n" + traceback.format_exc())
-        return EXIT_ERROR
+    return run_guarded(lambda: job(ctx, load_params(ctx.params)))
 
 
 if __name__ == "__main__":
