@@ -42,15 +42,20 @@ def pg_engine() -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def db(pg_engine: Engine) -> sessionmaker[Session]:
-    """A session factory on an emptied database."""
-    # tb_installation is made once with the schema, like alembic_version: it stays.
+def empty_database(engine: Engine) -> None:
+    """Every table emptied, ids from 1 again. tb_installation is made once with the schema,
+    like alembic_version: it stays (workers refuse to start without it)."""
     tables = ", ".join(
         t.name for t in Base.metadata.sorted_tables if t.name != Installation.__tablename__
     )
-    with pg_engine.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(pg_engine: Engine) -> sessionmaker[Session]:
+    """A session factory on an emptied database."""
+    empty_database(pg_engine)
     return make_session_factory(pg_engine)
 
 

@@ -34,9 +34,8 @@ from sqlalchemy import Engine, text
 
 from app.config import load_settings
 from app.datasets import generate_demo_dataset
-from app.db.models import Base
 from app.domain.timefmt import as_utc, utcnow
-from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL
+from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL, empty_database
 from tests.workers.conftest import WorkerProcess, docker_client, trainer_image, wait_until
 
 __all__ = ["trainer_image"]  # the session fixture, re-exported for this folder
@@ -227,9 +226,7 @@ def remove_node_containers() -> None:
 def stack(
     pg_engine: Engine, hostile_image: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with pg_engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_database(pg_engine)
     broker = redis.Redis.from_url(TEST_BROKER_URL)
     broker.flushdb()
     root = tmp_path_factory.mktemp("hostile")
