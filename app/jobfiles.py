@@ -158,6 +158,8 @@ _EAGAIN_TRIES = 16
 def _openat2(dir_fd: int, relative: str, flags: int) -> int | None:
     """openat2(2); None when the kernel (or a seccomp filter) does not offer it."""
     global _openat2_works
+    if _SYS_OPENAT2 is None:
+        return None
     how = _OpenHow(flags, 0, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
     err = errno.EAGAIN
     for _ in range(_EAGAIN_TRIES):  # EAGAIN: a rename somewhere raced the lookup; try again

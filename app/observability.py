@@ -39,7 +39,7 @@ from typing import Any
 import redis
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import ColumnElement, Float, case, cast, func, select
 
 from app import messaging
 from app.db.models import Job, Model
@@ -216,6 +216,7 @@ class TrainyardCollector:
     ) -> dict[str, tuple[list[int], int, float]]:
         """{job_type: (cumulative bucket counts, count, sum)} from one aggregate query."""
 
+        seconds: ColumnElement[Any]
         if conn.dialect.name == "postgresql":
             seconds = cast(func.extract("epoch", end - start), Float)
         else:  # SQLite keeps UTC text; julianday() is in days (a double: round off its noise)

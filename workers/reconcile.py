@@ -285,7 +285,8 @@ def _republish_unjudged(ctx: WorkerContext) -> int:
     due = [
         job_id
         for job_id, ended, tries, last_try in rows
-        if (as_utc(ended) < lost if not tries else ctx.settings.bounds.due(tries, last_try, now))
+        if ended is not None
+        and (as_utc(ended) < lost if not tries else ctx.settings.bounds.due(tries, last_try, now))
     ]
     for job_id in due:
         ctx.publisher.publish(

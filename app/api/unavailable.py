@@ -42,12 +42,11 @@ def unavailable_dependency(exc: BaseException) -> Dependency | None:
 def _database_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
         return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:  # the connection broke under the statement
-            return True
-        exc = exc.orig
-    if not isinstance(exc, psycopg.OperationalError):
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True  # the connection broke under the statement
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    if not isinstance(cause, psycopg.OperationalError):
         return False
     # No SQLSTATE: the client itself failed (refused, reset, timed out), not a statement.
-    sqlstate = exc.sqlstate
+    sqlstate = cause.sqlstate
     return sqlstate is None or sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES

@@ -85,7 +85,7 @@ class Model(Base):
         back_populates="model", order_by="Job.id", cascade="all, delete-orphan"
     )
 
-    __mapper_args__: ClassVar = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it)
     __table_args__ = (
         Index("ix_model_status_id", "status_cd", "id"),
         Index("ix_model_model_no_id", "model_no", "id"),

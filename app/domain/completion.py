@@ -85,8 +85,8 @@ def judge(
     if container is None:
         if gap is None:
             return JobObservation(JobEvent.SUCCEEDED, exit_code=0)
-        code = NODE_LOST_INCOMPLETE if node_lost else MISSING_INCOMPLETE
-        return JobObservation(JobEvent.LOST, exit_code=-1, error=f"{code}: {gap}")
+        lost = NODE_LOST_INCOMPLETE if node_lost else MISSING_INCOMPLETE
+        return JobObservation(JobEvent.LOST, exit_code=-1, error=f"{lost}: {gap}")
     if container.oom_killed:
         return JobObservation(JobEvent.FAILED, container.exit_code, "OOM_KILLED", log_tail)
     if container.exit_code != 0:

@@ -200,7 +200,7 @@ def parse_rows(
         try:
             # The common row in one C-level pass; float() is stricter than the rules only
             # for empty cells, and looser only for "_" and non-ASCII digits: checked below.
-            values = tuple(map(float, texts))
+            values: tuple[float | None, ...] = tuple(map(float, texts))
             joined = "".join(texts)
             if "_" in joined or not joined.isascii():
                 raise ValueError

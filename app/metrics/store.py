@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import psycopg
 from sqlalchemy import Engine, Table, delete, func, select, update
@@ -224,7 +224,7 @@ def cache_summary(session: Session, series: MetricSeries, summary: dict[str, Any
     if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
         return
     key = (series.model_id, series.split, series.job_id)
-    row = MetricSeries.__table__
+    row = cast(Table, MetricSeries.__table__)
     free = (
         select(row.c.model_id)
         .where(row.c.model_id == key[0], row.c.split == key[1], row.c.job_id == key[2])
