@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
+from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
 from app.metrics.series import CHART_SPLITS, UnknownMetric, chart, provisional_best, test_rows
@@ -49,15 +50,14 @@ def summary(model_uuid: str) -> tuple[Response, int]:
         model = model_or_404(session, key)
         params = model.params or {}
         best = model.best_epoch
-        return ok(
-            {
-                "bestEpoch": best if best is not None else provisional_best(session, model),
-                "bestEpochFinal": best is not None,
-                "bestMetric": params.get("best_metric", "val_loss"),
-                "bestMode": params.get("best_mode", "min"),
-                "splits": metric_summary(session, model),
-            }
-        )
+        answer: responses.MetricsOverview = {
+            "bestEpoch": best if best is not None else provisional_best(session, model),
+            "bestEpochFinal": best is not None,
+            "bestMetric": params.get("best_metric", "val_loss"),
+            "bestMode": params.get("best_mode", "min"),
+            "splits": metric_summary(session, model),
+        }
+        return ok(answer)
 
 
 @bp.get("/<model_uuid>/metrics/test")

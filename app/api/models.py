@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import model_or_404, parse_json_body, parse_query, parse_uuid
 from app.api.schemas import CreateModel, ListQuery
@@ -73,7 +74,12 @@ def list_all() -> tuple[Response, int]:
             summaries = metric_summaries(session, page.items)
             for item, model in zip(content, page.items, strict=True):
                 item["metricSummary"] = summaries[model.id]
-    return ok({"content": content, "totalElements": page.total, "totalPages": page.pages})
+    answer: responses.ModelPage = {
+        "content": content,
+        "totalElements": page.total,
+        "totalPages": page.pages,
+    }
+    return ok(answer)
 
 
 @bp.get("/<model_uuid>")
