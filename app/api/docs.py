@@ -72,7 +72,7 @@ OPERATIONS = (
               "Best epoch and, per split and metric, min / max / last with their epochs",
               r.MetricsOverview),
     Operation("get", "/api/models/{uuid}/metrics/test", "metrics",
-              "test.csv rows of every EVAL job", r.TestRows),
+              "test.csv rows of every EVAL job", r.EvalTestRows),
     Operation("get", "/api/models/{uuid}/logs", "results",
               "Log tail of the current/last job (or ?jobId=); stored when a container ends, "
               "so a running job has none yet (`note` says so)", r.LogAnswer, query=LogQuery),

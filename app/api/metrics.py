@@ -7,6 +7,8 @@ Values are JSON numbers, null for a missing cell, and the strings "NaN", "Infini
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Blueprint, Response, request
 
 from app.api import responses
@@ -55,7 +57,7 @@ def summary(model_uuid: str) -> tuple[Response, int]:
             "bestEpochFinal": best is not None,
             "bestMetric": params.get("best_metric", "val_loss"),
             "bestMode": params.get("best_mode", "min"),
-            "splits": metric_summary(session, model),
+            "splits": cast(responses.MetricSummary, metric_summary(session, model)),
         }
         return ok(answer)
 

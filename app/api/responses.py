@@ -14,13 +14,14 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
 
-from pydantic import ConfigDict, Field, WithJsonSchema
+from pydantic import ConfigDict, Field, WithJsonSchema, with_config
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from app.domain.states import JobStatus, JobType, ModelStatus, StepState, TrainType
 from app.domain.transitions import Command
 
-_CLOSED = ConfigDict(extra="forbid")  # additionalProperties: false
+#: additionalProperties: false, so a key an answer has and its type lacks fails the tests.
+closed = with_config(ConfigDict(extra="forbid"))
 
 
 def _one_of(values: type[Enum] | list[str]) -> WithJsonSchema:
@@ -45,18 +46,18 @@ MetricValue = float | Literal["NaN", "Infinity", "-Infinity"] | None
 MetricRow = dict[str, MetricValue]
 
 
+@closed
 class Progress(TypedDict):
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     epochsDone: int
     totalEpoch: int
     percent: float
     checkpointEpoch: int | None
 
 
+@closed
 class MetricStats(TypedDict):
     """One metric's min / max / last value with their epochs."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     min: MetricValue
     minEpoch: int | None
     max: MetricValue
@@ -69,11 +70,11 @@ class MetricStats(TypedDict):
 MetricSummary = dict[str, dict[str, MetricStats]]
 
 
+@closed
 class ModelSummary(TypedDict):
     """A model as the list shows it (user document §2.1), with live progress and the
     commands the state rules accept now."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     id: int
     uuid: Annotated[str, Field(json_schema_extra={"format": "uuid"})]
     modelVer: str
@@ -104,10 +105,10 @@ class ModelSummary(TypedDict):
     metricSummary: NotRequired[MetricSummary]
 
 
+@closed
 class Job(TypedDict):
     """One attempt of a step: a TRAIN (step1) or EVAL (step2) job."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     id: int
     attempt: int
     jobType: JobTypeCd
@@ -126,15 +127,16 @@ class Job(TypedDict):
     duration: Duration
 
 
+@closed
 class ResourceRequests(TypedDict, total=False):
     """What the model's jobs ask of a node (absent: no limit)."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     gpus: int
     memory_mb: int
     cpus: float
 
 
+@closed
 class ModelDetail(ModelSummary):
     """One model with its jobs (oldest first)."""
 
@@ -147,16 +149,17 @@ class ModelDetail(ModelSummary):
     jobs: list[Job]
 
 
+@closed
 class CommandAnswer(ModelSummary):
     """The model after an accepted command, and the job it queued (null when none)."""
 
     job: Job | None
 
 
+@closed
 class SyncReport(TypedDict):
     """What asking the owning node to reconcile did."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     requested: bool
     reason: NotRequired[str]
     node: NotRequired[str]
@@ -165,43 +168,44 @@ class SyncReport(TypedDict):
     result: NotRequired[Any]
 
 
+@closed
 class SyncAnswer(ModelSummary):
     sync: SyncReport
 
 
+@closed
 class ModelPage(TypedDict):
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     content: list[ModelSummary]
     totalElements: int
     totalPages: int
 
 
+@closed
 class SplitCount(TypedDict):
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     total: int
     labels: dict[str, int]
 
 
+@closed
 class SplitCounts(TypedDict):
     """Samples per split (train, val, test) and per label."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     source: Literal["created", "planned"]
     total: int
     splits: dict[str, SplitCount]
 
 
+@closed
 class CreatedSplits(TypedDict):
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     splitDir: str
     total: int
     splits: dict[str, SplitCount]
 
 
+@closed
 class Chart(TypedDict):
     """A split's metric curve; long series are thinned (first, last and best epoch kept)."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     split: Literal["train", "val"]
     columns: list[str]
     points: list[MetricRow]
@@ -211,8 +215,8 @@ class Chart(TypedDict):
     bestEpoch: int | None
 
 
+@closed
 class MetricsOverview(TypedDict):
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     bestEpoch: int | None
     bestEpochFinal: bool
     bestMetric: str
@@ -220,19 +224,18 @@ class MetricsOverview(TypedDict):
     splits: MetricSummary
 
 
-class TestRows(TypedDict):
+@closed
+class EvalTestRows(TypedDict):
     """test.csv rows of every EVAL job: {jobId, epoch, step, <metric>…}."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
-    __test__ = False  # not a pytest test class, whatever its name
     columns: list[str]
     rows: list[MetricRow]
 
 
+@closed
 class LogAnswer(TypedDict):
     """A job's stored log tail; a model without jobs has only the first four keys."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     jobId: int | None
     logTail: str | None
     available: bool
@@ -248,10 +251,10 @@ class LogAnswer(TypedDict):
     running: NotRequired[bool]
 
 
+@closed
 class Results(TypedDict):
     """The latest successful test: summary.json and test.csv, as the job wrote them."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     jobId: int
     attempt: int
     epoch: int | None
@@ -264,15 +267,15 @@ class Results(TypedDict):
     problems: list[str]
 
 
+@closed
 class DependencyCheck(TypedDict):
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     ok: bool
     dialect: NotRequired[str]
     error: NotRequired[str]
 
 
+@closed
 class Health(TypedDict):
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     status: Literal["ok", "degraded"]
     database: DependencyCheck
     broker: DependencyCheck
@@ -281,31 +284,31 @@ class Health(TypedDict):
 DataT = TypeVar("DataT")
 
 
+@closed
 class Ok(TypedDict, Generic[DataT]):
     """The envelope of every answer that succeeded (SPEC §7)."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     success: Literal[True]
     data: DataT
 
 
+@closed
 class HealthAnswer(TypedDict):
     """success is false (HTTP 503) when a dependency is down."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     success: bool
     data: Health
 
 
+@closed
 class ErrorDetail(TypedDict):
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     code: str
     message: str
 
 
+@closed
 class Error(TypedDict):
     """The envelope of every error: the code names the rule, the message the field."""
 
-    __pydantic_config__ = _CLOSED  # type: ignore[misc]
     success: Literal[False]
     error: ErrorDetail

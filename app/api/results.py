@@ -189,7 +189,7 @@ def _read_test_csv(test_dir: JobPath) -> tuple[list[str], list[dict[str, Any]], 
             lines = jobfiles.bounded_lines(handle, MAX_TEST_LINE_BYTES)
             reader = csv.DictReader(line.decode("utf-8") for line in lines)
             columns = list(reader.fieldnames or [])
-            rows = []
+            rows: list[dict[str, Any]] = []
             for row in reader:
                 if len(rows) >= MAX_TEST_ROWS:
                     break

@@ -6,6 +6,7 @@ checker holds to that type and the API tests validate against it."""
 
 from __future__ import annotations
 
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from app.api import responses
@@ -92,7 +93,7 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "params": model.params,
         "image": model.image,
         "dataset": model.dataset,
-        "resources": model.resources,
+        "resources": cast(responses.ResourceRequests, model.resources),  # what CreateModel stored
         "createdDttm": format_time(model.created_dttm, tz),
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -122,7 +123,8 @@ def status_sync(model_uuid: str) -> tuple[Response, int]:
         if sync.get("answered"):  # the node's reconcile may have changed it: read it again
             session.expire_all()
             model = model_or_404(session, key)
-        data: responses.SyncAnswer = {**model_summary(model, rt.settings.tz), "sync": sync}
+        report = cast(responses.SyncReport, sync)
+        data: responses.SyncAnswer = {**model_summary(model, rt.settings.tz), "sync": report}
     return ok(data)
 
 
