@@ -204,14 +204,14 @@ def _to_openapi_30(node: Any) -> Any:
         others = [o for o in options if o != {"type": "null"}]
         del out["anyOf"]
         if len(others) == 1:
-            only = others[0]
-            # 3.0 ignores what stands beside a $ref, nullable included: wrap it.
-            out.update({"allOf": [only]} if "$ref" in only else only)
+            out.update(others[0])
         else:
             out["anyOf"] = others
         out["nullable"] = True
         if isinstance(out.get("enum"), list) and None not in out["enum"]:
             out["enum"] = [*out["enum"], None]  # 3.0.3: a nullable enum lists null
+    if "$ref" in out and len(out) > 1:  # 3.0 ignores a $ref's siblings (nullable, default, …)
+        out["allOf"] = [{"$ref": out.pop("$ref")}]
     return out
 
 
