@@ -12,30 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from swagger_ui_bundle import swagger_ui_path
 
 from app.api import responses as r
-from app.api.schemas import CreateModel, ListQuery
+from app.api.schemas import CreateModel, ListQuery, LogQuery, SeriesQuery
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
-
-
-class SeriesQuery(BaseModel):
-    """The query of GET …/metrics (parsed in app/api/metrics.py)."""
-
-    split: Literal["train", "val"] = "train"
-    maxPoints: Annotated[int, Field(ge=10, le=100_000)] = 500
-    metrics: Annotated[str, Field(description="comma-separated metric names (default: all)")] = ""
-
-
-class LogQuery(BaseModel):
-    """The query of GET …/logs (parsed in app/api/results.py)."""
-
-    jobId: Annotated[int, Field(ge=0, description="one of the model's jobs (default: current)")]
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,22 @@ class ListQuery(BaseModel):
     with_summary: bool = False
 
 
+class SeriesQuery(BaseModel):
+    """The query of GET …/metrics for the OpenAPI document (app/api/metrics.py parses it by
+    hand, with its own messages)."""
+
+    split: Literal["train", "val"] = "train"
+    maxPoints: Annotated[int, Field(ge=10, le=100_000)] = 500
+    metrics: Annotated[str, Field(description="comma-separated metric names (default: all)")] = ""
+
+
+class LogQuery(BaseModel):
+    """The query of GET …/logs for the OpenAPI document (parsed in app/api/results.py);
+    every query parameter is documented as optional."""
+
+    jobId: Annotated[int, Field(ge=0, description="one of the model's jobs (default: current)")]
+
+
 def describe_validation_error(exc: Any) -> str:
     """`params.total_epoch: Input should be a valid integer` — the field named first."""
     parts = []
