@@ -218,7 +218,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
                     **({"description": prop["description"]} if "description" in prop else {}),
                 }
             )
-    if op.method == "post" and op.tag == "train":
+    if op.answer is r.CommandAnswer:  # app/api/train.py reads it for commands only
         params.append(_IDEMPOTENCY)
     return params
 
