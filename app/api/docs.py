@@ -1,219 +1,269 @@
-"""GET /api/openapi.json (OpenAPI 3.1) and a browsable page at /api/docs (Swagger UI, served
-from the swagger-ui-bundle package)."""
+"""GET /api/openapi.json and a browsable page at /api/docs (Swagger UI from the
+swagger-ui-bundle package).
+
+The document is generated: every schema comes from the response types of app/api/responses.py
+and the request models of app/api/schemas.py; OPERATIONS below is the one table of what each
+route takes and answers. It is OpenAPI 3.0.3 because the bundled Swagger UI (4.x) renders 3.0
+and not 3.1; `_to_openapi_30` turns pydantic's JSON Schema (2020-12) into 3.0's dialect.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+from pydantic import BaseModel, TypeAdapter
 from swagger_ui_bundle import swagger_ui_path
 
-from app.api.schemas import CreateModel, ListQuery
-from app.domain.states import JobStatus, ModelStatus, StepState
-from app.domain.transitions import Command
+from app.api import responses as r
+from app.api.schemas import CreateModel, ListQuery, LogQuery, SeriesQuery
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
-_UUID = {
-    "name": "uuid",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "format": "uuid"},
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # {uuid} and {epoch} are path parameters
+    tag: str
+    summary: str
+    answer: Any  # the type of `data` in the success envelope (or the whole body: see _body)
+    errors: tuple[int, ...] = (400, 404)
+    status: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    media_type: str = "application/json"
+
+
+_COMMAND_ERRORS = (400, 404, 409)
+_RAW = {  # answers that are not an envelope: the whole body is described as it is
+    "html": {"type": "string"},
+    "zip": {"type": "string", "format": "binary"},
+    "document": {"type": "object"},
 }
-_EPOCH = {
-    "name": "epoch",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1},
+
+OPERATIONS = (
+    Operation("post", "/api/models", "models", "Create a model", r.ModelDetail, (400,), 201,
+              body=CreateModel),
+    Operation("get", "/api/models/list", "models", "List models, newest first", r.ModelPage,
+              (400,), query=ListQuery),
+    Operation("get", "/api/models/{uuid}", "models", "One model with its jobs", r.ModelDetail),
+    Operation("get", "/api/models/{uuid}/metrics", "metrics",
+              "A split's metric curve (NaN and ±inf come as the strings NaN / Infinity / "
+              "-Infinity)", r.Chart, query=SeriesQuery),
+    Operation("get", "/api/models/{uuid}/metrics/summary", "metrics",
+              "Best epoch and, per split and metric, min / max / last with their epochs",
+              r.MetricsOverview),
+    Operation("get", "/api/models/{uuid}/metrics/test", "metrics",
+              "test.csv rows of every EVAL job", r.EvalTestRows),
+    Operation("get", "/api/models/{uuid}/logs", "results",
+              "Log tail of the current/last job (or ?jobId=); stored when a container ends, "
+              "so a running job has none yet (`note` says so)", r.LogAnswer, query=LogQuery),
+    Operation("get", "/api/models/{uuid}/results", "results",
+              "Latest successful test: summary.json and test.csv rows", r.Results),
+    Operation("get", "/api/models/{uuid}/results/download", "results",
+              "The latest successful test's results zip", "zip", (400, 404, 409),
+              media_type="application/zip"),
+    Operation("post", "/api/train/run/{uuid}", "train", "Run (model READY)", r.CommandAnswer,
+              _COMMAND_ERRORS),
+    Operation("post", "/api/train/restart/{uuid}", "train",
+              "Restart from scratch (STOPPED/ERROR)", r.CommandAnswer, _COMMAND_ERRORS),
+    Operation("post", "/api/train/resume/{uuid}", "train",
+              "Resume from the latest checkpoint (STOPPED)", r.CommandAnswer, _COMMAND_ERRORS),
+    Operation("post", "/api/train/cancel/{uuid}", "train",
+              "Cancel training (step1 IN_PROGRESS)", r.CommandAnswer, _COMMAND_ERRORS),
+    Operation("post", "/api/train/test/run/{epoch}/{uuid}", "train",
+              "Test an epoch (step1 COMPLETED, step2 not IN_PROGRESS)", r.CommandAnswer,
+              _COMMAND_ERRORS),
+    Operation("post", "/api/train/test/cancel/{uuid}", "train",
+              "Cancel the test (step2 IN_PROGRESS)", r.CommandAnswer, _COMMAND_ERRORS),
+    Operation("post", "/api/train/status/{uuid}", "train",
+              "Sync with the owning node; returns the model", r.SyncAnswer),
+    Operation("post", "/api/train/create-tmp/{uuid}", "datasets",
+              "Write the model's train/val/test split lists", r.CreatedSplits, (400, 404, 409)),
+    Operation("get", "/api/train/counts/{uuid}", "datasets",
+              "Sample counts per split and label", r.SplitCounts, (400, 404, 409)),
+    Operation("get", "/api/health", "ops", "Database and broker reachability",
+              r.HealthAnswer, (503,)),
+    Operation("get", "/api/openapi.json", "ops", "This document", "document", ()),
+    Operation("get", "/api/docs", "ops", "Browsable API docs", "html", (),
+              media_type="text/html"),
+)
+
+_ERROR_TEXTS = {
+    400: "invalid input (the message names the field)",
+    401: "missing or wrong bearer token",
+    403: "without API_TOKEN the API answers only requests addressed to localhost",
+    404: "unknown uuid (or job, or results file)",
+    409: "the model's state (or its dataset) forbids it",
+    413: "request body larger than API_MAX_BODY_BYTES",
+    415: "a write not sent as Content-Type: application/json",
+    503: "a dependency is down",
+}
+_PATH_PARAMETERS = {
+    "uuid": {"type": "string", "format": "uuid"},
+    "epoch": {"type": "integer", "minimum": 1},
 }
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "maxLength": 200},
     "description": "A repeated command with the same key returns the first answer.",
 }
 
 
-def _envelope(data_ref: str | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"$ref": data_ref} if data_ref else {}
-    return {
-        "type": "object",
-        "properties": {"success": {"type": "boolean"}, "data": data},
-        "required": ["success"],
-    }
+def _schema_name(answer: Any) -> str:
+    return answer.__name__
 
 
-def _responses(ok_status: str, data_ref: str | None, *errors: int) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        ok_status: {
-            "description": "success",
-            "content": {"application/json": {"schema": _envelope(data_ref)}},
+def _envelope(answer: Any) -> Any:
+    """The whole body's type: Ok[answer], or the answer itself where it is its own envelope."""
+    return answer if answer is r.HealthAnswer else r.Ok[answer]
+
+
+def _components() -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+    """Every schema, generated; and the $ref of each operation's body by (kind, name)."""
+    inputs: list[tuple[Any, Any, Any]] = []
+    for op in OPERATIONS:
+        if not isinstance(op.answer, str):
+            inputs.append((("answer", _schema_name(op.answer)), "serialization",
+                           TypeAdapter(_envelope(op.answer))))
+        if op.body is not None:
+            inputs.append((("body", op.body.__name__), "validation", TypeAdapter(op.body)))
+    inputs.append((("answer", "Error"), "serialization", TypeAdapter(r.Error)))
+    refs, defs = TypeAdapter.json_schemas(
+        inputs, by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    schemas = {_readable(name): schema for name, schema in defs.get("$defs", {}).items()}
+    return _renamed_refs(schemas), _renamed_refs({key: ref for (key, _), ref in refs.items()})
+
+
+def _readable(name: str) -> str:
+    """pydantic names Ok[ModelPage] `Ok_ModelPage_`: call it `OkModelPage`."""
+    return re.sub(r"^Ok_(\w+)_$", r"Ok\1", name)
+
+
+def _renamed_refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: _readable_ref(v) if k == "$ref" else _renamed_refs(v) for k, v in node.items()
         }
-    }
-    if 401 in errors:  # a write: app/api/auth.py answers these before any view runs
-        errors = (*errors, 413, 415)
-    for status in errors:
-        out[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    if isinstance(node, list):
+        return [_renamed_refs(v) for v in node]
+    return node
+
+
+def _readable_ref(ref: str) -> str:
+    prefix, _, name = ref.rpartition("/")
+    return f"{prefix}/{_readable(name)}"
+
+
+def _to_openapi_30(node: Any) -> Any:
+    """JSON Schema 2020-12 (what pydantic writes, OpenAPI 3.1) → OpenAPI 3.0's dialect:
+    `anyOf [X, null]` → X + nullable, `const` → one-value enum, numeric exclusive bounds →
+    boolean ones, `examples` → `example`; titles dropped (the component names say it)."""
+    if isinstance(node, list):
+        return [_to_openapi_30(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title":
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+        elif key == "examples":
+            out["example"] = value[0]
+        elif key == "properties":  # keys here are field names, never keywords
+            out[key] = {name: _to_openapi_30(v) for name, v in value.items()}
+        else:
+            out[key] = _to_openapi_30(value)
+    options = out.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        others = [o for o in options if o != {"type": "null"}]
+        del out["anyOf"]
+        if len(others) == 1:
+            out.update(others[0])
+        else:
+            out["anyOf"] = others
+        out["nullable"] = True
+        if isinstance(out.get("enum"), list) and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]  # 3.0.3: a nullable enum lists null
+    if "$ref" in out and len(out) > 1:  # 3.0 ignores a $ref's siblings (nullable, default, …)
+        out["allOf"] = [{"$ref": out.pop("$ref")}]
     return out
 
 
-def _command(summary: str, *params: dict[str, Any], extra_errors: tuple[int, ...] = ()) -> dict:
-    return {
-        "post": {
-            "tags": ["train"],
-            "summary": summary,
-            "parameters": [*params, _IDEMPOTENCY],
-            "security": [{"bearer": []}, {}],
-            "responses": _responses(
-                "200", "#/components/schemas/CommandResult", 400, 401, 404, 409, *extra_errors
-            ),
-        }
-    }
-
-
-def _json_schemas() -> dict[str, Any]:
-    ref = "#/components/schemas/{model}"
-    create = CreateModel.model_json_schema(by_alias=True, ref_template=ref)
-    schemas: dict[str, Any] = dict(create.pop("$defs", {}))
-    schemas["CreateModel"] = create
-    names = {
-        "ModelStatus": [s.value for s in ModelStatus],
-        "StepState": [s.value for s in StepState],
-        "JobStatus": [s.value for s in JobStatus],
-    }
-    for name, values in names.items():
-        schemas[name] = {"type": "string", "enum": values}
-    schemas["Model"] = {
-        "type": "object",
-        "description": "A model as the list shows it (user document §2.1) plus live progress.",
-        "properties": {
-            "id": {"type": "integer"},
-            "uuid": {"type": "string", "format": "uuid"},
-            "modelNo": {"type": "string"},
-            "modelVer": {"type": "string"},
-            "statusCd": {"$ref": "#/components/schemas/ModelStatus"},
-            "statusName": {"type": "string"},
-            "step1Status": {"$ref": "#/components/schemas/StepState"},
-            "step1StatusName": {"type": "string"},
-            "step2Status": {"$ref": "#/components/schemas/StepState"},
-            "step2StatusName": {"type": "string"},
-            **{
-                f: {"type": ["string", "null"], "description": "YYYY-MM-DD HH:mm:ss, display TZ"}
-                for f in ("step1StrtDttm", "step1EndDttm", "step2StrtDttm", "step2EndDttm")
-            },
-            "step1Duration": {"type": ["string", "null"], "example": "2시간 15분 0초"},
-            "step2Duration": {"type": ["string", "null"]},
-            "trainType": {"type": "string"},
-            "trainTypeName": {"type": "string"},
-            "currentAttemptId": {"type": ["integer", "null"]},
-            "memo": {"type": ["string", "null"]},
-            "bestEpoch": {"type": ["integer", "null"]},
-            "lastError": {"type": ["string", "null"]},
-            "step1MetricSaveYn": {"type": "boolean"},
-            "step2MetricSaveYn": {"type": "boolean"},
-            "progress": {
-                "type": "object",
-                "properties": {
-                    "epochsDone": {"type": "integer"},
-                    "totalEpoch": {"type": "integer"},
-                    "percent": {"type": "number"},
-                    "checkpointEpoch": {"type": ["integer", "null"]},
-                },
-            },
-            "allowedCommands": {
-                "type": "array",
-                "description": "The commands the state rules accept now (the dashboard's "
-                "buttons).",
-                "items": {
-                    "type": "string",
-                    "enum": [c.api_name for c in Command],
-                },
-            },
-        },
-    }
-    schemas["Job"] = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "attempt": {"type": "integer"},
-            "jobType": {"type": "string", "enum": ["TRAIN", "EVAL"]},
-            "statusCd": {"$ref": "#/components/schemas/JobStatus"},
-            "statusName": {"type": "string"},
-            "exitCode": {"type": ["integer", "null"]},
-            "errorMessage": {"type": ["string", "null"]},
-            "node": {"type": ["string", "null"]},
-            "containerName": {"type": ["string", "null"]},
-        },
-    }
-    schemas["ModelDetail"] = {
-        "allOf": [
-            {"$ref": "#/components/schemas/Model"},
-            {
-                "type": "object",
-                "properties": {
-                    "params": {"type": "object"},
-                    "image": {"type": "string"},
-                    "dataset": {"type": ["string", "null"]},
-                    "resources": {"type": "object"},
-                    "checkpointEpochs": {"type": "array", "items": {"type": "integer"}},
-                    "metricSummary": {
-                        "type": "object",
-                        "description": "{split: {metric: {min, minEpoch, max, maxEpoch, last, "
-                        "lastEpoch}}}; also on list items with withSummary=true",
-                    },
-                    "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-                },
-            },
-        ]
-    }
-    schemas["CommandResult"] = {
-        "allOf": [
-            {"$ref": "#/components/schemas/Model"},
-            {"type": "object", "properties": {"job": {"$ref": "#/components/schemas/Job"}}},
-        ]
-    }
-    schemas["ModelPage"] = {
-        "type": "object",
-        "properties": {
-            "content": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
-            "totalElements": {"type": "integer"},
-            "totalPages": {"type": "integer"},
-        },
-    }
-    schemas["Error"] = {
-        "type": "object",
-        "properties": {
-            "success": {"const": False},
-            "error": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    }
-    return schemas
-
-
-def _list_parameters() -> list[dict[str, Any]]:
-    schema = ListQuery.model_json_schema(by_alias=True)
-    return [
-        {"name": name, "in": "query", "required": False, "schema": prop}
-        for name, prop in schema["properties"].items()
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMETERS[name]}
+        for name in re.findall(r"{(\w+)}", op.path)
     ]
+    if op.query is not None:
+        schema = _to_openapi_30(op.query.model_json_schema(by_alias=True))
+        for name, prop in schema["properties"].items():
+            params.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "schema": {k: v for k, v in prop.items() if k != "description"},
+                    **({"description": prop["description"]} if "description" in prop else {}),
+                }
+            )
+    if op.answer is r.CommandAnswer:  # app/api/train.py reads it for commands only
+        params.append(_IDEMPOTENCY)
+    return params
 
 
-def build_openapi() -> dict[str, Any]:
-    error_texts = {
-        400: "invalid input",
-        401: "missing or wrong bearer token",
-        413: "request body larger than API_MAX_BODY_BYTES",
-        415: "a write not sent as Content-Type: application/json",
-        404: "unknown uuid",
-        409: "the model's state forbids it",
-        503: "a dependency is down",
+def _operation(op: Operation, refs: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    if isinstance(op.answer, str):
+        success = _RAW[op.answer]
+    else:
+        success = refs[("answer", _schema_name(op.answer))]
+    content = {op.media_type: {"schema": success}}
+    answers: dict[str, Any] = {str(op.status): {"description": "success", "content": content}}
+    errors = set(op.errors) | {403}  # the host guard (app/api/auth.py) answers any request
+    if op.method == "post":  # app/api/auth.py answers these before any view runs
+        errors |= {401, 413, 415}
+    for status in sorted(errors):
+        if status == 503 and op.answer is r.HealthAnswer:
+            answers["503"] = {"description": _ERROR_TEXTS[503], "content": content}
+        else:
+            answers[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    out: dict[str, Any] = {
+        "tags": [op.tag],
+        "summary": op.summary,
+        "operationId": f"{op.method}_{re.sub(r'[^A-Za-z0-9]+', '_', op.path).strip('_')}",
+        "responses": answers,
     }
+    if params := _parameters(op):
+        out["parameters"] = params
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[("body", op.body.__name__)]}},
+        }
+    if op.method == "post":
+        out["security"] = [{"bearer": []}, {}]
+    return out
+
+
+@cache
+def build_openapi() -> dict[str, Any]:
+    schemas, refs = _components()
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, refs)
     return {
-        "openapi": "3.1.0",
+        "openapi": "3.0.3",
         "info": {
             "title": "trainyard API",
             "version": "0.1.0",
@@ -222,15 +272,14 @@ def build_openapi() -> dict[str, Any]:
             "is sent with Content-Type: application/json, also a command with no body.",
         },
         "components": {
-            "schemas": _json_schemas(),
+            "schemas": _to_openapi_30(schemas),
             "responses": {
                 f"E{status}": {
                     "description": text,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                    },
+                    "content": {"application/json": {"schema": refs[("answer", "Error")]}},
                 }
-                for status, text in error_texts.items()
+                for status, text in _ERROR_TEXTS.items()
+                if status != 503
             },
             "securitySchemes": {
                 "bearer": {
@@ -240,177 +289,7 @@ def build_openapi() -> dict[str, Any]:
                 }
             },
         },
-        "paths": {
-            "/api/models": {
-                "post": {
-                    "tags": ["models"],
-                    "summary": "Create a model",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/CreateModel"}
-                            }
-                        },
-                    },
-                    "responses": _responses("201", "#/components/schemas/ModelDetail", 400, 401),
-                }
-            },
-            "/api/models/list": {
-                "get": {
-                    "tags": ["models"],
-                    "summary": "List models, newest first",
-                    "parameters": _list_parameters(),
-                    "responses": _responses("200", "#/components/schemas/ModelPage", 400),
-                }
-            },
-            "/api/models/{uuid}": {
-                "get": {
-                    "tags": ["models"],
-                    "summary": "One model with its jobs",
-                    "parameters": [_UUID],
-                    "responses": _responses("200", "#/components/schemas/ModelDetail", 400, 404),
-                }
-            },
-            # metric charts (app/api/metrics.py)
-            "/api/models/{uuid}/metrics": {
-                "get": {
-                    "tags": ["metrics"],
-                    "summary": "A split's metric curve: {split, columns, points [{epoch, step, "
-                    "<metric>…}], total, downsampled, method, bestEpoch}. Long series are "
-                    "thinned by min/max buckets (first, last and best epoch kept); NaN and "
-                    "±inf come as the strings NaN / Infinity / -Infinity",
-                    "parameters": [
-                        _UUID,
-                        {
-                            "name": "split",
-                            "in": "query",
-                            "schema": {"type": "string", "enum": ["train", "val"]},
-                        },
-                        {
-                            "name": "maxPoints",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 10, "maximum": 100000},
-                        },
-                        {
-                            "name": "metrics",
-                            "in": "query",
-                            "description": "comma-separated metric names (default: all)",
-                            "schema": {"type": "string"},
-                        },
-                    ],
-                    "responses": _responses("200", None, 400, 404),
-                }
-            },
-            "/api/models/{uuid}/metrics/summary": {
-                "get": {
-                    "tags": ["metrics"],
-                    "summary": "Best epoch and, per split and metric, min / max / last with "
-                    "their epochs",
-                    "parameters": [_UUID],
-                    "responses": _responses("200", None, 400, 404),
-                }
-            },
-            "/api/models/{uuid}/metrics/test": {
-                "get": {
-                    "tags": ["metrics"],
-                    "summary": "test.csv rows of every EVAL job: {columns, rows [{jobId, epoch, "
-                    "step, <metric>…}]}",
-                    "parameters": [_UUID],
-                    "responses": _responses("200", None, 400, 404),
-                }
-            },
-            # dashboard read-only views (app/api/results.py)
-            "/api/models/{uuid}/logs": {
-                "get": {
-                    "tags": ["results"],
-                    "summary": "Log tail of the current/last job (or ?jobId=); stored when a "
-                    "container ends, so a running job has none yet (`note` says so)",
-                    "parameters": [
-                        _UUID,
-                        {"name": "jobId", "in": "query", "schema": {"type": "integer"}},
-                    ],
-                    "responses": _responses("200", None, 400, 404),
-                }
-            },
-            "/api/models/{uuid}/results": {
-                "get": {
-                    "tags": ["results"],
-                    "summary": "Latest successful test: summary.json and test.csv rows",
-                    "parameters": [_UUID],
-                    "responses": _responses("200", None, 400, 404),
-                }
-            },
-            "/api/models/{uuid}/results/download": {
-                "get": {
-                    "tags": ["results"],
-                    "summary": "The latest successful test's results zip",
-                    "parameters": [_UUID],
-                    "responses": {
-                        "200": {
-                            "description": "results_epoch_<E>.zip",
-                            "content": {"application/zip": {}},
-                        },
-                        "404": {"$ref": "#/components/responses/E404"},
-                    },
-                }
-            },
-            "/api/train/run/{uuid}": _command("Run (model READY)", _UUID),
-            "/api/train/restart/{uuid}": _command("Restart from scratch (STOPPED/ERROR)", _UUID),
-            "/api/train/resume/{uuid}": _command(
-                "Resume from the latest checkpoint (STOPPED)", _UUID
-            ),
-            "/api/train/cancel/{uuid}": _command("Cancel training (step1 IN_PROGRESS)", _UUID),
-            "/api/train/test/run/{epoch}/{uuid}": _command(
-                "Test an epoch (step1 COMPLETED, step2 not IN_PROGRESS)", _EPOCH, _UUID
-            ),
-            "/api/train/test/cancel/{uuid}": _command("Cancel the test (step2 IN_PROGRESS)", _UUID),
-            "/api/train/status/{uuid}": {
-                "post": {
-                    "tags": ["train"],
-                    "summary": "Sync with the owning node; returns the model",
-                    "parameters": [_UUID],
-                    "responses": _responses("200", "#/components/schemas/Model", 400, 401, 404),
-                }
-            },
-            "/api/train/create-tmp/{uuid}": {
-                "post": {
-                    "tags": ["datasets"],
-                    "summary": "Write the model's train/val/test split lists",
-                    "parameters": [_UUID],
-                    "responses": _responses("200", None, 400, 401, 404, 409),
-                }
-            },
-            "/api/train/counts/{uuid}": {
-                "get": {
-                    "tags": ["datasets"],
-                    "summary": "Sample counts per split and label",
-                    "parameters": [_UUID],
-                    "responses": _responses("200", None, 400, 404, 409),
-                }
-            },
-            "/api/health": {
-                "get": {
-                    "tags": ["ops"],
-                    "summary": "Database and broker reachability",
-                    "responses": _responses("200", None, 503),
-                }
-            },
-            "/api/openapi.json": {
-                "get": {
-                    "tags": ["ops"],
-                    "summary": "This document",
-                    "responses": {"200": {"description": "OpenAPI 3.1"}},
-                }
-            },
-            "/api/docs": {
-                "get": {
-                    "tags": ["ops"],
-                    "summary": "Browsable API docs",
-                    "responses": {"200": {"description": "HTML"}},
-                }
-            },
-        },
+        "paths": paths,
     }
 
 

@@ -7,8 +7,11 @@ Values are JSON numbers, null for a missing cell, and the strings "NaN", "Infini
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Blueprint, Response, request
 
+from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
 from app.metrics.series import CHART_SPLITS, UnknownMetric, chart, provisional_best, test_rows
@@ -49,15 +52,14 @@ def summary(model_uuid: str) -> tuple[Response, int]:
         model = model_or_404(session, key)
         params = model.params or {}
         best = model.best_epoch
-        return ok(
-            {
-                "bestEpoch": best if best is not None else provisional_best(session, model),
-                "bestEpochFinal": best is not None,
-                "bestMetric": params.get("best_metric", "val_loss"),
-                "bestMode": params.get("best_mode", "min"),
-                "splits": metric_summary(session, model),
-            }
-        )
+        answer: responses.MetricsOverview = {
+            "bestEpoch": best if best is not None else provisional_best(session, model),
+            "bestEpochFinal": best is not None,
+            "bestMetric": params.get("best_metric", "val_loss"),
+            "bestMode": params.get("best_mode", "min"),
+            "splits": cast(responses.MetricSummary, metric_summary(session, model)),
+        }
+        return ok(answer)
 
 
 @bp.get("/<model_uuid>/metrics/test")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Response
 
+from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import model_or_404, parse_json_body, parse_query, parse_uuid
 from app.api.schemas import CreateModel, ListQuery
@@ -72,8 +73,13 @@ def list_all() -> tuple[Response, int]:
         if query.with_summary:
             summaries = metric_summaries(session, page.items)
             for item, model in zip(content, page.items, strict=True):
-                item["metricSummary"] = summaries[model.id]
-    return ok({"content": content, "totalElements": page.total, "totalPages": page.pages})
+                item["metricSummary"] = cast(responses.MetricSummary, summaries[model.id])
+    answer: responses.ModelPage = {
+        "content": content,
+        "totalElements": page.total,
+        "totalPages": page.pages,
+    }
+    return ok(answer)
 
 
 @bp.get("/<model_uuid>")
@@ -83,5 +89,5 @@ def detail(model_uuid: str) -> tuple[Response, int]:
     with rt.reads() as session:
         model = model_or_404(session, key)
         data = model_detail(model, jobs_of(session, model), rt.settings.tz)
-        data["metricSummary"] = metric_summary(session, model)
+        data["metricSummary"] = cast(responses.MetricSummary, metric_summary(session, model))
         return ok(data)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import jobfiles
+from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
 from app.db.models import Job, Model
@@ -66,14 +67,13 @@ def logs(model_uuid: str) -> tuple[Response, int]:
         jobs = jobs_of(session, model)
         job = _pick_job(model, jobs, wanted)
         if job is None:
-            return ok(
-                {
-                    "jobId": None,
-                    "logTail": None,
-                    "available": False,
-                    "note": "This model has no jobs yet.",
-                }
-            )
+            no_jobs: responses.LogAnswer = {
+                "jobId": None,
+                "logTail": None,
+                "available": False,
+                "note": "This model has no jobs yet.",
+            }
+            return ok(no_jobs)
         return ok(_log_answer(job, rt.settings.tz))
 
 
@@ -89,7 +89,7 @@ def _pick_job(model: Model, jobs: list[Job], wanted: int | None) -> Job | None:
     return jobs[-1] if jobs else None
 
 
-def _log_answer(job: Job, tz: Any) -> dict[str, Any]:
+def _log_answer(job: Job, tz: Any) -> responses.LogAnswer:
     tail = job.log_tail
     if tail is None and job.error_message and job.status_cd == JobStatus.FAILED.value:
         tail = job.error_message  # a failure keeps the log tail as its error message
@@ -192,7 +192,7 @@ def _read_test_csv(test_dir: JobPath) -> tuple[list[str], list[dict[str, Any]], 
             lines = jobfiles.bounded_lines(handle, MAX_TEST_LINE_BYTES)
             reader = csv.DictReader(line.decode("utf-8") for line in lines)
             columns = list(reader.fieldnames or [])
-            rows = []
+            rows: list[dict[str, Any]] = []
             for row in reader:
                 if len(rows) >= MAX_TEST_ROWS:
                     break
@@ -226,22 +226,21 @@ def results(model_uuid: str) -> tuple[Response, int]:
         except JobFileError as exc:
             zip_file, zip_problem = None, f"{exc}."
         problems = [p for p in (summary_problem, csv_problem, zip_problem) if p]
-        return ok(
-            {
-                "jobId": job.id,
-                "attempt": job.attempt,
-                "epoch": _eval_epoch(job),
-                "finishedDttm": format_time(job.finished_dttm, rt.settings.tz),
-                "summary": summary,
-                "columns": columns,
-                "rows": rows,
-                "downloadAvailable": zip_file is not None,
-                "downloadUrl": f"/api/models/{model.uuid}/results/download"
-                if zip_file is not None
-                else None,
-                "problems": problems,
-            }
-        )
+        answer: responses.Results = {
+            "jobId": job.id,
+            "attempt": job.attempt,
+            "epoch": _eval_epoch(job),
+            "finishedDttm": format_time(job.finished_dttm, rt.settings.tz),
+            "summary": summary,
+            "columns": columns,
+            "rows": rows,
+            "downloadAvailable": zip_file is not None,
+            "downloadUrl": f"/api/models/{model.uuid}/results/download"
+            if zip_file is not None
+            else None,
+            "problems": problems,
+        }
+        return ok(answer)
 
 
 def _safe_part(text: str) -> str:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from app.domain.job_params import RESERVED_PARAMS
@@ -66,9 +74,16 @@ class TrainParams(BaseModel):
         return self
 
 
-class Resources(_Strict):
+class Resources(BaseModel):
+    """Stored and answered as given here (`memory_mb`, as the answer's `resources` names it);
+    `memoryMb` is accepted too."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
     gpus: Annotated[StrictInt, Field(ge=0, le=16)] = 0
-    memory_mb: Annotated[StrictInt, Field(ge=16, le=1_048_576)] | None = None
+    memory_mb: Annotated[
+        StrictInt | None,
+        Field(ge=16, le=1_048_576, validation_alias=AliasChoices("memory_mb", "memoryMb")),
+    ] = None
     cpus: Annotated[float, Field(gt=0, le=256)] | None = None
 
 
@@ -98,6 +113,22 @@ class ListQuery(BaseModel):
     size: Annotated[int, Field(ge=1, le=200)] = 20
     # Per-metric min / max / last of each listed model: a few lookups per model, so opt-in.
     with_summary: bool = False
+
+
+class SeriesQuery(BaseModel):
+    """The query of GET …/metrics for the OpenAPI document (app/api/metrics.py parses it by
+    hand, with its own messages)."""
+
+    split: Literal["train", "val"] = "train"
+    maxPoints: Annotated[int, Field(ge=10, le=100_000)] = 500
+    metrics: Annotated[str, Field(description="comma-separated metric names (default: all)")] = ""
+
+
+class LogQuery(BaseModel):
+    """The query of GET …/logs for the OpenAPI document (parsed in app/api/results.py);
+    every query parameter is documented as optional."""
+
+    jobId: Annotated[int, Field(ge=0, description="one of the model's jobs (default: current)")]
 
 
 def describe_validation_error(exc: Any) -> str:

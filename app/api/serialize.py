@@ -1,10 +1,15 @@
-"""Rows → the JSON fields of the user document §2.1 (camelCase, Korean names, display times)."""
+"""Rows → the JSON fields of the user document §2.1 (camelCase, Korean names, display times).
+
+Each function returns the response type of app/api/responses.py that the OpenAPI document is
+generated from: a plain dict literal (the list is hot: no per-row validation), which a type
+checker holds to that type and the API tests validate against it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 from zoneinfo import ZoneInfo
 
+from app.api import responses
 from app.db.models import Job, Model
 from app.domain.checkpoints import checkpoint_epochs
 from app.domain.states import JobStatus, ModelStatus, StepState, TrainType
@@ -17,7 +22,7 @@ def _train_type_name(value: str) -> str:
     return TrainType(value).display_name if value in TrainType.__members__ else value
 
 
-def progress(model: Model) -> dict[str, Any]:
+def progress(model: Model) -> responses.Progress:
     total = model.total_epoch
     done = model.epochs_done or 0
     return {
@@ -28,7 +33,7 @@ def progress(model: Model) -> dict[str, Any]:
     }
 
 
-def model_summary(model: Model, tz: ZoneInfo) -> dict[str, Any]:
+def model_summary(model: Model, tz: ZoneInfo) -> responses.ModelSummary:
     step1, step2 = StepState(model.step1_state), StepState(model.step2_state)
     return {
         "id": model.id,
@@ -60,7 +65,7 @@ def model_summary(model: Model, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def job_detail(job: Job, tz: ZoneInfo) -> dict[str, Any]:
+def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
     status = JobStatus(job.status_cd)
     return {
         "id": job.id,
@@ -82,13 +87,13 @@ def job_detail(job: Job, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> dict[str, Any]:
+def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.ModelDetail:
     return {
         **model_summary(model, tz),
         "params": model.params,
         "image": model.image,
         "dataset": model.dataset,
-        "resources": model.resources,
+        "resources": cast(responses.ResourceRequests, model.resources),  # what CreateModel stored
         "createdDttm": format_time(model.created_dttm, tz),
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 from flask import Blueprint, Response, jsonify, request
 
+from app.api import responses
 from app.api.envelope import ApiError, error_body, ok
 from app.api.params import model_not_found, model_or_404, parse_epoch, parse_uuid
 from app.api.serialize import job_detail, model_summary
@@ -32,8 +34,8 @@ def _render(write: StatusWrite) -> Reply:
     if isinstance(write.decision, Rejected):
         status = _REJECTION_STATUS.get(write.decision.reason, 409)
         return Reply(status, error_body(write.decision.reason.value, write.decision.message))
-    data = model_summary(write.model, tz)
-    data["job"] = job_detail(write.job, tz) if write.job is not None else None
+    job = job_detail(write.job, tz) if write.job is not None else None
+    data: responses.CommandAnswer = {**model_summary(write.model, tz), "job": job}
     return Reply(200, {"success": True, "data": data})
 
 
@@ -121,8 +123,8 @@ def status_sync(model_uuid: str) -> tuple[Response, int]:
         if sync.get("answered"):  # the node's reconcile may have changed it: read it again
             session.expire_all()
             model = model_or_404(session, key)
-        data = model_summary(model, rt.settings.tz)
-    data["sync"] = sync
+        report = cast(responses.SyncReport, sync)
+        data: responses.SyncAnswer = {**model_summary(model, rt.settings.tz), "sync": report}
     return ok(data)
 
 

@@ -1,0 +1,314 @@
+"""What the API answers with: one typed definition per answer body, the only one.
+
+These are TypedDicts that pydantic reads: the serializers (app/api/serialize.py and the views)
+build them (`ModelSummary(id=…, …)` is a plain dict at run time, so the hot list pays nothing
+for validation), a type checker holds each builder to its type, and app/api/docs.py generates
+the OpenAPI document from them. tests/integration/test_openapi_fuzz.py checks at run time that
+every answer conforms (`additionalProperties: false` everywhere: a key the schema lacks fails).
+
+Keys are the wire names the spec fixes (camelCase, `step1StrtDttm`, …), so no aliasing.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
+
+from pydantic import ConfigDict, Field, WithJsonSchema, with_config
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
+
+from app.domain.states import JobStatus, JobType, ModelStatus, StepState, TrainType
+from app.domain.transitions import Command
+
+#: additionalProperties: false, so a key an answer has and its type lacks fails the tests.
+closed = with_config(ConfigDict(extra="forbid"))
+
+
+def _one_of(values: type[Enum] | list[str]) -> WithJsonSchema:
+    names = [m.value for m in values] if isinstance(values, type) else values
+    return WithJsonSchema({"type": "string", "enum": names})
+
+
+Dttm = Annotated[
+    str | None, Field(description="YYYY-MM-DD HH:mm:ss in the display time zone (DISPLAY_TZ)")
+]
+Duration = Annotated[str | None, Field(description="Korean style, e.g. 2시간 15분 0초")]
+ModelStatusCd = Annotated[str, _one_of(ModelStatus)]
+StepStatusCd = Annotated[str, _one_of(StepState)]
+JobStatusCd = Annotated[str, _one_of(JobStatus)]
+JobTypeCd = Annotated[str, _one_of(JobType)]
+CommandName = Annotated[str, _one_of([c.api_name for c in Command])]
+# A train type added by configuration or an old row is served as stored, so no enum here.
+TrainTypeCd = Annotated[str, Field(examples=[t.value for t in TrainType])]
+#: A metric value: a number, null for a missing cell, "NaN" / "Infinity" / "-Infinity".
+MetricValue = float | Literal["NaN", "Infinity", "-Infinity"] | None
+#: A row of a metrics table: epoch, step, jobId (test rows) and one value per metric.
+MetricRow = dict[str, MetricValue]
+
+
+@closed
+class Progress(TypedDict):
+    epochsDone: int
+    totalEpoch: int
+    percent: float
+    checkpointEpoch: int | None
+
+
+@closed
+class MetricStats(TypedDict):
+    """One metric's min / max / last value with their epochs."""
+
+    min: MetricValue
+    minEpoch: int | None
+    max: MetricValue
+    maxEpoch: int | None
+    last: MetricValue
+    lastEpoch: int | None
+
+
+#: {split (train, val, test): {metric: stats}} for the splits that have rows.
+MetricSummary = dict[str, dict[str, MetricStats]]
+
+
+@closed
+class ModelSummary(TypedDict):
+    """A model as the list shows it (user document §2.1), with live progress and the
+    commands the state rules accept now."""
+
+    id: int
+    uuid: Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+    modelVer: str
+    statusCd: ModelStatusCd
+    statusName: str
+    step1Status: StepStatusCd
+    step1StatusName: str
+    step2Status: StepStatusCd
+    step2StatusName: str
+    step1StrtDttm: Dttm
+    step1EndDttm: Dttm
+    step1Duration: Duration
+    step2StrtDttm: Dttm
+    step2EndDttm: Dttm
+    step2Duration: Duration
+    modelNo: str
+    trainType: TrainTypeCd
+    trainTypeName: str
+    currentAttemptId: int | None
+    memo: str | None
+    bestEpoch: int | None
+    lastError: str | None
+    step1MetricSaveYn: bool
+    step2MetricSaveYn: bool
+    progress: Progress
+    allowedCommands: list[CommandName]
+    # On GET /api/models/{uuid}, and on list items with withSummary=true.
+    metricSummary: NotRequired[MetricSummary]
+
+
+@closed
+class Job(TypedDict):
+    """One attempt of a step: a TRAIN (step1) or EVAL (step2) job."""
+
+    id: int
+    attempt: int
+    jobType: JobTypeCd
+    statusCd: JobStatusCd
+    statusName: str
+    exitCode: int | None
+    oomKilled: bool | None
+    errorMessage: str | None
+    node: str | None
+    containerName: str | None
+    gpuIds: list[int] | None
+    params: dict[str, Any]
+    queuedDttm: Dttm
+    startedDttm: Dttm
+    finishedDttm: Dttm
+    duration: Duration
+
+
+@closed
+class ResourceRequests(TypedDict, total=False):
+    """What the model's jobs ask of a node (absent: no limit)."""
+
+    gpus: int
+    memory_mb: int
+    cpus: float
+
+
+@closed
+class ModelDetail(ModelSummary):
+    """One model with its jobs (oldest first)."""
+
+    params: dict[str, Any]
+    image: str
+    dataset: str | None
+    resources: ResourceRequests
+    createdDttm: Dttm
+    checkpointEpochs: list[int]
+    jobs: list[Job]
+
+
+@closed
+class CommandAnswer(ModelSummary):
+    """The model after an accepted command, and the job it queued (null when none)."""
+
+    job: Job | None
+
+
+@closed
+class SyncReport(TypedDict):
+    """What asking the owning node to reconcile did."""
+
+    requested: bool
+    reason: NotRequired[str]
+    node: NotRequired[str]
+    jobId: NotRequired[int]
+    answered: NotRequired[bool]
+    result: NotRequired[Any]
+
+
+@closed
+class SyncAnswer(ModelSummary):
+    sync: SyncReport
+
+
+@closed
+class ModelPage(TypedDict):
+    content: list[ModelSummary]
+    totalElements: int
+    totalPages: int
+
+
+@closed
+class SplitCount(TypedDict):
+    total: int
+    labels: dict[str, int]
+
+
+@closed
+class SplitCounts(TypedDict):
+    """Samples per split (train, val, test) and per label."""
+
+    source: Literal["created", "planned"]
+    total: int
+    splits: dict[str, SplitCount]
+
+
+@closed
+class CreatedSplits(TypedDict):
+    splitDir: str
+    total: int
+    splits: dict[str, SplitCount]
+
+
+@closed
+class Chart(TypedDict):
+    """A split's metric curve; long series are thinned (first, last and best epoch kept)."""
+
+    split: Literal["train", "val"]
+    columns: list[str]
+    points: list[MetricRow]
+    total: int
+    downsampled: bool
+    method: Literal["none", "minmax-buckets", "stride"]
+    bestEpoch: int | None
+
+
+@closed
+class MetricsOverview(TypedDict):
+    bestEpoch: int | None
+    bestEpochFinal: bool
+    bestMetric: str
+    bestMode: str
+    splits: MetricSummary
+
+
+@closed
+class EvalTestRows(TypedDict):
+    """test.csv rows of every EVAL job: {jobId, epoch, step, <metric>…}."""
+
+    columns: list[str]
+    rows: list[MetricRow]
+
+
+@closed
+class LogAnswer(TypedDict):
+    """A job's stored log tail; a model without jobs has only the first four keys."""
+
+    jobId: int | None
+    logTail: str | None
+    available: bool
+    note: str | None
+    attempt: NotRequired[int]
+    jobType: NotRequired[JobTypeCd]
+    statusCd: NotRequired[JobStatusCd]
+    statusName: NotRequired[str]
+    exitCode: NotRequired[int | None]
+    oomKilled: NotRequired[bool | None]
+    errorMessage: NotRequired[str | None]
+    finishedDttm: NotRequired[Dttm]
+    running: NotRequired[bool]
+
+
+@closed
+class Results(TypedDict):
+    """The latest successful test: summary.json and test.csv, as the job wrote them."""
+
+    jobId: int
+    attempt: int
+    epoch: int | None
+    finishedDttm: Dttm
+    summary: dict[str, Any] | None
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    downloadAvailable: bool
+    downloadUrl: str | None
+    problems: list[str]
+
+
+@closed
+class DependencyCheck(TypedDict):
+    ok: bool
+    dialect: NotRequired[str]
+    error: NotRequired[str]
+
+
+@closed
+class Health(TypedDict):
+    status: Literal["ok", "degraded"]
+    database: DependencyCheck
+    broker: DependencyCheck
+
+
+DataT = TypeVar("DataT")
+
+
+@closed
+class Ok(TypedDict, Generic[DataT]):
+    """The envelope of every answer that succeeded (SPEC §7)."""
+
+    success: Literal[True]
+    data: DataT
+
+
+@closed
+class HealthAnswer(TypedDict):
+    """success is false (HTTP 503) when a dependency is down."""
+
+    success: bool
+    data: Health
+
+
+@closed
+class ErrorDetail(TypedDict):
+    code: str
+    message: str
+
+
+@closed
+class Error(TypedDict):
+    """The envelope of every error: the code names the rule, the message the field."""
+
+    success: Literal[False]
+    error: ErrorDetail
