@@ -101,7 +101,7 @@ _ERROR_TEXTS = {
     409: "the model's state (or its dataset) forbids it",
     413: "request body larger than API_MAX_BODY_BYTES",
     415: "a write not sent as Content-Type: application/json",
-    503: "a dependency is down",
+    503: "PostgreSQL or the broker cannot be reached (Retry-After says when to try again)",
 }
 _PATH_PARAMETERS = {
     "uuid": {"type": "string", "format": "uuid"},
@@ -230,7 +230,8 @@ def _operation(op: Operation, refs: dict[tuple[str, str], Any]) -> dict[str, Any
         success = refs[("answer", _schema_name(op.answer))]
     content = {op.media_type: {"schema": success}}
     answers: dict[str, Any] = {str(op.status): {"description": "success", "content": content}}
-    errors = set(op.errors) | {403}  # the host guard (app/api/auth.py) answers any request
+    # The host guard (app/api/auth.py) and an outage (app/api/unavailable.py) answer any request.
+    errors = set(op.errors) | {403, 503}
     if op.method == "post":  # app/api/auth.py answers these before any view runs
         errors |= {401, 413, 415}
     for status in sorted(errors):
@@ -279,7 +280,6 @@ def build_openapi() -> dict[str, Any]:
                     "content": {"application/json": {"schema": refs[("answer", "Error")]}},
                 }
                 for status, text in _ERROR_TEXTS.items()
-                if status != 503
             },
             "securitySchemes": {
                 "bearer": {

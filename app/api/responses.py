@@ -279,6 +279,7 @@ class Health(TypedDict):
     status: Literal["ok", "degraded"]
     database: DependencyCheck
     broker: DependencyCheck
+    down: list[Literal["database", "broker"]]  # what is down (names, never hosts)
 
 
 DataT = TypeVar("DataT")
