@@ -32,13 +32,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, "/opt/trainer")
 import train  # the reference trainer
+from trainyard_trainer import install_signal_handlers, should_stop  # its helper library
 
 PLANTED_HOLD_S = float(os.environ.get("HOSTILE_HOLD_S", "4"))  # env: host-side tests
 SPARSE_BYTES = 5 * 1024**3
@@ -111,9 +111,9 @@ def _replace(path: Path, kind: str) -> None:
 def _hold(seconds: float) -> None:
     """Stay alive (as if still training), ending at once on SIGTERM like a good trainer."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not train.STOP.is_set():
+    while time.monotonic() < deadline and not should_stop():
         time.sleep(0.1)
-    if train.STOP.is_set():
+    if should_stop():
         raise SystemExit(143)
 
 
@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
     job_type = (_arg(argv, "--job-type") or "").upper()
     out = Path(_arg(argv, "--output-dir") or ".")
     split = Path(_arg(argv, "--split-dir") or out.parent / "tmp")
-    signal.signal(signal.SIGTERM, train._on_signal)
+    install_signal_handlers()
 
     if case in ("link-dir-train-etc", "link-dir-tmp-etc"):
         if "--resume-from" in argv:  # the resumed job meets its own planted link
