@@ -15,11 +15,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db.models import Job
+from app.db.models import Job, Node
 from app.domain.timefmt import utcnow
 from app.services.queries import installation_id
 from tests.integration.helpers import create_model, queued_tasks
 from workers.context import WorkerContext, build_context
+from workers.heartbeat import beat
 from workers.launcher import Claim, claim_job
 from workers.requeue import wake_waiting
 from workers.runtime.process import ProcessRuntime
@@ -188,3 +189,13 @@ def test_the_api_shows_each_waiting_jobs_place_in_the_queue(client: FlaskClient)
     assert [d["queuePosition"] for d in after] == [None, 1, 2]
     assert after[0]["jobs"][-1]["queuePosition"] is None
     assert create_model(client)["queuePosition"] is None, "a model that never ran waits for nothing"
+
+
+def test_the_heartbeat_row_shows_the_nodes_limits(
+    db: sessionmaker[Session], node_ctx: WorkerContext
+) -> None:
+    beat(node_ctx, started=True)
+    with db() as session:
+        row = session.get(Node, NODE)
+        assert row is not None
+        assert (row.max_jobs, row.memory_mb) == (2, 64_000)
