@@ -89,16 +89,32 @@ def launch_job(ctx: WorkerContext, job_id: int) -> str:
         claim = claim_job(ctx, job_id)
         if isinstance(claim, str):
             return claim
-        # A newer job may have given its slot to this one (FIFO) and waits without a message:
-        # if room is left, the oldest waiting jobs are sent here now, not at the next sweep.
-        wake_waiting(ctx)
+        _wake_after_claim(ctx)
         return _start(ctx, claim)
     finally:
         with ctx.lock:
             ctx.launching.discard(job_id)
 
 
+def _wake_after_claim(ctx: WorkerContext) -> None:
+    """A newer job may have given its slot to this one (oldest first) and waits without a
+    message: if room is left, the oldest waiting jobs are sent here now, not at the next
+    sweep. Only a hint: a failure here must not touch the claim."""
+    try:
+        wake_waiting(ctx)
+    except Exception as exc:
+        log.warning("could not wake the jobs waiting for node %s: %s", ctx.node.node, exc)
+
+
 def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
+    yielded_to: list[int] = []
+    answer = _claim(ctx, job_id, yielded_to)
+    for older in yielded_to:  # after the commit: no lock is held while the broker answers
+        send_launch(ctx, older, messaging.node_queue(ctx.node.node), "fifo")
+    return answer
+
+
+def _claim(ctx: WorkerContext, job_id: int, yielded_to: list[int]) -> Claim | str:
     me = ctx.node.node
     with transaction(ctx.db) as session:
         locked = lock_job(session, job_id)
@@ -127,7 +143,7 @@ def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
             wanted = int(job.resources.get("gpus", 0) or 0)
             if wanted > len(ctx.node.gpu_ids):
                 return f"node {me} has {len(ctx.node.gpu_ids)} GPU(s); job {job_id} needs {wanted}"
-            waits = _wait_for_capacity(ctx, session, job)
+            waits = _wait_for_capacity(ctx, session, job, yielded_to)
             if waits is not None:
                 return waits
             gpu_ids: list[int] = []
@@ -156,9 +172,14 @@ def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
         )
 
 
-def _wait_for_capacity(ctx: WorkerContext, session: Session, job: Job) -> str | None:
+def _wait_for_capacity(
+    ctx: WorkerContext, session: Session, job: Job, yielded_to: list[int]
+) -> str | None:
     """Why the job must wait instead of being claimed here now (None: claim it). Under this
-    node's row lock, held to the end of the claim's transaction (workers/capacity.py)."""
+    node's row lock, held to the end of the claim's transaction (workers/capacity.py). An older
+    job it yields to goes into `yielded_to`: its launch message may have been consumed while
+    the node was full, so claim_job sends it here, where the room is. This job waits for the
+    next slot (the wake-up after that claim or a removal, or the sweep)."""
     memory_mb = capacity.job_memory_mb(job.resources, ctx.node.default_memory_mb)
     too_big = capacity.never_fits(ctx.node, memory_mb)
     if too_big is not None:
@@ -173,9 +194,7 @@ def _wait_for_capacity(ctx: WorkerContext, session: Session, job: Job) -> str | 
     )
     if not older:
         return None
-    # Its own launch message may have been consumed while this node was full: send it here,
-    # where the room is. This job waits for the next slot (its wake-up or the sweep).
-    send_launch(ctx, older[0].job_id, messaging.node_queue(ctx.node.node), "fifo")
+    yielded_to.append(older[0].job_id)
     return f"waiting: job {older[0].job_id} was queued earlier and takes the free slot first"
 
 
