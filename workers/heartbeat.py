@@ -40,6 +40,8 @@ def beat(ctx: WorkerContext, started: bool = False) -> None:
         node.last_seen_dttm = now
         node.gpu_ids = list(ctx.node.gpu_ids)
         node.runtime = type(ctx.runtime).__name__
+        node.max_jobs = ctx.node.max_jobs
+        node.memory_mb = ctx.node.memory_mb
 
 
 class Heartbeat:

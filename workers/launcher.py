@@ -3,6 +3,9 @@
 A launch message may arrive twice, late, or after a cancel. Every step re-reads the rows:
 - the claim (under the model row lock) only takes a job that is still QUEUED and unclaimed
   (or already ours), only when the model has no other container alive, and takes its GPUs;
+- it takes a job only when the node has room (NODE_MAX_JOBS, NODE_MEMORY_MB), counted under
+  the node's row lock, and only when no older waiting job could take that room
+  (workers/capacity.py); a job that waits is not claimed and counts no attempt;
 - the container name comes from the job id, so a second launch finds the first container;
 - the start is reported through the status-write path; if the job was canceled meanwhile,
   the report is refused and the container is stopped at once.
@@ -27,7 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import jobfiles
+from app import jobfiles, messaging
 from app.datasets import generate_demo_dataset
 from app.db.models import Job, Model
 from app.db.session import transaction
@@ -40,11 +43,11 @@ from app.domain.transitions import JobEvent, JobObservation
 from app.services.datasets import DatasetUnavailable, write_splits
 from app.services.observations import record_observation
 from app.services.status_writes import apply, lock_job
-from workers import outputs
+from workers import capacity, outputs
 from workers.context import WorkerContext
 from workers.ending import observe_end, stop_and_collect
 from workers.gpus import take_gpus
-from workers.requeue import record_attempt_error, release_claim
+from workers.requeue import record_attempt_error, release_claim, send_launch, wake_waiting
 from workers.runtime.base import (
     LABEL_ATTEMPT,
     LABEL_JOB_ID,
@@ -86,13 +89,32 @@ def launch_job(ctx: WorkerContext, job_id: int) -> str:
         claim = claim_job(ctx, job_id)
         if isinstance(claim, str):
             return claim
+        _wake_after_claim(ctx)
         return _start(ctx, claim)
     finally:
         with ctx.lock:
             ctx.launching.discard(job_id)
 
 
+def _wake_after_claim(ctx: WorkerContext) -> None:
+    """A newer job may have given its slot to this one (oldest first) and waits without a
+    message: if room is left, the oldest waiting jobs are sent here now, not at the next
+    sweep. Only a hint: a failure here must not touch the claim."""
+    try:
+        wake_waiting(ctx)
+    except Exception as exc:
+        log.warning("could not wake the jobs waiting for node %s: %s", ctx.node.node, exc)
+
+
 def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
+    yielded_to: list[int] = []
+    answer = _claim(ctx, job_id, yielded_to)
+    for older in yielded_to:  # after the commit: no lock is held while the broker answers
+        send_launch(ctx, older, messaging.node_queue(ctx.node.node), "fifo")
+    return answer
+
+
+def _claim(ctx: WorkerContext, job_id: int, yielded_to: list[int]) -> Claim | str:
     me = ctx.node.node
     with transaction(ctx.db) as session:
         locked = lock_job(session, job_id)
@@ -121,6 +143,9 @@ def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
             wanted = int(job.resources.get("gpus", 0) or 0)
             if wanted > len(ctx.node.gpu_ids):
                 return f"node {me} has {len(ctx.node.gpu_ids)} GPU(s); job {job_id} needs {wanted}"
+            waits = _wait_for_capacity(ctx, session, job, yielded_to)
+            if waits is not None:
+                return waits
             gpu_ids: list[int] = []
             if wanted:
                 taken = take_gpus(session, me, ctx.node.gpu_ids, wanted, job.id)
@@ -145,6 +170,32 @@ def claim_job(ctx: WorkerContext, job_id: int) -> Claim | str:
             model_uuid=str(model.uuid),
             dataset=model.dataset,
         )
+
+
+def _wait_for_capacity(
+    ctx: WorkerContext, session: Session, job: Job, yielded_to: list[int]
+) -> str | None:
+    """Why the job must wait instead of being claimed here now (None: claim it). Under this
+    node's row lock, held to the end of the claim's transaction (workers/capacity.py). An older
+    job it yields to goes into `yielded_to`: its launch message may have been consumed while
+    the node was full, so claim_job sends it here, where the room is. This job waits for the
+    next slot (the wake-up after that claim or a removal, or the sweep)."""
+    memory_mb = capacity.job_memory_mb(job.resources, ctx.node.default_memory_mb)
+    too_big = capacity.never_fits(ctx.node, memory_mb)
+    if too_big is not None:
+        return f"job {job.id} never fits here: {too_big}"
+    capacity.lock_node(session, ctx.node.node)
+    load = capacity.load_of(session, ctx.node)
+    full = capacity.no_room(ctx.node, load, memory_mb)
+    if full is not None:
+        return f"waiting: {full}"
+    older = capacity.waiting_jobs(
+        session, ctx.node, ctx.settings.bounds, load, before=(job.queued_dttm, job.id)
+    )
+    if not older:
+        return None
+    yielded_to.append(older[0].job_id)
+    return f"waiting: job {older[0].job_id} was queued earlier and takes the free slot first"
 
 
 def _give_up(ctx: WorkerContext, session: Session, model: Model, job: Job) -> str:

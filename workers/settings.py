@@ -20,6 +20,41 @@ def _parse_gpu_ids(text: str) -> tuple[int, ...]:
     return parsed
 
 
+def _positive_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _usable_cpus() -> int:
+    """NODE_MAX_JOBS by default: one training container per CPU core this worker may use.
+    A training is CPU-bound (Docker sets no CPU limit unless the job asks for `cpus`), so
+    more containers than cores only make every one of them slower."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def host_memory_default_mb(default_job_memory_mb: int) -> int:
+    """NODE_MEMORY_MB by default: the host's memory less a reserve for the system, Docker and
+    the worker (a tenth of it, at least 1 GiB), but never less than one job of the default
+    size, so that a small host still runs one job at a time."""
+    try:
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError, AttributeError):  # no sysconf: assume what one job needs
+        return default_job_memory_mb
+    reserve_mb = max(1024, total_mb // 10)
+    return max(default_job_memory_mb, total_mb - reserve_mb)
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     node: str
@@ -35,11 +70,14 @@ class NodeSettings:
     default_memory_mb: int  # a job that asks for no memory limit still gets this one
     node_lost_after_s: float  # a node without a heartbeat this long is presumed lost
     drain_file: Path  # while it exists the node claims no new job (`trainyard drain NODE`)
+    max_jobs: int  # containers this node holds at once (claimed, running or not yet removed)
+    memory_mb: int  # the sum of their memory limits never exceeds this
 
     @classmethod
     def from_env(cls) -> NodeSettings:
         home = Path(os.environ.get("TRAINYARD_HOME", Path.cwd() / "var"))
         node = os.environ.get("NODE_NAME") or socket.gethostname()
+        default_memory_mb = _positive_int("DEFAULT_JOB_MEMORY_MB", 4096)
         return cls(
             node=node,
             gpu_ids=_parse_gpu_ids(os.environ.get("NODE_GPUS", "")),
@@ -51,9 +89,11 @@ class NodeSettings:
             log_tail_lines=int(os.environ.get("LOG_TAIL_LINES", "50")),
             state_dir=Path(os.environ.get("PROCESS_STATE_DIR", str(home / "processes" / node))),
             default_dataset=os.environ.get("DEFAULT_DATASET", "demo"),
-            default_memory_mb=int(os.environ.get("DEFAULT_JOB_MEMORY_MB", "4096")),
+            default_memory_mb=default_memory_mb,
             node_lost_after_s=float(os.environ.get("NODE_LOST_AFTER_S", "120")),
             drain_file=drain_file(home, node),
+            max_jobs=_positive_int("NODE_MAX_JOBS", _usable_cpus()),
+            memory_mb=_positive_int("NODE_MEMORY_MB", host_memory_default_mb(default_memory_mb)),
         )
 
     @property

@@ -100,6 +100,9 @@ class ModelSummary(TypedDict):
     step1MetricSaveYn: bool
     step2MetricSaveYn: bool
     progress: Progress
+    # 1-based place of the model's waiting job among all QUEUED jobs (launch order); null
+    # when nothing of it waits.
+    queuePosition: int | None
     allowedCommands: list[CommandName]
     # On GET /api/models/{uuid}, and on list items with withSummary=true.
     metricSummary: NotRequired[MetricSummary]
@@ -125,6 +128,7 @@ class Job(TypedDict):
     startedDttm: Dttm
     finishedDttm: Dttm
     duration: Duration
+    queuePosition: int | None  # null unless QUEUED
 
 
 @closed

@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import cast
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import object_session
+
 from app.api import responses
 from app.db.models import Job, Model
 from app.domain.checkpoints import checkpoint_epochs
 from app.domain.states import JobStatus, ModelStatus, StepState, TrainType
 from app.domain.timefmt import format_duration, format_time
 from app.domain.transitions import allowed_commands
+from app.services.queries import queue_position, queued_job_of
 from app.services.status_writes import snapshot
 
 
@@ -61,6 +64,7 @@ def model_summary(model: Model, tz: ZoneInfo) -> responses.ModelSummary:
         "step1MetricSaveYn": model.step1_metric_save_yn,
         "step2MetricSaveYn": model.step2_metric_save_yn,
         "progress": progress(model),
+        "queuePosition": _model_queue_position(model),
         "allowedCommands": [c.api_name for c in allowed_commands(snapshot(model))],
     }
 
@@ -84,7 +88,26 @@ def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
         "startedDttm": format_time(job.started_dttm, tz),
         "finishedDttm": format_time(job.finished_dttm, tz),
         "duration": format_duration(job.started_dttm, job.finished_dttm),
+        "queuePosition": _job_queue_position(job),
     }
+
+
+def _model_queue_position(model: Model) -> int | None:
+    """Where the model's waiting job stands in the launch queue; None when none waits. Only a
+    model with a step in progress can have one, so other rows cost no query."""
+    session = object_session(model)
+    in_progress = StepState.IN_PROGRESS.value in (model.step1_state, model.step2_state)
+    if session is None or not in_progress:
+        return None
+    job = queued_job_of(session, model.id)
+    return queue_position(session, job) if job is not None else None
+
+
+def _job_queue_position(job: Job) -> int | None:
+    session = object_session(job)
+    if session is None or job.status_cd != JobStatus.QUEUED.value:
+        return None
+    return queue_position(session, job)
 
 
 def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.ModelDetail:

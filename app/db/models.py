@@ -257,6 +257,10 @@ class Node(Base):
     runtime: Mapped[str | None] = mapped_column(String(32))
     started_dttm: Mapped[datetime]
     last_seen_dttm: Mapped[datetime] = mapped_column(index=True)
+    # The node's capacity (NODE_MAX_JOBS, NODE_MEMORY_MB), for operators to read. The claim
+    # checks the node's own settings under a lock of this row (workers/capacity.py).
+    max_jobs: Mapped[int | None]
+    memory_mb: Mapped[int | None]
 
 
 class GpuLease(Base):

@@ -8,10 +8,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.db.models import Installation, Job, Model
+from app.domain.states import JobStatus
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,29 @@ def find_model(session: Session, model_uuid: uuid.UUID) -> Model | None:
 
 def jobs_of(session: Session, model: Model) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.model_id == model.id).order_by(Job.id)))
+
+
+def queue_position(session: Session, job: Job) -> int | None:
+    """1-based place of a QUEUED job among all QUEUED jobs of the installation in launch order
+    (queued time, then id: the order nodes launch them in, workers/capacity.py); None for a
+    job that is not QUEUED. Jobs already claimed by a node but not yet started count ahead."""
+    if job.status_cd != JobStatus.QUEUED.value or job.id is None:
+        return None
+    ahead = select(func.count(Job.id)).where(
+        Job.status_cd == JobStatus.QUEUED.value,
+        tuple_(Job.queued_dttm, Job.id) < tuple_(job.queued_dttm, job.id),
+    )
+    return (session.scalar(ahead) or 0) + 1
+
+
+def queued_job_of(session: Session, model_id: int) -> Job | None:
+    """The model's QUEUED job, if it has one (a model has at most one live job)."""
+    return session.scalars(
+        select(Job)
+        .where(Job.model_id == model_id, Job.status_cd == JobStatus.QUEUED.value)
+        .order_by(Job.id.desc())
+        .limit(1)
+    ).first()
 
 
 class CountCache:

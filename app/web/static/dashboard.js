@@ -355,6 +355,8 @@
     switch (m.statusCd) {
       case 'READY': return '학습 준비 완료';
       case 'IN_PROGRESS':
+        // A node has no room yet: the job waits its turn (queuePosition, 1 = next to launch).
+        if (m.queuePosition) return `${m.step2Status === 'IN_PROGRESS' ? '테스트' : '학습'} 시작 대기 (대기 순번 ${m.queuePosition})`;
         if (m.step2Status === 'IN_PROGRESS') return '테스트 진행 중...';
         return m.step1StrtDttm || (m.progress && m.progress.epochsDone) ? '학습 진행 중...' : '학습 진행 중... (시작 대기)';
       case 'COMPLETED':
@@ -889,7 +891,7 @@
       const current = j.id === d.currentAttemptId ? '<span class="sub">현재</span>' : '';
       const times = `<span title="대기열 등록 ${esc(j.queuedDttm || '-')}">${esc(timeRange(j.startedDttm, j.finishedDttm))}</span>`;
       return `<tr data-job="${esc(j.id)}">
-        <td class="num">${esc(j.attempt)}${current}</td><td>${kind}</td><td>${jobBadge(j.statusCd)}</td>
+        <td class="num">${esc(j.attempt)}${current}</td><td>${kind}</td><td>${jobBadge(j.statusCd)}${j.queuePosition ? `<span class="sub">대기 순번 ${esc(j.queuePosition)}</span>` : ''}</td>
         <td>${esc(j.node || '-')}${j.gpuIds && j.gpuIds.length ? `<span class="sub">GPU ${esc(j.gpuIds.join(','))}</span>` : ''}</td>
         <td class="time">${times}</td><td class="time">${esc(j.duration || '-')}</td>
         <td class="num">${exit}${oom}</td><td>${msg}</td>
