@@ -211,8 +211,9 @@ def _record_progress_from_outputs(model: Model, job: Job, output_dir: JobPath) -
 def _keep_data_of_ended_job(db: sessionmaker[Session], settings: Settings, job_id: int) -> str:
     """A job that ended before its container did — a cancel, applied by the API at once,
     the container stopped later by its node: ingest the epochs the container finished and
-    date the end by the container's. Keyed and replacing, so a replay changes nothing; only
-    while the job is the model's current attempt (a later attempt owns the metrics then)."""
+    date the end by the container's (which also marks this done). Keyed and replacing, so
+    even a replay would change nothing; only while the job is the model's current attempt (a
+    later attempt owns the metrics then)."""
     with transaction(db) as session:
         locked = lock_job(session, job_id)
         if locked is None:
@@ -220,6 +221,10 @@ def _keep_data_of_ended_job(db: sessionmaker[Session], settings: Settings, job_i
         model, job = locked
         ended = f"job {job_id} already ended as {job.status_cd}"
         if job.container_ended_dttm is None or model.current_attempt_id != job.id:
+            return ended
+        if job.finished_dttm == job.container_ended_dttm:
+            # Judged after its container's end (its times are the container's), or this was
+            # done already: a replay, a status sync, finds nothing left to do.
             return ended
         output_dir = layout.job_output_dir(job_root(settings), model.uuid, job.type, job.id)
         if job.container_missing:
