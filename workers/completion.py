@@ -14,6 +14,7 @@ GPUs released when its end was recorded (workers/ending.py), before any try.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +37,7 @@ from app.domain.transitions import JobEvent, JobObservation
 from app.jobfiles import JobPath, job_root
 from app.services.outbox import publish_pending
 from app.services.publisher import Publisher
-from app.services.status_writes import apply, lock_job
+from app.services.status_writes import apply, lock_job, stamp_step_times
 from workers import outputs
 from workers.requeue import record_attempt_error
 
@@ -47,6 +48,8 @@ def complete_job(
     db: sessionmaker[Session], settings: Settings, publisher: Publisher | None, job_id: int
 ) -> str:
     attempt = _begin_attempt(db, job_id)
+    if attempt is _ALREADY_ENDED:
+        return _keep_data_of_ended_job(db, settings, job_id)
     if isinstance(attempt, str):
         return attempt
     number, last_error = attempt
@@ -65,16 +68,20 @@ def complete_job(
         return f"job {job_id}: completion try {number} failed ({reason}); the sweep retries"
 
 
+#: `_begin_attempt`'s answer for a job judged (or canceled) before this message.
+_ALREADY_ENDED = "already ended"
+
+
 def _begin_attempt(db: sessionmaker[Session], job_id: int) -> tuple[int, str | None] | str:
     """Count this try in its own commit, before it starts. Returns (its number, the previous
-    try's error), or why there is nothing to judge. Locks only the job row (the model row may
-    be held by a stuck earlier try; that wait is bounded by lock_timeout)."""
+    try's error), `_ALREADY_ENDED`, or why there is nothing to judge. Locks only the job row
+    (the model row may be held by a stuck earlier try; that wait is bounded by lock_timeout)."""
     with transaction(db) as session:
         job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one_or_none()
         if job is None:
             return f"job {job_id} does not exist"
         if job.status.is_terminal:
-            return f"job {job_id} already ended as {job.status_cd}"
+            return _ALREADY_ENDED
         if job.container_ended_dttm is None:
             return f"job {job_id}'s container has not ended"
         previous = job.last_attempt_error
@@ -96,9 +103,8 @@ def _give_up(
         model, job = locked
         if job.status.is_terminal:  # a slow earlier try got there first
             return f"job {job_id} already ended as {job.status_cd}"
-        write = apply(
-            session, model, gave_up(COMPLETION_FAILED, reason, job.container_exit_code), job
-        )
+        given_up = gave_up(COMPLETION_FAILED, reason, job.container_exit_code)
+        write = apply(session, model, _with_container_times(given_up, job), job)
         verdict = f"job {job_id}: {model.last_error}"
     if publisher is not None and write.outbox_ids:
         publish_pending(db, publisher, only_ids=write.outbox_ids)
@@ -117,9 +123,14 @@ def _judge_and_ingest(
         if job.status.is_terminal:
             return f"job {job_id} already ended as {job.status_cd}"
         output_dir = layout.job_output_dir(job_root(settings), model.uuid, job.type, job.id)
+        if job.container_missing:  # its node never read the last progress (node lost)
+            _record_progress_from_outputs(model, job, output_dir)
         observation = _judge(model, job, output_dir)
         if observation.event is JobEvent.SUCCEEDED:
             observation = _ingest(session, model, job, output_dir, observation)
+        else:  # a failed or stopped run keeps the curves of the epochs it finished
+            _ingest_what_is_there(session, model, job, output_dir)
+        observation = _with_container_times(observation, job)
         write = apply(session, model, observation, observed=job)
         job.last_attempt_error = None  # this try finished (the verdict says how the job did)
         verdict = f"job {job_id}: {observation.event} {observation.error or ''}".strip()
@@ -146,16 +157,79 @@ def _ingest(
     session: Session, model: Model, job: Job, output_dir: JobPath, succeeded: JobObservation
 ) -> JobObservation:
     """Metrics in the same commit as SUCCESS; a bad file turns the verdict into a failure."""
-    from app.metrics import MetricsError, ingest_eval_outputs, ingest_train_outputs
+    from app.metrics import MetricsError
 
     try:
         with session.begin_nested():
-            if job.type is JobType.TRAIN:
-                ingest_train_outputs(session, model, job, output_dir)
-            else:
-                ingest_eval_outputs(session, model, job, output_dir)
+            _ingest_outputs(session, model, job, output_dir)
     except MetricsError as exc:
         return JobObservation(
             JobEvent.FAILED, succeeded.exit_code, f"OUTPUT_INCOMPLETE: {exc}", job.log_tail
         )
     return succeeded
+
+
+def _with_container_times(observation: JobObservation, job: Job) -> JobObservation:
+    """Times measure what they name (SPEC §9): the container's start and end as its node
+    recorded them, not the moment this judgement ran."""
+    return replace(observation, started_at=job.started_dttm, ended_at=job.container_ended_dttm)
+
+
+def _ingest_what_is_there(session: Session, model: Model, job: Job, output_dir: JobPath) -> bool:
+    """The metrics of a run that did not succeed, keyed and replacing as for a success; a
+    file that is missing or bad changes nothing (the verdict already says what went wrong)."""
+    from app.metrics import MetricsError
+
+    try:
+        with session.begin_nested():
+            _ingest_outputs(session, model, job, output_dir)
+    except MetricsError as exc:
+        log.info("job %s left no complete metrics to keep: %s", job.id, exc)
+        return False
+    return True
+
+
+def _ingest_outputs(session: Session, model: Model, job: Job, output_dir: JobPath) -> None:
+    from app.metrics import ingest_eval_outputs, ingest_train_outputs
+
+    if job.type is JobType.TRAIN:
+        ingest_train_outputs(session, model, job, output_dir)
+    else:
+        ingest_eval_outputs(session, model, job, output_dir)
+
+
+def _record_progress_from_outputs(model: Model, job: Job, output_dir: JobPath) -> None:
+    """Epochs done and the latest checkpoint, read (through the gate) from progress.json:
+    what the node would have recorded had it seen the end. Only for the current attempt."""
+    if job.type is not JobType.TRAIN or model.current_attempt_id != job.id:
+        return
+    progress = outputs.read_progress(output_dir)
+    if progress is not None:
+        model.epochs_done, model.checkpoint_epoch = progress
+
+
+def _keep_data_of_ended_job(db: sessionmaker[Session], settings: Settings, job_id: int) -> str:
+    """A job that ended before its container did — a cancel, applied by the API at once,
+    the container stopped later by its node: ingest the epochs the container finished and
+    date the end by the container's (which also marks this done). Keyed and replacing, so
+    even a replay would change nothing; only while the job is the model's current attempt (a
+    later attempt owns the metrics then)."""
+    with transaction(db) as session:
+        locked = lock_job(session, job_id)
+        if locked is None:
+            return f"job {job_id} does not exist"
+        model, job = locked
+        ended = f"job {job_id} already ended as {job.status_cd}"
+        if job.container_ended_dttm is None or model.current_attempt_id != job.id:
+            return ended
+        if job.finished_dttm == job.container_ended_dttm:
+            # Judged after its container's end (its times are the container's), or this was
+            # done already: a replay, a status sync, finds nothing left to do.
+            return ended
+        output_dir = layout.job_output_dir(job_root(settings), model.uuid, job.type, job.id)
+        if job.container_missing:
+            _record_progress_from_outputs(model, job, output_dir)
+        kept = _ingest_what_is_there(session, model, job, output_dir)
+        job.finished_dttm = job.container_ended_dttm
+        stamp_step_times(model, job.type.step, job.started_dttm, job.container_ended_dttm)
+    return f"{ended}; its metrics {'kept' if kept else 'were incomplete'}"

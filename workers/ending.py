@@ -61,6 +61,7 @@ def observe_end(
                 session,
                 job,
                 ended_at=(state.finished_at if state else None) or utcnow(),
+                started_at=state.started_at if state else None,
                 exit_code=LAUNCH_FAILED_EXIT
                 if launch_error
                 else (state.exit_code if state else None),
@@ -82,18 +83,24 @@ def record_end(
     oom_killed: bool,
     log_tail: str | None,
     node_lost: bool = False,
+    started_at: datetime | None = None,
 ) -> list[int]:
-    """Write what is known of how the job's container ended and, for a job not yet ended,
-    queue its judgement (`complete_job`) in the same commit. Returns the outbox ids."""
+    """Write what is known of how the job's container ended and queue its judgement
+    (`complete_job`) in the same commit. Returns the outbox ids.
+
+    A job already ended (a cancel, applied by the API before its container stopped) is
+    queued too: its judgement is done, but the epochs its container finished meanwhile are
+    ingested then (SPEC §9, "Every ending keeps its data")."""
     job.container_ended_dttm = ended_at
+    # The container's own start (the runtime's), kept for the judgement: the start
+    # observation may have lost the race with the end, or be the launcher's clock.
+    job.started_dttm = started_at or job.started_dttm
     job.container_exit_code = exit_code
     job.container_missing = missing
     job.oom_killed = oom_killed
     job.log_tail = storable_or_none(log_tail)  # a job's log may hold NUL or invalid UTF-8
     if node_lost:
         job.node_lost = True
-    if job.status.is_terminal:
-        return []
     message = enqueue(session, messaging.COMPLETE_JOB, messaging.QUEUE_METRICS, {"job_id": job.id})
     return [message.id]
 

@@ -143,7 +143,8 @@ def reconcile_job(
         return "stopped"
     if state.running:
         if job.status is JobStatus.QUEUED:
-            record_observation(ctx.db, ctx.publisher, job.id, JobObservation(JobEvent.STARTED))
+            started = JobObservation(JobEvent.STARTED, started_at=state.started_at)
+            record_observation(ctx.db, ctx.publisher, job.id, started)
         _track_progress(ctx, job, model_uuid)
         return "running"
     return state.status  # "created": its launch is being retried

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from app.domain.checkpoints import epoch_has_checkpoint
@@ -94,6 +95,10 @@ class JobObservation:
     exit_code: int | None = None
     error: str | None = None  # becomes last_error (e.g. "CONTAINER_EXIT_3")
     error_message: str | None = None  # the job's error_message (e.g. the log tail)
+    # When the container itself started and ended, as its runtime reported them (SPEC §9:
+    # times measure what they name); None when unknown, and the write uses its own clock.
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 Action = CommandRequest | JobObservation

@@ -27,6 +27,7 @@ from app.domain.transitions import (
     Command,
     CommandRequest,
     Decision,
+    JobObservation,
     JobSnapshot,
     ModelSnapshot,
     NewJob,
@@ -121,34 +122,54 @@ def apply(
         return StatusWrite(decision, model, job)
 
     now = utcnow()
+    times = _times(action, now)
     result = StatusWrite(decision, model, job)
     if decision.job_change is not None and job is not None:
-        _change_job(job, decision, now)
+        _change_job(job, decision, times)
     if decision.reset_training:
         _reset_training(session, model)
     if decision.new_job is not None:
         result.job = _create_job(session, model, decision.new_job, now)
-    _write_model_states(model, decision, now)
+    _write_model_states(model, decision, times)
     session.flush()
     result.outbox_ids = _enqueue_follow_up(session, decision, result.job)
     return result
 
 
-def _change_job(job: Job, decision: Accepted, now: datetime) -> None:
+@dataclass(frozen=True)
+class _Times:
+    """The times a transition writes: the container's own when the observation carries them
+    (SPEC §9, "Times measure what they name"), else the clock of the write."""
+
+    now: datetime
+    started_at: datetime | None  # the container's start, when known
+    ended: datetime  # the container's end, or now
+
+
+def _times(action: Action, now: datetime) -> _Times:
+    if isinstance(action, JobObservation):
+        return _Times(now, action.started_at, action.ended_at or now)
+    return _Times(now, None, now)
+
+
+def _change_job(job: Job, decision: Accepted, times: _Times) -> None:
     change = decision.job_change
     assert change is not None
     if job.status.is_terminal:  # the domain rejects this; a bug if it ever gets here
         raise RuntimeError(f"job {job.id} is {job.status_cd}; terminal states never change")
     job.status_cd = change.status.value
     if change.status is JobStatus.RUNNING:
-        job.started_dttm = job.started_dttm or now
+        job.started_dttm = times.started_at or job.started_dttm or times.now
         return
     job.exit_code = change.exit_code
     job.error_message = storable_or_none(change.error_message)  # may quote the job's log
-    job.finished_dttm = now
+    job.finished_dttm = times.ended
+    # The end may be judged before the start was observed (a fast container): the
+    # container's start, when known, fills the gap.
+    job.started_dttm = times.started_at or job.started_dttm
 
 
-def _write_model_states(model: Model, decision: Accepted, now: datetime) -> None:
+def _write_model_states(model: Model, decision: Accepted, times: _Times) -> None:
     model.step1_state = decision.step1.value
     model.step2_state = decision.step2.value
     model.status_cd = derive_model_status(decision.step1, decision.step2).value
@@ -156,13 +177,24 @@ def _write_model_states(model: Model, decision: Accepted, now: datetime) -> None
         last_error = decision.last_error
         model.last_error = storable_or_none(last_error) if isinstance(last_error, str) else None
     if decision.started_step == 1:
-        model.step1_strt_dttm = model.step1_strt_dttm or now
+        model.step1_strt_dttm = times.started_at or model.step1_strt_dttm or times.now
     elif decision.started_step == 2:
-        model.step2_strt_dttm = model.step2_strt_dttm or now
-    if decision.ended_step == 1:
-        model.step1_end_dttm = now
-    elif decision.ended_step == 2:
-        model.step2_end_dttm = now
+        model.step2_strt_dttm = times.started_at or model.step2_strt_dttm or times.now
+    if decision.ended_step is not None:
+        stamp_step_times(model, decision.ended_step, times.started_at, times.ended)
+
+
+def stamp_step_times(
+    model: Model, step: int, started_at: datetime | None, ended_at: datetime
+) -> None:
+    """A step's attempt ended at `ended_at`; its start is the container's (`started_at`) when
+    known — also when the end was judged before the start was observed."""
+    if step == 1:
+        model.step1_strt_dttm = started_at or model.step1_strt_dttm
+        model.step1_end_dttm = ended_at
+    else:
+        model.step2_strt_dttm = started_at or model.step2_strt_dttm
+        model.step2_end_dttm = ended_at
 
 
 def _reset_training(session: Session, model: Model) -> None:

@@ -187,3 +187,30 @@ def test_a_silent_node_does_not_leave_its_job_running(
     train_csv = layout.train_dir(settings.output_root, uid) / "train.csv"
     epochs = [int(line.split(",")[0]) for line in train_csv.read_text().splitlines()[1:]]
     assert epochs == list(range(1, 31)), "no epoch twice"
+
+
+def test_a_silent_nodes_job_that_finished_is_testable_at_once(
+    client: FlaskClient, workers, trainer_image: str, settings: Settings
+) -> None:
+    """Issue 12 (3): the node went silent, its container finished; the sweep judges the job by
+    its outputs (COMPLETED) and records its progress from them: a test run is accepted at
+    once, not after the node returns."""
+    worker = workers("node-a", NODE_LOST_AFTER_S="4")
+    params = {"total_epoch": 6, "val_interval": 2, "epoch_seconds": 0.6}
+    uid = create_model(client, params=params)["uuid"]
+    first = client.post(f"/api/train/run/{uid}").get_json()["data"]["job"]
+    wait_running(client, uid, checkpoint=2)
+    worker.kill()  # node-a goes silent before its container ends
+    container = docker_client().containers.get(first["containerName"])
+    deadline = time.monotonic() + 30
+    while container.status != "exited" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        container.reload()
+    assert container.status == "exited", "the training finished while its node was silent"
+    workers("node-b", NODE_LOST_AFTER_S="4")  # its sweep notices the silence
+
+    done = wait_for_status(client, uid, "statusCd", "COMPLETED", 60)
+    assert done["checkpointEpochs"] == [2, 4, 6]
+    assert done["progress"]["epochsDone"] == 6
+    answer = client.post(f"/api/train/test/run/6/{uid}")
+    assert answer.status_code in (200, 202), answer.get_json()
