@@ -335,12 +335,17 @@ def test_compose_stack_end_to_end(stack: Stack) -> None:
 
     # A worker container restarted while its job runs: the training container (on the host
     # engine) keeps going, and the job is recorded once when it ends.
-    uid = _on_node(stack, NODES[1], total_epoch=8, epoch_seconds=1)
+    uid = _on_node(stack, NODES[1], total_epoch=12, epoch_seconds=1)
     _wait_model(api, uid, lambda m: m["jobs"][-1]["statusCd"] == "RUNNING", "job running")
+    before = stack.container("worker-cpu-2")
+    restarted_at = time.monotonic()
     stack.compose("restart", "-t", "15", "worker-cpu-2")
+    print(f"worker-cpu-2 restarted in {time.monotonic() - restarted_at:.1f} s")
+    assert stack.container("worker-cpu-2") == before  # the same container, restarted
+    assert _model(api, uid)["jobs"][-1]["statusCd"] == "RUNNING", "the job outlives the restart"
     done = _wait_model(api, uid, lambda m: m["statusCd"] == "COMPLETED", "completed after restart")
     assert [(j["node"], j["statusCd"]) for j in done["jobs"]] == [(NODES[1], "SUCCESS")]
-    assert _epochs(layout.train_dir(outputs, uid) / "train.csv") == list(range(1, 9))
+    assert _epochs(layout.train_dir(outputs, uid) / "train.csv") == list(range(1, 13))
     print(f"API flow in {time.monotonic() - started:.1f} s")
 
 
