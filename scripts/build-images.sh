@@ -4,6 +4,8 @@
 #   trainyard/base:bookworm    a minimal Debian bookworm + python3 root filesystem, made with
 #                              debootstrap from the Debian package mirror and `docker import`ed
 #   trainyard/trainer:latest   the reference trainer (trainer/Dockerfile) on top of that base
+#   trainyard/postgres:15,     compose's PostgreSQL and Redis from Debian packages on that base
+#   trainyard/redis:7          (scripts/build-service-images.sh, run at the end)
 #
 # Usage: scripts/build-images.sh [--force] [--force-trainer]
 #   --force          rebuild both images even when they exist
@@ -34,7 +36,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) force_base=1; force_trainer=1 ;;
     --force-trainer) force_trainer=1 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-images: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -187,5 +189,8 @@ if [ "$force_trainer" = 1 ] || [ "$have_hash" != "$want_hash" ]; then
 else
   log "$TRAINER_IMAGE is up to date, keeping it (use --force-trainer to rebuild)"
 fi
+
+# --- (c) service images (PostgreSQL, Redis) for compose on hosts with no registry -------------
+bash "$REPO_ROOT/scripts/build-service-images.sh"
 
 log "done in $((SECONDS - script_start))s: $BASE_IMAGE, $TRAINER_IMAGE"

@@ -67,6 +67,17 @@ def test_services_and_their_order(compose: dict[str, Any]) -> None:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has a healthcheck"
 
 
+def test_service_images_default_to_the_official_ones(compose: dict[str, Any]) -> None:
+    """POSTGRES_IMAGE / REDIS_IMAGE switch to the images `make images` builds locally
+    (tests/deploy/test_compose_e2e.py runs the stack on those)."""
+    services = _services(compose)
+    assert services["postgres"]["image"] == "${POSTGRES_IMAGE:-postgres:16}"
+    assert services["redis"]["image"] == "${REDIS_IMAGE:-redis:7}"
+    # Both images keep their data at the official images' paths.
+    assert ("pgdata", "/var/lib/postgresql/data") in _mounts(services["postgres"])
+    assert ("redisdata", "/data") in _mounts(services["redis"])
+
+
 def test_redis_persists_and_never_evicts(compose: dict[str, Any]) -> None:
     command = " ".join(_services(compose)["redis"]["command"])
     assert "--appendonly yes" in command
