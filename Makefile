@@ -12,7 +12,7 @@ help:
 	@echo "make run        start trainyard on http://127.0.0.1:$(PORT) (embedded defaults)"
 	@echo "make test       start PostgreSQL, Redis and Docker, then run every test"
 	@echo "make test-fast  pure domain tests only (no services)"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff and mypy (app/ and workers/ type-check clean)"
 	@echo "make services   install/start PostgreSQL, Redis and a Docker engine"
 	@echo "make images     build the local base image and the reference trainer image"
 	@echo "make wheel      dist/trainyard-*.whl: migrations and reference trainer included"
@@ -76,6 +76,7 @@ test-fast: venv
 
 lint: venv
 	$(BIN)/ruff check app workers tests bench trainer
+	$(BIN)/mypy
 
 bench: venv
 	$(BIN)/python -m bench.api_bench

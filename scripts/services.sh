@@ -37,6 +37,7 @@ provides=(
   /usr/share/fonts/opentype/noto:fonts-noto-cjk
   /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf:fonts-noto-color-emoji
   wrk:wrk                                    # make bench
+  git:git                                    # tests/deploy: the app image's source hash
 )
 docker_provides=(
   dockerd:docker.io                          # the engine, and the docker CLI

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, load_settings
 from app.db.session import make_session_factory, make_worker_engine
+from app.domain.containers import container_name
 from app.services.publisher import CeleryPublisher, Publisher
 from app.services.queries import installation_id
 from workers.runtime.base import ContainerRuntime
@@ -35,6 +36,11 @@ class WorkerContext:
     # Jobs this process is launching right now: reconcile must not mistake them for lost.
     launching: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def container_of(self, job_id: int, stored: str | None) -> str:
+        """The job's container name: the one stored when the job was made (always, since the
+        installation id), else the name it would have been given."""
+        return stored or container_name(self.runtime.installation, job_id)
 
 
 def docker_client_if_answering(timeout_s: float = 120, environment: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

@@ -46,7 +46,8 @@ def observe_end(
         ).one_or_none()
     if row is None:
         return
-    name, job_type, model_uuid = row
+    stored, job_type, model_uuid = row
+    name = ctx.container_of(job_id, stored)
     tail = ctx.runtime.logs_tail(name, ctx.node.log_tail_lines) if state is not None else ""
     if launch_error:
         tail = f"LAUNCH_FAILED: {launch_error}\n{tail}".strip()

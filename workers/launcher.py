@@ -36,7 +36,6 @@ from app.db.models import Job, Model
 from app.db.session import transaction
 from app.domain import layout
 from app.domain.completion import LAUNCH_FAILED, gave_up, short_reason
-from app.domain.containers import container_name
 from app.domain.states import JobStatus, JobType
 from app.domain.timefmt import utcnow
 from app.domain.transitions import JobEvent, JobObservation
@@ -160,8 +159,7 @@ def _claim(ctx: WorkerContext, job_id: int, yielded_to: list[int]) -> Claim | st
             job_id=job.id,
             job_type=job.type,
             attempt=job.attempt,
-            container_name=job.container_name
-            or container_name(ctx.runtime.installation, job.id),
+            container_name=ctx.container_of(job.id, job.container_name),
             image=job.image,
             params=dict(job.params),
             resources=dict(job.resources),
@@ -234,9 +232,8 @@ def _launch(ctx: WorkerContext, claim: Claim) -> str:
             if _runtime_unreachable(exc):
                 raise  # not the job's fault: give the claim back (_release_after_error)
             return _launch_failed(ctx, claim, exc)  # the output folder cannot be prepared
-    write = record_observation(
-        ctx.db, ctx.publisher, claim.job_id, JobObservation(JobEvent.STARTED)
-    )
+    started = JobObservation(JobEvent.STARTED, started_at=state.started_at)
+    write = record_observation(ctx.db, ctx.publisher, claim.job_id, started)
     if write.accepted:
         log.info("job %s started in %s on %s", claim.job_id, spec.name, ctx.node.node)
         return f"started {spec.name}"

@@ -25,7 +25,6 @@ from app import jobfiles, messaging
 from app.db.models import Job, Model
 from app.domain import layout
 from app.domain.completion import LAUNCH_FAILED, gave_up, short_reason
-from app.domain.containers import container_name
 from app.domain.states import JobStatus
 from app.domain.timefmt import as_utc, utcnow
 from app.domain.transitions import JobEvent, JobObservation
@@ -42,10 +41,6 @@ log = logging.getLogger(__name__)
 
 SWEEP_LOCK_KEY = 0x7472_6169  # "trai": the sweep's advisory lock id
 JUDGE_AFTER_S = 30  # an ended container not judged after this long: re-publish complete_job
-
-
-def _container_of(ctx: WorkerContext, job: Job) -> str:
-    return job.container_name or container_name(ctx.runtime.installation, job.id)
 
 
 def _claimed_jobs(ctx: WorkerContext) -> list[tuple[Job, str]]:
@@ -78,7 +73,7 @@ def reconcile_node(ctx: WorkerContext, startup: bool = False) -> dict[str, int]:
         raise
     counts: dict[str, int] = {}
     for job, model_uuid in jobs:
-        name = _container_of(ctx, job)
+        name = ctx.container_of(job.id, job.container_name)
         state = containers.pop(name, None)
         if job.id in ctx.launching:
             continue
@@ -128,7 +123,7 @@ def reconcile_job(
         if release_claim(ctx.db, job.id, ctx.node.node):
             republish_queued(ctx, model_id=job.model_id)
         return "requeued"
-    name = _container_of(ctx, job)
+    name = ctx.container_of(job.id, job.container_name)
     if state is None:
         if job.container_ended_dttm is not None:
             remove_container(ctx, job.id, name)  # recorded, removed, not yet marked gone
@@ -167,7 +162,7 @@ def sync_job(ctx: WorkerContext, job_id: int) -> dict[str, Any]:
     if job.node != ctx.node.node:
         return {"jobId": job_id, "outcome": f"job is on node {job.node}"}
     if job.container_gone_dttm is None:
-        state = ctx.runtime.inspect(_container_of(ctx, job))
+        state = ctx.runtime.inspect(ctx.container_of(job.id, job.container_name))
         outcome = reconcile_job(ctx, job, str(model_uuid), state, startup=False)
     else:
         outcome = "container gone"

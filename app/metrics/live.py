@@ -217,9 +217,10 @@ def _write(
         series.summary = {"generation": series.generation, "metrics": summarize(names, rows)}
         session.flush()
         return series.generation
-    series = store.find_series(session, model_id, split)
-    if series is None or series.job_id != job_id or series.generation != cursor.generation:
+    found = store.find_series(session, model_id, split)
+    if found is None or found.job_id != job_id or found.generation != cursor.generation:
         return -1
+    series = found
     written = store.write_rows(session, split, header, rows, model_id, job_id)
     cached = series.summary
     merged = None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Job, Model
@@ -63,4 +64,4 @@ def record_progress(
             .values(epochs_done=epochs_done, checkpoint_epoch=checkpoint_epoch)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(cast(CursorResult[Any], result).rowcount)
