@@ -147,9 +147,9 @@ def workers(
                 runtime.remove(state.name)
     client = docker_client()
     if client is not None:
-        for container in client.containers.list(
-            all=True, filters={"label": "trainyard.managed=true"}
-        ):
+        # This database's containers only: other installations share the engine.
+        ours = {"label": ["trainyard.managed=true", f"trainyard.installation={installation}"]}
+        for container in client.containers.list(all=True, filters=ours):
             container.remove(force=True)
     failed = [w for w in started if "Traceback" in w.log()]
     for worker in failed:
