@@ -343,7 +343,7 @@ class Stack:
             "RETRY_BACKOFF_MAX_S": "5",
             "NODE_LOST_AFTER_S": str(self.config.node_lost_after_s),
             "WORKER_CONCURRENCY": str(self.config.worker_concurrency),
-            "DEFAULT_JOB_MEMORY_MB": "256",
+            "DEFAULT_JOB_MEMORY_MB": "512",
             **self.config.extra_worker_env,
         }
         if node == "chaos-b":

@@ -166,7 +166,7 @@ def node_lost(stack: Stack, jobs: int) -> Result:
     stack.workers["chaos-b"].kill()
     for container in stack.own_containers():
         if container.labels.get("trainyard.node") == "chaos-b":
-            container.kill()  # the machine went with it; the engine is shared here
+            container.remove(force=True)  # the machine went with it; the engine is shared here
     _settle(stack, result, fault_at, 240)
     stack.start_worker("chaos-b")
     return result
