@@ -180,7 +180,14 @@ class PostgresCluster:
         """`pg_ctl restart -m immediate`: SIGQUIT to the postmaster's PID, no checkpoint, crash
         recovery at the next start — what a power cut does to the database."""
         self._run(
-            _pg_bin("pg_ctl"), "-D", str(self.dir), "-l", str(self.log), "-m", "immediate", "-w",
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(self.dir),
+            "-l",
+            str(self.log),
+            "-m",
+            "immediate",
+            "-w",
             "restart",
         )
 
@@ -408,12 +415,6 @@ class Stack:
                 " WHERE published_dttm IS NULL AND given_up_dttm IS NULL"
             ).fetchone()[0]
         return live == 0 and outbox == 0 and not self.own_containers()
-
-    def wait_at_rest(self, timeout_s: float) -> float:
-        """Seconds until the stack is at rest (raises TimeoutError past timeout_s)."""
-        t0 = time.monotonic()
-        wait_until(self.at_rest, timeout_s, "every job ended and every container gone", 1.0)
-        return time.monotonic() - t0
 
     # --- the API, as a client sees it --------------------------------------------------------
 
