@@ -357,11 +357,11 @@ class Stack:
             env["DOCKER_HOST"] = f"unix://{self.proxy.path}"
         return env
 
-    def start_worker(self, node: str) -> Child:
+    def start_worker(self, node: str, **env: str) -> Child:
         worker = Child(
             f"worker-{node}",
             [sys.executable, "-m", "workers.main"],
-            self.worker_env(node),
+            {**self.worker_env(node), **env},
             self.base / f"worker-{node}.log",
         )
         already = len(worker.log())
@@ -418,14 +418,16 @@ class Stack:
 
     # --- the API, as a client sees it --------------------------------------------------------
 
-    def create_model(self, params: dict[str, Any]) -> str:
-        body = {
+    def create_model(self, params: dict[str, Any], resources: dict[str, Any] | None = None) -> str:
+        body: dict[str, Any] = {
             "modelNo": "G1",
             "modelVer": "v1.0.0",
             "trainType": "GENERAL",
             "memo": "chaos",
             "params": params,
         }
+        if resources:
+            body["resources"] = resources
         response = self.http.post("/api/models", json=body)
         response.raise_for_status()
         return str(response.json()["data"]["uuid"])

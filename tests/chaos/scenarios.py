@@ -18,6 +18,7 @@ from typing import Any
 
 from tests.chaos.harness import TRAINER_IMAGE, Stack, wait_until
 from tests.chaos.invariants import check_all, one_container_per_model, one_live_job_per_model
+from workers.runtime.process import ProcessRuntime
 
 PARAMS: dict[str, Any] = {"total_epoch": 4, "val_interval": 2, "epoch_seconds": 1}
 #: How long the API may hold a status sync while the broker is frozen (PUBLISH_TIMEOUT_S is
@@ -267,6 +268,46 @@ def redis_frozen(stack: Stack, jobs: int) -> Result:
     return _settle(stack, result, fault_at, 180)
 
 
+def gpu_worker_sigkill(stack: Stack, jobs: int) -> Result:
+    """GPU leases across a crash. The Docker runtime needs real GPUs, so a third node,
+    chaos-gpu, runs the process runtime with two declared GPUs (NODE_GPUS=0,1): more GPU jobs
+    than GPUs queue for leases; the node is SIGKILLed mid-run and restarted."""
+    result = Result(
+        "GPU node SIGKILL + restart", "SIGKILL chaos-gpu (process runtime, 2 GPUs)", jobs
+    )
+    state_dir = stack.base / "gpu-processes"
+    env = {"WORKER_RUNTIME": "process", "NODE_GPUS": "0,1", "PROCESS_STATE_DIR": str(state_dir)}
+    stack.start_worker("chaos-gpu", **env)
+    try:
+        uids = [stack.create_model(PARAMS, {"gpus": 1}) for _ in range(jobs)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(stack.run_with_retries, uids))
+        wait_until(lambda: _running_on(stack, "chaos-gpu") >= 1, 60, "a GPU job running")
+        fault_at = time.monotonic()
+        stack.workers["chaos-gpu"].kill()
+        time.sleep(2)
+        stack.start_worker("chaos-gpu", **env)
+        _settle(stack, result, fault_at, 240)
+        with stack.sql() as conn:
+            overlap = conn.execute(
+                "SELECT count(*) FROM tb_model_train_job a JOIN tb_model_train_job b"
+                " ON a.id < b.id AND a.node = b.node AND a.gpu_ids::text = b.gpu_ids::text"
+                " AND a.started_dttm < b.finished_dttm AND b.started_dttm < a.finished_dttm"
+                " WHERE a.node = 'chaos-gpu' AND a.gpu_ids IS NOT NULL"
+            ).fetchone()[0]
+        if overlap:
+            result.violations.append(f"[GPU leases] {overlap} pairs of jobs shared a GPU")
+    finally:
+        stack.workers.pop("chaos-gpu").terminate()
+        with stack.sql() as conn:
+            (installation,) = conn.execute("SELECT id FROM tb_installation").fetchone()
+        runtime = ProcessRuntime(state_dir, "chaos-gpu", installation=installation)
+        for leftover in runtime.list_managed("chaos-gpu"):
+            result.violations.append(f"[process runtime] {leftover.name} left behind")
+            runtime.remove(leftover.name)
+    return result
+
+
 def burst(stack: Stack, jobs: int) -> Result:
     result = Result(f"{jobs} runs at once", "none: load only", jobs)
     fault_at = time.monotonic()
@@ -287,5 +328,6 @@ SCENARIOS: dict[str, tuple[Scenario, int, int | None]] = {
     "docker_unreachable": (docker_unreachable, 8, None),
     "foreign_container": (foreign_container, 4, 2),
     "redis_frozen": (redis_frozen, 6, None),
+    "gpu_worker_sigkill": (gpu_worker_sigkill, 4, None),
     "burst": (burst, 150, None),
 }
