@@ -27,12 +27,14 @@ def run_suite(names: list[str], subset: bool, burst: int) -> list[Result]:
             scenario, full_jobs, subset_jobs = SCENARIOS[name]
             jobs = burst if name == "burst" else (subset_jobs if subset else full_jobs) or full_jobs
             t0 = time.monotonic()
+            first_job = stack.next_job_id()
             print(f"--- {name} ({jobs} jobs)", flush=True)
             try:
                 result = scenario(stack, jobs)
             except Exception as exc:
                 traceback.print_exc()
                 result = Result(name, "?", jobs, [f"[scenario failed] {exc!r}"])
+            result.outcomes = stack.job_counts(since_id=first_job)
             results.append(result)
             for violation in result.violations:
                 print(f"    {violation}", flush=True)
@@ -48,12 +50,13 @@ def run_suite(names: list[str], subset: bool, burst: int) -> list[Result]:
 
 
 def table(results: list[Result]) -> str:
-    head = ("scenario", "faults", "jobs", "violations", "recovery s")
+    head = ("scenario", "faults", "jobs", "outcomes", "violations", "recovery s")
     rows = [
         (
             r.scenario,
             r.faults,
             str(r.jobs),
+            " ".join(f"{status} {n}" for status, n in sorted(r.outcomes.items())),
             str(len(r.violations)),
             "-" if r.recovery_s is None else f"{r.recovery_s:.1f}",
         )

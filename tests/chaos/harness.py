@@ -399,10 +399,20 @@ class Stack:
         for container in self.own_containers():
             container.remove(force=True)
 
-    def job_counts(self) -> dict[str, int]:
+    def job_counts(self, since_id: int = 0) -> dict[str, int]:
+        """Jobs by status (those with an id >= since_id)."""
         with self.sql() as conn:
-            rows = conn.execute("SELECT status_cd, count(*) FROM tb_model_train_job GROUP BY 1")
+            rows = conn.execute(
+                "SELECT status_cd, count(*) FROM tb_model_train_job WHERE id >= %s GROUP BY 1",
+                (since_id,),
+            )
             return dict(rows.fetchall())
+
+    def next_job_id(self) -> int:
+        """The id the next job will get (ids are never reused: a sequence)."""
+        with self.sql() as conn:
+            row = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM tb_model_train_job")
+            return int(row.fetchone()[0])
 
     def at_rest(self) -> bool:
         """No live job, no unsent outbox message, no container of ours left."""

@@ -33,6 +33,7 @@ class Result:
     jobs: int
     violations: list[str] = field(default_factory=list)
     recovery_s: float | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)  # job status → jobs
 
 
 def _submit(stack: Stack, count: int, params: dict[str, Any] | None = None) -> list[str]:
@@ -207,10 +208,7 @@ def foreign_container(stack: Stack, jobs: int) -> Result:
     old scheme (trainyard-job-<id>), with that installation's labels: never adopted, stopped
     or removed."""
     result = Result("foreign container, clashing name", "another installation's container", jobs)
-    with stack.sql() as conn:
-        next_id = int(
-            conn.execute("SELECT coalesce(max(id), 0) + 1 FROM tb_model_train_job").fetchone()[0]
-        )
+    next_id = stack.next_job_id()
     name = f"trainyard-job-{next_id}"
     if stack.docker.containers.list(all=True, filters={"name": f"^/{name}$"}):
         name = f"{name}-chaos-{stack.installation[:6]}"  # someone else's already: don't touch
