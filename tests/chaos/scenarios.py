@@ -139,9 +139,11 @@ def api_sigkill_burst(stack: Stack, jobs: int) -> Result:
         with ThreadPoolExecutor(max_workers=8) as pool:
             answers.extend(pool.map(stack.run_with_retries, uids))
 
+    first_job = stack.next_job_id()
     sender = threading.Thread(target=burst)
     sender.start()
-    time.sleep(0.3)
+    # Mid-burst: the first job committed, most of the requests still in flight.
+    wait_until(lambda: stack.next_job_id() > first_job, 30, "the first run", every_s=0.02)
     fault_at = time.monotonic()
     assert stack.api is not None
     stack.api.kill()
@@ -320,7 +322,7 @@ SCENARIOS: dict[str, tuple[Scenario, int, int | None]] = {
     "worker_sigkill": (worker_sigkill, 8, 3),
     "redis_lost": (redis_lost, 8, None),
     "postgres_restart": (postgres_restart, 8, None),
-    "api_sigkill_burst": (api_sigkill_burst, 20, 6),
+    "api_sigkill_burst": (api_sigkill_burst, 24, 10),
     "run_cancel_race": (run_cancel_race, 10, 4),
     "node_lost": (node_lost, 8, None),
     "docker_unreachable": (docker_unreachable, 8, None),
