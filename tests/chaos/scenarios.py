@@ -79,7 +79,20 @@ def _settle(stack: Stack, result: Result, fault_at: float, timeout_s: float) -> 
         time.sleep(1)
     result.violations += sorted(seen)
     result.violations += check_all(stack)
+    result.violations += _restart_exited_workers(stack)
     return result
+
+
+def _restart_exited_workers(stack: Stack) -> list[str]:
+    """A worker that exited on its own (no fault of ours killed it for good) is a finding; it
+    is started again, as a process manager would, so the next scenario has both nodes."""
+    found = []
+    for node, worker in list(stack.workers.items()):
+        if worker.process is not None and worker.process.poll() is not None:
+            code = worker.process.returncode
+            found.append(f"[process] worker {node} exited by itself (status {code})")
+            stack.start_worker(node)
+    return found
 
 
 def _jobs_per_model(stack: Stack, uids: list[str]) -> list[str]:
