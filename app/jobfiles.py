@@ -390,26 +390,25 @@ _REFUSAL = {Entry.LINK: Reason.LINK, Entry.FIFO: Reason.FIFO, Entry.OTHER: Reaso
 
 def has_file(path: JobPath) -> bool:
     """True for a regular file, False when missing; anything else is refused."""
-    found = entry(path)
-    if found is None:
-        return False
-    if found is Entry.DIRECTORY:
-        raise JobFileError(str(path), Reason.DIRECTORY)
-    if found is not Entry.FILE:
-        raise JobFileError(str(path), _REFUSAL[found])
-    return True
+    return _is(path, Entry.FILE)
 
 
 def has_dir(path: JobPath) -> bool:
     """True for a folder, False when missing; anything else is refused."""
+    return _is(path, Entry.DIRECTORY)
+
+
+def _is(path: JobPath, kind: Entry) -> bool:
     found = entry(path)
     if found is None:
         return False
+    if found is kind:
+        return True
+    if found is Entry.DIRECTORY:
+        raise JobFileError(str(path), Reason.DIRECTORY)
     if found is Entry.FILE:
         raise JobFileError(str(path), Reason.NOT_DIRECTORY)
-    if found is not Entry.DIRECTORY:
-        raise JobFileError(str(path), _REFUSAL[found])
-    return True
+    raise JobFileError(str(path), _REFUSAL[found])
 
 
 def list_dir(path: JobPath) -> dict[str, Entry]:
