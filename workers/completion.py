@@ -179,7 +179,13 @@ def _ingest_what_is_there(session: Session, model: Model, job: Job, output_dir: 
     """The metrics of a run that did not succeed, keyed and replacing as for a success; a
     file that is missing or bad changes nothing (the verdict already says what went wrong)."""
     from app.metrics import MetricsError
+    from app.metrics.ingest import keep_train_outputs
 
+    if job.type is JobType.TRAIN:
+        kept = keep_train_outputs(session, model, job, output_dir)
+        if len(kept) < 2:
+            log.info("job %s left metrics to keep for %s only", job.id, kept or "nothing")
+        return bool(kept)
     try:
         with session.begin_nested():
             _ingest_outputs(session, model, job, output_dir)

@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"--hostname={ctx.node.node}@%h",
                 f"--queues={','.join(queues)}",
                 "--loglevel=INFO",
+                # Gossip and mingle talk worker to worker over the broker, and nothing here
+                # uses them (no revokes; Flower reads events). Their consumer is what crashes
+                # the whole worker when Redis restarts ("'NoneType' object has no attribute
+                # 'hostname'" while closing its queue, kombu#582; found by tests/chaos).
+                "--without-gossip",
+                "--without-mingle",
                 *(argv or []),
             ]
         )

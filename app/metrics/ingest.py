@@ -64,6 +64,28 @@ def ingest_train_outputs(
     model.step1_metric_save_yn = True
 
 
+def keep_train_outputs(
+    session: Session, model: Model, job: Job, train_dir: JobPath | Path
+) -> list[str]:
+    """What a training that did not succeed leaves: each of train.csv and val.csv that is
+    there and sound replaces its split's rows on its own, so a run stopped before its first
+    validation (val.csv a bare header) still keeps its train rows. Returns the splits kept."""
+    folder = jobfiles.beneath(train_dir)
+    kept = []
+    for split, name in TRAIN_FILES:
+        try:
+            with session.begin_nested():
+                header = load_file(session, split, folder / name, name, model.id, job.id)
+                if split == "val":
+                    model.best_epoch = choose_best_epoch(session, model, job, header)
+        except MetricsError:
+            continue  # nothing of this split changed; the verdict says what went wrong
+        kept.append(split)
+    if kept:
+        model.step1_metric_save_yn = True
+    return kept
+
+
 def ingest_eval_outputs(
     session: Session, model: Model, job: Job, eval_dir: JobPath | Path
 ) -> None:

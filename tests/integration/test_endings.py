@@ -200,3 +200,20 @@ def test_a_job_judged_after_its_node_was_lost_records_its_checkpoint(
     assert shown["checkpointEpochs"] == [2, 4]
     assert shown["progress"]["epochsDone"] == 4
     assert client.post(f"/api/train/test/run/4/{uid}").status_code == 200
+
+
+def test_a_run_stopped_before_its_first_validation_keeps_its_train_rows(
+    client: FlaskClient, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """val.csv still a bare header (val_interval 2, canceled after epoch 1): the train row
+    stays; an all-or-nothing ingest lost it (found by tests/chaos, run_cancel_race)."""
+    uid, job_id = _run(client, db, val_interval=2)
+    assert record_observation(db, None, job_id, JobObservation(JobEvent.STARTED)).accepted
+    assert client.post(f"/api/train/cancel/{uid}").status_code == 200
+    _write_outputs(settings, uid, "epoch,loss\n1,0.9\n", "epoch,val_loss\n")
+    now = datetime.now(UTC)
+    _end(db, job_id, started_at=now - timedelta(seconds=5), ended_at=now, exit_code=143)
+
+    complete_job(db, settings, None, job_id)
+    assert _rows(db, uid) == (1, 0)
+    assert _epochs(client, uid, "train") == [1]
