@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"--queues={','.join(queues)}",
                 "--loglevel=INFO",
                 # Gossip and mingle talk worker to worker over the broker, and nothing here
-                # uses them (no revokes; Flower reads events). Their consumer is what crashes
-                # the whole worker when Redis restarts ("'NoneType' object has no attribute
-                # 'hostname'" while closing its queue, kombu#582; found by tests/chaos).
+                # uses them (no revokes; Flower reads events). Gossip's consumer has a known
+                # crash while reconnecting to Redis ("'NoneType' object has no attribute
+                # 'hostname'", kombu#582), seen in tests/chaos's redis_lost. (A worker can
+                # still exit on a Redis restart under load: see docs/chaos.md.)
                 "--without-gossip",
                 "--without-mingle",
                 *(argv or []),

@@ -90,7 +90,11 @@ def _restart_exited_workers(stack: Stack) -> list[str]:
     for node, worker in list(stack.workers.items()):
         if worker.process is not None and worker.process.poll() is not None:
             code = worker.process.returncode
-            found.append(f"[process] worker {node} exited by itself (status {code})")
+            why = [ln for ln in worker.log().splitlines() if " CRITICAL " in ln or "Error" in ln]
+            found.append(
+                f"[process] worker {node} exited by itself (status {code})"
+                + (f": {why[-1][-300:]}" if why else "")
+            )
             stack.start_worker(node)
     return found
 
