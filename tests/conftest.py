@@ -83,7 +83,8 @@ def settings(tmp_path: Path) -> Settings:
 
 class JsonWritesClient(FlaskClient):
     """Sends what every real client sends (the dashboard, an HTTP client given the header
-    by hand): Content-Type application/json on every request, also a command with no body. A test that passes `data=`, `content_type=` or a Content-Type header of its own gets
+    by hand): Content-Type application/json on every request, also a command with no body.
+    A test that passes `data=`, `content_type=` or a Content-Type header of its own gets
     exactly that (the 415 tests do)."""
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
