@@ -53,9 +53,13 @@ SECRET_TOKEN = f"hostile-canary-{secrets.token_hex(12)}"
 DB_CREDENTIALS = TEST_DATABASE_URL.split("//", 1)[1].split("@", 1)[0] + "@"
 
 
+def _limit_address_space() -> None:  # runs in the child, before exec
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+
+
 def _limit_memory() -> None:  # runs in the child, before exec
     os.setsid()
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    _limit_address_space()
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +93,7 @@ def hostile_image(trainer_image: str) -> str:
 class LimitedWorker(WorkerProcess):
     """tests/workers' WorkerProcess, started under the memory limit."""
 
-    def start(self) -> LimitedWorker:
-        seen = len(self.log())  # a restart appends: wait for this start's "ready."
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers.main"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_limit_memory,
-        )
-        wait_until(lambda: "ready." in self.log()[seen:], 60, f"worker {self.node} to start")
-        return self
+    before_exec = staticmethod(_limit_address_space)
 
 
 class ApiServer:

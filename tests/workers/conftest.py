@@ -73,7 +73,11 @@ class WorkerProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
 
+    #: Runs in the child before exec (e.g. a resource limit); None: nothing.
+    before_exec: Callable[[], None] | None = None
+
     def start(self) -> WorkerProcess:
+        seen = len(self.log())  # a restart appends: wait for this start's "ready."
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workers.main"],
@@ -82,8 +86,9 @@ class WorkerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=self.before_exec,
         )
-        wait_until(lambda: "ready." in self.log(), 60, f"worker {self.node} to start")
+        wait_until(lambda: "ready." in self.log()[seen:], 60, f"worker {self.node} to start")
         return self
 
     def log(self) -> str:
