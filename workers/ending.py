@@ -1,7 +1,7 @@
 """When a container ends (or is found missing, or is stopped on cancel), on the node that owns it.
 
 Record before remove: the exit code, OOM flag, finish time and log tail are committed before
-the container is removed. Then the judgement (SPEC §5) and the metric ingest run as one
+the container is removed, and the rest of its output is stored with its log (app/joblogs.py). Then the judgement (SPEC §5) and the metric ingest run as one
 `complete_job` task on the metrics queue (workers/completion.py), published through the
 outbox in the same commit, so a crash between the two steps loses nothing.
 """
@@ -26,6 +26,7 @@ from app.services.outbox import enqueue, publish_pending
 from workers import outputs
 from workers.context import WorkerContext
 from workers.gpus import release_gpus
+from workers.logcollector import runtime_tail, store_final_log
 from workers.requeue import republish_queued
 from workers.runtime.base import ContainerState
 
@@ -48,7 +49,13 @@ def observe_end(
         return
     stored, job_type, model_uuid = row
     name = ctx.container_of(job_id, stored)
-    tail = ctx.runtime.logs_tail(name, ctx.node.log_tail_lines) if state is not None else ""
+    tail = ""
+    if state is not None:
+        # Everything it printed is stored before the end is recorded: a reader that sees the
+        # end has every byte (workers/logcollector.py).
+        tail = store_final_log(ctx, job_id, name, model_uuid)
+        if tail is None:
+            tail = runtime_tail(ctx, name)
     if launch_error:
         tail = f"LAUNCH_FAILED: {launch_error}\n{tail}".strip()
     if JobType(job_type) is JobType.TRAIN:

@@ -19,8 +19,8 @@ from flask import Blueprint, Response, request, send_file
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import jobfiles
-from app.api import responses
+from app import jobfiles, joblogs
+from app.api import logstream, responses
 from app.api.envelope import ApiError, ok
 from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
 from app.db.models import Job, Model
@@ -53,20 +53,34 @@ def _job_id_query() -> int | None:
 
 
 @bp.get("/<model_uuid>/logs")
-def logs(model_uuid: str) -> tuple[Response, int]:
+def logs(model_uuid: str) -> tuple[Response, int] | Response:
     """The log tail of the model's current (or last) job, or of `?jobId=` among its jobs.
 
     The tail is stored when a container ends (before it is removed); a job still queued or
-    running has none yet, and the answer says so in `note`.
+    running has none yet, and the answer says so in `note`. The whole log, stored as the job
+    runs: `?offset=N` (a JSON chunk), `?follow=1` (a live event stream), `/logs/download`
+    (app/api/logstream.py).
     """
     key = parse_uuid(model_uuid)
     wanted = _job_id_query()
+    following = logstream.parse_follow(request.args.get("follow"))
+    offset = logstream.parse_offset(request.args.get("offset"), "offset")
+    if following:  # EventSource sends the last id it received when it reconnects
+        resumed = logstream.parse_offset(request.headers.get("Last-Event-ID"), "Last-Event-ID")
+        offset = resumed if resumed is not None else offset
     rt = runtime()
     with rt.reads() as session:
         model = model_or_404(session, key)
         jobs = jobs_of(session, model)
         job = _pick_job(model, jobs, wanted)
+        if job is not None and (following or offset is not None):
+            folder = joblogs.log_dir(jobfiles.job_root(rt.settings), model.uuid, job.id)
+            if following:
+                return logstream.follow(rt, job.id, folder, offset or 0)
+            return ok(logstream.chunk(rt, job, folder, offset or 0))
         if job is None:
+            if following or offset is not None:
+                raise ApiError(404, "JOB_NOT_FOUND", "This model has no jobs yet.")
             no_jobs: responses.LogAnswer = {
                 "jobId": None,
                 "logTail": None,
@@ -74,7 +88,29 @@ def logs(model_uuid: str) -> tuple[Response, int]:
                 "note": "This model has no jobs yet.",
             }
             return ok(no_jobs)
-        return ok(_log_answer(job, rt.settings.tz))
+        return ok(_log_answer(model, job, rt.settings.tz))
+
+
+@bp.get("/<model_uuid>/logs/download")
+def logs_download(model_uuid: str) -> Response:
+    """The whole stored log of the current (or last) job, or of `?jobId=`, as a text file."""
+    key = parse_uuid(model_uuid)
+    wanted = _job_id_query()
+    rt = runtime()
+    with rt.reads() as session:
+        model = model_or_404(session, key)
+        job = _pick_job(model, jobs_of(session, model), wanted)
+        if job is None:
+            raise ApiError(404, "JOB_NOT_FOUND", "This model has no jobs yet.")
+        folder = joblogs.log_dir(jobfiles.job_root(rt.settings), model.uuid, job.id)
+        name = (
+            f"{_safe_part(model.model_no)}_{_safe_part(model.model_ver)}_"
+            f"{str(model.uuid)[:8]}_job_{job.id}.log"
+        )
+    response = Response(logstream.download(folder), mimetype="text/plain")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _pick_job(model: Model, jobs: list[Job], wanted: int | None) -> Job | None:
@@ -89,7 +125,7 @@ def _pick_job(model: Model, jobs: list[Job], wanted: int | None) -> Job | None:
     return jobs[-1] if jobs else None
 
 
-def _log_answer(job: Job, tz: Any) -> responses.LogAnswer:
+def _log_answer(model: Model, job: Job, tz: Any) -> responses.LogAnswer:
     tail = job.log_tail
     if tail is None and job.error_message and job.status_cd == JobStatus.FAILED.value:
         tail = job.error_message  # a failure keeps the log tail as its error message
@@ -98,8 +134,8 @@ def _log_answer(job: Job, tz: Any) -> responses.LogAnswer:
         note = None
     elif live:
         note = (
-            f"Job {job.id} is {job.status_cd}: its log tail is stored when the container ends. "
-            "Progress and curves update while it runs."
+    f"Job {job.id} is {job.status_cd}: its log tail is stored when the container ends; "
+            "follow its whole log live with ?follow=1 (or page it with ?offset=)."
         )
     else:
         note = f"No log was stored for job {job.id}."
@@ -110,6 +146,7 @@ def _log_answer(job: Job, tz: Any) -> responses.LogAnswer:
         "statusCd": job.status_cd,
         "statusName": JobStatus(job.status_cd).display_name,
         "exitCode": job.exit_code,
+        "containerExitCode": job.container_exit_code,
         "oomKilled": job.oom_killed,
         "errorMessage": job.error_message,
         "finishedDttm": format_time(job.finished_dttm, tz),
@@ -117,6 +154,8 @@ def _log_answer(job: Job, tz: Any) -> responses.LogAnswer:
         "available": bool(tail),
         "logTail": tail,
         "note": note,
+        "streamUrl": f"/api/models/{model.uuid}/logs?follow=1&jobId={job.id}",
+        "downloadUrl": f"/api/models/{model.uuid}/logs/download?jobId={job.id}",
     }
 
 

@@ -78,6 +78,7 @@ def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
         "statusCd": status.value,
         "statusName": status.display_name,
         "exitCode": job.exit_code,
+        "containerExitCode": job.container_exit_code,
         "oomKilled": job.oom_killed,
         "errorMessage": job.error_message,
         "node": job.node,
@@ -117,6 +118,7 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "image": model.image,
         "dataset": model.dataset,
         "resources": cast(responses.ResourceRequests, model.resources),  # what CreateModel stored
+        "stallTimeoutS": model.stall_timeout_s,
         "createdDttm": format_time(model.created_dttm, tz),
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch

@@ -55,6 +55,9 @@ class Model(Base):
     image: Mapped[str] = mapped_column(String(255))
     dataset: Mapped[str | None] = mapped_column(String(255))
     resources: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # No progress.json change and no log output this long → the node ends the job STALLED
+    # (workers/logcollector.py); None: the node's DEFAULT_STALL_TIMEOUT_S, 0: never.
+    stall_timeout_s: Mapped[int | None] = mapped_column(Integer)
 
     # Written only by app.services.status_writes; status_cd is derived from the two steps.
     status_cd: Mapped[str] = mapped_column(String(16), default=StepState.READY.value)
