@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from flask import Response
 from sqlalchemy import select
@@ -118,62 +118,72 @@ def follow(rt: Runtime, job_id: int, folder: JobPath, offset: int) -> Response:
             f"This API process already serves {rt.settings.log_follow_streams} live log "
             "streams (LOG_FOLLOW_STREAMS); poll with ?offset= or try again shortly.",
         )
-    response = Response(_events(rt, job_id, folder, offset, slots), mimetype="text/event-stream")
+    stream = _Stream(_events(rt, job_id, folder, offset), slots)
+    response = Response(stream, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"  # a proxy must pass each event on at once
     return response
 
 
-def _events(
-    rt: Runtime,
-    job_id: int,
-    folder: JobPath,
-    offset: int,
-    slots: threading.BoundedSemaphore,
-) -> Iterator[str]:
+class _Stream:
+    """The events, holding a stream slot until the server closes the answer (also when the
+    client went away before the first event: a generator never started runs no `finally`)."""
+
+    def __init__(self, events: Generator[str, None, None], slot: threading.BoundedSemaphore):
+        self._events = events
+        self._slot: threading.BoundedSemaphore | None = slot
+
+    def __iter__(self) -> Iterator[str]:
+        return self._events
+
+    def close(self) -> None:
+        self._events.close()
+        if self._slot is not None:
+            self._slot.release()
+            self._slot = None
+
+
+def _events(rt: Runtime, job_id: int, folder: JobPath, offset: int) -> Generator[str, None, None]:
     settings = rt.settings
-    try:
-        yield f"retry: 1000\n: job {job_id}\n\n"
-        deadline = time.monotonic() + settings.log_follow_max_s
-        quiet_since = time.monotonic()
-        position, pending = offset, b""  # sent up to `position`; `pending` follows it
-        while True:
-            try:
-                ended = container_ended(rt, job_id)
-                part = joblogs.read(folder, position + len(pending), CHUNK_BYTES)
-            except Exception as exc:  # the database or the file went away: the client resumes
-                yield f": stopped ({type(exc).__name__}); reconnect to resume\n\n"
-                return
-            if part.offset > position + len(pending):  # older output was rotated away
-                if pending:
-                    position += len(pending)
-                    yield _event(position, pending)
-                yield f": {part.offset - position} bytes were rotated away\n\n"
-                position, pending = part.offset, b""
-            caught_up = part.next_offset >= part.end
-            lines, pending = split_log_lines(pending + part.data, final=ended and caught_up)
-            while len(pending) > EVENT_LINE_BYTES:
-                lines.append(pending[:EVENT_LINE_BYTES])
-                pending = pending[EVENT_LINE_BYTES:]
-            for line in lines:
-                position += len(line)
-                yield _event(position, line)
-            if lines:
-                quiet_since = time.monotonic()
-            if ended and caught_up and not pending:
-                yield "event: end\ndata:\n\n"
-                return
-            if not caught_up:
-                continue
-            now = time.monotonic()
-            if now >= deadline:
-                return
-            if now - quiet_since >= settings.log_follow_keepalive_s:
-                quiet_since = now
-                yield ": keep-alive\n\n"
-            time.sleep(POLL_S)
-    finally:
-        slots.release()
+    yield f"retry: 1000\n: job {job_id}\n\n"
+    deadline = time.monotonic() + settings.log_follow_max_s
+    quiet_since = time.monotonic()
+    position, pending = offset, b""  # sent up to `position`; `pending` follows it
+    while True:
+        try:
+            ended = container_ended(rt, job_id)
+            part = joblogs.read(folder, position + len(pending), CHUNK_BYTES)
+        except Exception as exc:  # the database or the file went away: the client resumes
+            yield f": stopped ({type(exc).__name__}); reconnect to resume\n\n"
+            return
+        if part.offset > position + len(pending):  # older output was rotated away
+            if pending:
+                position += len(pending)
+                yield _event(position, pending)
+            yield f": {part.offset - position} bytes were rotated away\n\n"
+            position, pending = part.offset, b""
+        caught_up = part.next_offset >= part.end
+        lines, pending = split_log_lines(pending + part.data, final=ended and caught_up)
+        while len(pending) > EVENT_LINE_BYTES:
+            lines.append(pending[:EVENT_LINE_BYTES])
+            pending = pending[EVENT_LINE_BYTES:]
+        for line in lines:
+            position += len(line)
+            yield _event(position, line)
+        if lines:
+            quiet_since = time.monotonic()
+        if ended and caught_up and not pending:
+            yield "event: end\ndata:\n\n"
+            return
+        now = time.monotonic()
+        if now >= deadline:
+            return
+        if not caught_up:
+            continue
+        if now - quiet_since >= settings.log_follow_keepalive_s:
+            quiet_since = now
+            yield ": keep-alive\n\n"
+        time.sleep(POLL_S)
 
 
 def _event(position: int, line: bytes) -> str:
