@@ -40,9 +40,18 @@ class Operation:
     # body is any one of them) and non-JSON media types ({media type: a _RAW kind}).
     also: tuple[Any, ...] = ()
     other_media: tuple[tuple[str, str], ...] = ()
+    headers: tuple[dict[str, Any], ...] = ()  # request headers it reads
 
 
 _COMMAND_ERRORS = (400, 404, 409)
+_LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    "description": "With follow=1: the last event id received (a byte offset); the stream "
+    "resumes just after it (EventSource sends it by itself when it reconnects).",
+}
 _RAW = {  # answers that are not an envelope: the whole body is described as it is
     "html": {"type": "string"},
     "zip": {"type": "string", "format": "binary"},
@@ -76,7 +85,7 @@ OPERATIONS = (
               "?offset=N: the whole stored log from byte N (LogChunk); ?follow=1: the log "
               "live as server-sent events (Last-Event-ID resumes)", r.LogAnswer,
               (400, 404, 409), query=LogQuery, also=(r.LogChunk,),
-              other_media=(("text/event-stream", "events"),)),
+              other_media=(("text/event-stream", "events"),), headers=(_LAST_EVENT_ID,)),
     Operation("get", "/api/models/{uuid}/logs/download", "results",
               "The whole stored log of the current/last job (or ?jobId=) as a text file "
               "(escaped as the stream is)", "text", (400, 404, 409),
@@ -240,6 +249,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
             )
     if op.answer is r.CommandAnswer:  # app/api/train.py reads it for commands only
         params.append(_IDEMPOTENCY)
+    params.extend(op.headers)
     return params
 
 
