@@ -1,7 +1,8 @@
 """When a container ends (or is found missing, or is stopped on cancel), on the node that owns it.
 
-Record before remove: the exit code, OOM flag, finish time and log tail are committed before
-the container is removed, and the rest of its output is stored with its log (app/joblogs.py). Then the judgement (SPEC §5) and the metric ingest run as one
+Record before remove: the rest of the container's output is stored with its log
+(app/joblogs.py), and the exit code, OOM flag, finish time and log tail are committed, before
+the container is removed. Then the judgement (SPEC §5) and the metric ingest run as one
 `complete_job` task on the metrics queue (workers/completion.py), published through the
 outbox in the same commit, so a crash between the two steps loses nothing.
 """
@@ -53,9 +54,8 @@ def observe_end(
     if state is not None:
         # Everything it printed is stored before the end is recorded: a reader that sees the
         # end has every byte (workers/logcollector.py).
-        tail = store_final_log(ctx, job_id, name, model_uuid)
-        if tail is None:
-            tail = runtime_tail(ctx, name)
+        stored_tail = store_final_log(ctx, job_id, name, model_uuid)
+        tail = stored_tail if stored_tail is not None else runtime_tail(ctx, name)
     if launch_error:
         tail = f"LAUNCH_FAILED: {launch_error}\n{tail}".strip()
     if JobType(job_type) is JobType.TRAIN:

@@ -205,7 +205,8 @@ class LogCollector:
     def _collect_and_check(self, job: _Running) -> bool:
         ctx = self.ctx
         now = time.monotonic()
-        printed = collect(ctx, job.job_id, job.container, log_folder(ctx, job.model_uuid, job.job_id))
+        folder = log_folder(ctx, job.model_uuid, job.job_id)
+        printed = collect(ctx, job.job_id, job.container, folder)
         mark = self._progress_mark(job)
         watch = self._watches.get(job.job_id)
         if watch is None or printed or mark != watch.progress_mark:

@@ -254,6 +254,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
 
 
 def _operation(op: Operation, refs: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    success: dict[str, Any]
     if isinstance(op.answer, str):
         success = _RAW[op.answer]
     else:

@@ -60,9 +60,8 @@ def parse_offset(raw: str | None, name: str) -> int | None:
         return None
     raw = raw.strip()
     if not is_ascii_digits(raw) or len(raw) > 18:
-        raise ApiError(
-            400, "INVALID_QUERY", f"{name}: must be a byte offset (an integer ≥ 0), got {quote(raw)}."
-        )
+        why = f"{name}: must be a byte offset (an integer ≥ 0), got {quote(raw)}."
+        raise ApiError(400, "INVALID_QUERY", why)
     return int(raw)
 
 

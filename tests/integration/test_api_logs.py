@@ -153,7 +153,7 @@ def test_streams_per_process_are_bounded(
 ) -> None:
     app = _app(settings.with_overrides(log_follow_streams=1, log_follow_max_s=5))
     client = app.test_client()
-    uid, job_id = _running_job(client, db)
+    uid, _job_id = _running_job(client, db)
     held = client.get(f"/api/models/{uid}/logs?follow=1", buffered=False)
     refused = client.get(f"/api/models/{uid}/logs?follow=1", buffered=False)
     assert refused.status_code == 503
