@@ -74,7 +74,7 @@ def collect(ctx: WorkerContext, job_id: int, container: str, folder: JobPath) ->
             if read.data:
                 joblogs.append(folder, read.data)
                 stored += len(read.data)
-            if read.cursor != cursor:
+            if read.cursor and read.cursor != cursor:
                 _write_cursor(folder, read.cursor)
                 cursor = read.cursor
             if not read.data:

@@ -8,7 +8,6 @@ container."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from app.db.session import transaction
 from app.domain.timefmt import utcnow
 from app.factory import create_app
 from tests.conftest import JsonWritesClient
-from tests.integration.helpers import create_model
+from tests.integration.helpers import create_model, sse_events, sse_lines
 from tests.metrics.conftest import new_job
 
 
@@ -44,33 +43,6 @@ def _print(settings: Settings, uid: str, job_id: int, data: bytes) -> None:
 def _container_ends(db: sessionmaker[Session], job_id: int) -> None:
     with transaction(db) as session:
         session.get_one(Job, job_id).container_ended_dttm = utcnow()
-
-
-def _events(response: Any) -> Iterator[dict[str, str]]:
-    """The stream's events as they come: {id, event, data}; comments as {comment}."""
-    buffer = b""
-    for piece in response.response:
-        buffer += piece if isinstance(piece, bytes) else piece.encode()
-        while b"\n\n" in buffer:
-            block, buffer = buffer.split(b"\n\n", 1)
-            event: dict[str, str] = {}
-            for line in block.decode().split("\n"):
-                field, _, value = line.partition(":")
-                if field == "":
-                    event.setdefault("comment", value.strip())
-                else:
-                    event[field] = value[1:] if value.startswith(" ") else value
-            yield event
-
-
-def _lines(events: Iterator[dict[str, str]], count: int) -> list[dict[str, str]]:
-    got: list[dict[str, str]] = []
-    for event in events:
-        if "data" in event and "event" not in event:
-            got.append(event)
-            if len(got) == count:
-                return got
-    raise AssertionError(f"the stream ended after {len(got)} of {count} lines")
 
 
 def test_a_chunk_by_offset_says_where_it_starts_and_when_it_is_complete(
@@ -98,8 +70,8 @@ def test_follow_streams_lines_resumes_after_the_last_id_and_ends(
     response = client.get(f"/api/models/{uid}/logs?follow=1", buffered=False)
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
-    events = _events(response)
-    first = _lines(events, 2)
+    events = sse_events(response)
+    first = sse_lines(events, 2)
     assert [e["data"] for e in first] == ["line 1", "line 2"]
     assert [int(e["id"]) for e in first] == [7, 15]  # the byte offset just after each line
     response.close()  # the connection drops after line 2 (line 3 was never received)
@@ -109,8 +81,8 @@ def test_follow_streams_lines_resumes_after_the_last_id_and_ends(
         f"/api/models/{uid}/logs?follow=1", headers={"Last-Event-ID": first[-1]["id"]},
         buffered=False,
     )  # fmt: skip
-    events = _events(again)
-    resumed = _lines(events, 2)
+    events = sse_events(again)
+    resumed = sse_lines(events, 2)
     assert [e["data"] for e in resumed] == ["line 3", "line 4 \\xff"]  # nothing lost or repeated
     _container_ends(db, job_id)  # the unfinished last line is sent once the container ended
     rest = list(events)
@@ -128,7 +100,7 @@ def test_follow_resumes_from_an_offset_in_the_query(
     _print(settings, uid, job_id, b"a\nb\nc\n")
     _container_ends(db, job_id)
     with client.get(f"/api/models/{uid}/logs?follow=1&offset=2") as response:
-        events = list(_events(response))
+        events = list(sse_events(response))
     assert [(e["id"], e["data"]) for e in events if "id" in e] == [("4", "b"), ("6", "c")]
     assert events[-1]["event"] == "end"
 
@@ -141,7 +113,7 @@ def test_a_stream_ends_after_its_bound_without_end_and_keeps_alive_while_idle(
     uid, job_id = _running_job(client, db)
     _print(settings, uid, job_id, b"only line\n")
     with client.get(f"/api/models/{uid}/logs?follow=1") as response:
-        events = list(_events(response))
+        events = list(sse_events(response))
     assert [e["data"] for e in events if "data" in e] == ["only line"], events
     assert any(e.get("comment") == "keep-alive" for e in events)
     assert not any(e.get("event") == "end" for e in events)  # the container still runs

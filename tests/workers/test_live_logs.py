@@ -16,8 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Job
-from tests.integration.helpers import create_model
-from tests.integration.test_api_logs import _events, _lines
+from tests.integration.helpers import create_model, sse_events, sse_lines
 from tests.workers.conftest import model_of, wait_for_status, wait_running, wait_until
 
 FAST_LOGS = {"LOG_COLLECT_INTERVAL_S": "0.2"}
@@ -39,7 +38,7 @@ def test_follow_reads_lines_while_the_container_runs_and_resumes_after_a_reconne
 
     first = client.get(f"/api/models/{uid}/logs?follow=1&jobId={job_id}", buffered=False)
     assert first.mimetype == "text/event-stream"
-    early = _lines(_events(first), 2)  # the trainer's start line and its first epoch
+    early = sse_lines(sse_events(first), 2)  # the trainer's start line and its first epoch
     assert not _container_ended(db, job_id)  # received while the container still runs
     first.close()  # the connection drops
 
@@ -48,7 +47,7 @@ def test_follow_reads_lines_while_the_container_runs_and_resumes_after_a_reconne
         headers={"Last-Event-ID": early[-1]["id"]},
         buffered=False,
     )
-    rest = list(_events(again))
+    rest = list(sse_events(again))
     again.close()
     assert rest[-1].get("event") == "end"  # the container ended and every line was sent
     late = [e for e in rest if "id" in e]
