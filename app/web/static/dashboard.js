@@ -367,7 +367,7 @@
       // The node ended a job that printed nothing and made no progress for stallTimeoutS.
       return {
         sev: 'error', icon: '⏳', title: `${what} 멈춤 감지 (STALLED)`,
-        text: `${what}이(가) 설정된 시간 동안 로그 출력도 진행(progress.json) 변화도 없어 중단시켰습니다. `
+        text: `${josa(what, '이', '가')} 설정된 시간 동안 로그 출력도 진행(progress.json) 변화도 없어 중단시켰습니다. `
           + 'DataLoader 워커의 공유 메모리 부족, 교착 상태, 네트워크 대기 등을 로그에서 확인하세요. '
           + '정상적으로 오래 걸리는 작업이라면 모델의 멈춤 감지 시간(stallTimeoutS)을 늘리세요.',
         action: retry, code: err, showLog: true,
@@ -1049,6 +1049,15 @@
       stream.lines.push(ev.data);
       if (stream.lines.length > LIVE_LOG_LINES) stream.lines.splice(0, stream.lines.length - LIVE_LOG_LINES);
       if (!pending) { pending = true; requestAnimationFrame(draw); }
+    };
+    stream.source.onerror = () => {
+      // A refused stream (e.g. 503: the API serves LOG_FOLLOW_STREAMS at once) is not retried
+      // by EventSource: say so, and let the next refresh of the view try again.
+      if (stream.source.readyState !== EventSource.CLOSED || stream.ended) return;
+      if (p.logStream === stream) p.logStream = null;
+      p.logsKey = null;
+      const note = document.querySelector('#panel-body [data-log-live-note]');
+      if (note) note.textContent = '⚠️ 실시간 로그 연결이 끊겼습니다. 잠시 후 다시 연결합니다.';
     };
     stream.source.addEventListener('end', () => {
       stream.source.close();
