@@ -123,7 +123,7 @@ def test_a_job_that_makes_progress_is_not_stalled(
         "    open('train/progress.json', 'w').write(json.dumps({'epochs_done': i}))\n"
         "    time.sleep(0.5)"
     )
-    uid, job_id, name = _run(client, db, worker_ctx, code, stallTimeoutS=1)
+    _uid, job_id, name = _run(client, db, worker_ctx, code, stallTimeoutS=1)
     collector = LogCollector(worker_ctx)
     until = time.monotonic() + 4
     while time.monotonic() < until:
