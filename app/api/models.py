@@ -15,7 +15,7 @@ from app.api.serialize import model_detail, model_summary
 from app.db.models import Model
 from app.db.session import transaction
 from app.metrics import metric_summaries, metric_summary
-from app.runtime import runtime
+from app.appstate import state
 from app.services.queries import jobs_of, list_models
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
@@ -24,7 +24,7 @@ bp = Blueprint("models", __name__, url_prefix="/api/models")
 @bp.post("")
 def create_model() -> tuple[Response, int]:
     body = parse_json_body(CreateModel)
-    rt = runtime()
+    rt = state()
     if body.dataset and not (rt.settings.dataset_root / body.dataset).is_dir():
         raise ApiError(
             400, "INVALID_FIELD", f"dataset: no dataset '{body.dataset}' under DATASET_ROOT."
@@ -63,7 +63,7 @@ def _require_params_fit(params: dict[str, Any], limit: int) -> None:
 @bp.get("/list")
 def list_all() -> tuple[Response, int]:
     query = parse_query(ListQuery)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         page = list_models(
             session, query.status, query.model_no, query.page, query.size, rt.list_counts
@@ -85,7 +85,7 @@ def list_all() -> tuple[Response, int]:
 @bp.get("/<model_uuid>")
 def detail(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         data = model_detail(model, jobs_of(session, model), rt.settings.tz)

@@ -28,7 +28,7 @@ from app.domain import layout
 from app.domain.states import JobStatus, JobType
 from app.domain.timefmt import format_time
 from app.jobfiles import FileKind, JobFileError, JobPath, LineTooLong
-from app.runtime import runtime
+from app.appstate import state
 from app.services.queries import jobs_of
 
 bp = Blueprint("results", __name__, url_prefix="/api/models")
@@ -61,7 +61,7 @@ def logs(model_uuid: str) -> tuple[Response, int]:
     """
     key = parse_uuid(model_uuid)
     wanted = _job_id_query()
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         jobs = jobs_of(session, model)
@@ -212,7 +212,7 @@ def _read_test_csv(test_dir: JobPath) -> tuple[list[str], list[dict[str, Any]], 
 def results(model_uuid: str) -> tuple[Response, int]:
     """The latest successful test (EVAL job): summary.json and the rows of test.csv."""
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         job = _latest_successful_eval_or_404(session, model)
@@ -251,7 +251,7 @@ def _safe_part(text: str) -> str:
 def download(model_uuid: str) -> Response:
     """The results zip of the latest successful test."""
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         job = _latest_successful_eval_or_404(session, model)
