@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
-from app.config import Settings, load_settings
 from app.appstate import AppState
+from app.config import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -14,9 +14,9 @@ from flask import Blueprint, Response, request
 from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
+from app.appstate import state
 from app.metrics.series import CHART_SPLITS, UnknownMetric, chart, provisional_best, test_rows
 from app.metrics.summary import metric_summary
-from app.appstate import state
 
 bp = Blueprint("metrics", __name__, url_prefix="/api/models")
 

@@ -12,10 +12,10 @@ from app.api.envelope import ApiError, ok
 from app.api.params import model_or_404, parse_json_body, parse_query, parse_uuid
 from app.api.schemas import CreateModel, ListQuery
 from app.api.serialize import model_detail, model_summary
+from app.appstate import state
 from app.db.models import Model
 from app.db.session import transaction
 from app.metrics import metric_summaries, metric_summary
-from app.appstate import state
 from app.services.queries import jobs_of, list_models
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")

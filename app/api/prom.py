@@ -9,8 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from app.observability import TrainyardCollector
 from app.appstate import state
+from app.observability import TrainyardCollector
 
 bp = Blueprint("prom", __name__)
 

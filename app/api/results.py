@@ -23,12 +23,12 @@ from app import jobfiles
 from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
+from app.appstate import state
 from app.db.models import Job, Model
 from app.domain import layout
 from app.domain.states import JobStatus, JobType
 from app.domain.timefmt import format_time
 from app.jobfiles import FileKind, JobFileError, JobPath, LineTooLong
-from app.appstate import state
 from app.services.queries import jobs_of
 
 bp = Blueprint("results", __name__, url_prefix="/api/models")

@@ -11,8 +11,8 @@ from app.api import responses
 from app.api.envelope import ApiError, error_body, ok
 from app.api.params import model_not_found, model_or_404, parse_epoch, parse_uuid
 from app.api.serialize import job_detail, model_summary
-from app.domain.transitions import Command, CommandRequest, Reason, Rejected
 from app.appstate import state
+from app.domain.transitions import Command, CommandRequest, Reason, Rejected
 from app.services.commands import (
     Idempotency,
     IdempotencyKeyReused,
