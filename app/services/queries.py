@@ -1,4 +1,4 @@
-"""Read side: create, find and list models."""
+"""Read side: find and list models and jobs; the named conditions on a job's container phase."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.db.models import Installation, Job, Model
+from app.domain.container_phases import ContainerPhase
 from app.domain.states import JobStatus
 
 
@@ -28,6 +29,32 @@ def installation_id(session: Session) -> str:
     if value is None:
         raise RuntimeError("tb_installation is empty: run `trainyard migrate` on this database")
     return value
+
+
+def in_phase(phase: ContainerPhase) -> ColumnElement[bool]:
+    """SQL for `Job.container_phase is phase` (the same columns as phase_of reads)."""
+    claimed, ended, gone = (
+        Job.node.is_not(None),
+        Job.container_ended_dttm.is_not(None),
+        Job.container_gone_dttm.is_not(None),
+    )
+    return {
+        ContainerPhase.UNCLAIMED: Job.node.is_(None),
+        ContainerPhase.CLAIMED: and_(claimed, ~ended, ~gone),
+        ContainerPhase.ENDED: and_(ended, ~gone),
+        ContainerPhase.GONE: gone,
+    }[phase]
+
+
+def holds_container() -> ColumnElement[bool]:
+    """SQL for `Job.container_phase.holds_container`: claimed by a node, container not
+    confirmed gone. Until then the job counts on its node and its model starts no other."""
+    return and_(Job.node.is_not(None), Job.container_gone_dttm.is_(None))
+
+
+def held_by(node: str) -> ColumnElement[bool]:
+    """The jobs `node` holds (claimed by it, container not confirmed gone)."""
+    return and_(Job.node == node, holds_container())
 
 
 def find_model(session: Session, model_uuid: uuid.UUID) -> Model | None:
