@@ -16,20 +16,19 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, request, send_file
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import jobfiles
 from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
+from app.api.serialize import log_answer
 from app.appstate import state
 from app.db.models import Job, Model
 from app.domain import layout
-from app.domain.states import JobStatus, JobType
 from app.domain.timefmt import format_time
 from app.jobfiles import FileKind, JobFileError, JobPath, LineTooLong
-from app.services.queries import jobs_of
+from app.services.queries import job_to_show, latest_successful_eval
 
 bp = Blueprint("results", __name__, url_prefix="/api/models")
 
@@ -37,7 +36,6 @@ bp = Blueprint("results", __name__, url_prefix="/api/models")
 MAX_TEST_ROWS = 1000
 #: a test.csv line longer than this is not a result row.
 MAX_TEST_LINE_BYTES = 64 * 1024
-_LIVE = frozenset({JobStatus.QUEUED.value, JobStatus.RUNNING.value})
 
 
 def _job_id_query() -> int | None:
@@ -64,8 +62,10 @@ def logs(model_uuid: str) -> tuple[Response, int]:
     rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
-        jobs = jobs_of(session, model)
-        job = _pick_job(model, jobs, wanted)
+        try:
+            job = job_to_show(session, model, wanted)
+        except LookupError:
+            raise ApiError(404, "JOB_NOT_FOUND", f"This model has no job {wanted}.") from None
         if job is None:
             no_jobs: responses.LogAnswer = {
                 "jobId": None,
@@ -74,70 +74,14 @@ def logs(model_uuid: str) -> tuple[Response, int]:
                 "note": "This model has no jobs yet.",
             }
             return ok(no_jobs)
-        return ok(_log_answer(job, rt.settings.tz))
-
-
-def _pick_job(model: Model, jobs: list[Job], wanted: int | None) -> Job | None:
-    if wanted is not None:
-        for job in jobs:
-            if job.id == wanted:
-                return job
-        raise ApiError(404, "JOB_NOT_FOUND", f"This model has no job {wanted}.")
-    for job in jobs:
-        if job.id == model.current_attempt_id:
-            return job
-    return jobs[-1] if jobs else None
-
-
-def _log_answer(job: Job, tz: Any) -> responses.LogAnswer:
-    tail = job.log_tail
-    if tail is None and job.error_message and job.status_cd == JobStatus.FAILED.value:
-        tail = job.error_message  # a failure keeps the log tail as its error message
-    live = job.status_cd in _LIVE
-    if tail:
-        note = None
-    elif live:
-        note = (
-            f"Job {job.id} is {job.status_cd}: its log tail is stored when the container ends. "
-            "Progress and curves update while it runs."
-        )
-    else:
-        note = f"No log was stored for job {job.id}."
-    return {
-        "jobId": job.id,
-        "attempt": job.attempt,
-        "jobType": job.job_type,
-        "statusCd": job.status_cd,
-        "statusName": JobStatus(job.status_cd).display_name,
-        "exitCode": job.exit_code,
-        "oomKilled": job.oom_killed,
-        "errorMessage": job.error_message,
-        "finishedDttm": format_time(job.finished_dttm, tz),
-        "running": live,
-        "available": bool(tail),
-        "logTail": tail,
-        "note": note,
-    }
+        return ok(log_answer(job, rt.settings.tz))
 
 
 def _latest_successful_eval_or_404(session: Session, model: Model) -> Job:
-    job = _latest_successful_eval(session, model)
+    job = latest_successful_eval(session, model)
     if job is None:
         raise ApiError(404, "NO_RESULTS", "This model has no successful test yet.")
     return job
-
-
-def _latest_successful_eval(session: Session, model: Model) -> Job | None:
-    return session.scalars(
-        select(Job)
-        .where(
-            Job.model_id == model.id,
-            Job.job_type == JobType.EVAL.value,
-            Job.status_cd == JobStatus.SUCCESS.value,
-        )
-        .order_by(Job.id.desc())
-        .limit(1)
-    ).one_or_none()
 
 
 def _eval_epoch(job: Job) -> int | None:

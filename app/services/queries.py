@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Installation, Job, Model
 from app.domain.container_phases import ContainerPhase
-from app.domain.states import JobStatus
+from app.domain.states import JobStatus, JobType
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,35 @@ def find_model(session: Session, model_uuid: uuid.UUID) -> Model | None:
 
 def jobs_of(session: Session, model: Model) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.model_id == model.id).order_by(Job.id)))
+
+
+def job_to_show(session: Session, model: Model, job_id: int | None) -> Job | None:
+    """The model's job `job_id` (LookupError when it has none such), else its current
+    attempt, else its last job; None when it has no jobs."""
+    jobs = jobs_of(session, model)
+    if job_id is not None:
+        for job in jobs:
+            if job.id == job_id:
+                return job
+        raise LookupError(f"model {model.uuid} has no job {job_id}")
+    for job in jobs:
+        if job.id == model.current_attempt_id:
+            return job
+    return jobs[-1] if jobs else None
+
+
+def latest_successful_eval(session: Session, model: Model) -> Job | None:
+    """The model's newest EVAL job that succeeded: the one its results come from."""
+    return session.scalars(
+        select(Job)
+        .where(
+            Job.model_id == model.id,
+            Job.job_type == JobType.EVAL.value,
+            Job.status_cd == JobStatus.SUCCESS.value,
+        )
+        .order_by(Job.id.desc())
+        .limit(1)
+    ).one_or_none()
 
 
 def queue_position(session: Session, job: Job) -> int | None:
