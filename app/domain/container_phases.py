@@ -15,8 +15,13 @@ writes:
 - GONE: `container_gone_dttm` is set: its node removed the container and freed its GPUs.
 
 From CLAIMED until GONE the job holds a slot of its node, its GPUs and its model's one
-container (no second container of the model starts). The judgement is not a phase: it is the
-status, and it may come before the end is recorded (a cancel) or after the container is gone.
+container (no second container of the model starts).
+
+Not phases, because no container column records them: "created" is known only to the
+runtime (a launch finds it by the container's name); "running" is the job's status RUNNING;
+"judged" is a terminal status (status_writes), and it is not ordered with these phases: a
+cancel ends the job before its end is recorded, and `complete_job` usually runs after the
+container is gone.
 """
 
 from __future__ import annotations
