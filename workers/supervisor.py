@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.db.models import Job
 from app.domain.timefmt import utcnow
+from app.services.queries import held_by
 from workers.context import WorkerContext
 from workers.ending import observe_end
 from workers.heartbeat import Heartbeat, beat
@@ -78,11 +79,7 @@ class Supervisor:
         ctx = self.ctx
         with ctx.db() as session:
             job_id = session.scalar(
-                select(Job.id).where(
-                    Job.container_name == name,
-                    Job.node == ctx.node.node,
-                    Job.container_gone_dttm.is_(None),
-                )
+                select(Job.id).where(Job.container_name == name, held_by(ctx.node.node))
             )
         if job_id is None or job_id in ctx.launching:
             return

@@ -35,11 +35,11 @@ from app import joblogs
 from app.api import responses
 from app.api.envelope import ApiError
 from app.api.params import is_ascii_digits, quote
+from app.appstate import AppState
 from app.db.models import Job
 from app.domain.jobtext import log_line, split_log_lines, storable, storable_stream
 from app.domain.states import JobStatus
 from app.jobfiles import JobFileError, JobPath
-from app.runtime import Runtime
 
 CHUNK_BYTES = 256 * 1024  # the most one ?offset= answer (and one read of a stream) carries
 EVENT_LINE_BYTES = 64 * 1024
@@ -74,7 +74,7 @@ def parse_follow(raw: str | None) -> bool:
     raise ApiError(400, "INVALID_QUERY", f"follow: must be 1 or 0, got {quote(raw or '')}.")
 
 
-def container_ended(rt: Runtime, job_id: int) -> bool:
+def container_ended(rt: AppState, job_id: int) -> bool:
     """The job's container ended and its output is all stored (the node stores the rest of
     the log before it records the end), or it never had one and never will."""
     with rt.reads() as session:
@@ -93,7 +93,7 @@ def _refused(exc: JobFileError) -> ApiError:
     return ApiError(409, "LOG_REFUSED", f"{exc}.")
 
 
-def chunk(rt: Runtime, job: Job, folder: JobPath, offset: int) -> responses.LogChunk:
+def chunk(rt: AppState, job: Job, folder: JobPath, offset: int) -> responses.LogChunk:
     ended = container_ended(rt, job.id)  # before the read: then the read has everything
     try:
         part = joblogs.read(folder, offset, CHUNK_BYTES)
@@ -108,7 +108,7 @@ def chunk(rt: Runtime, job: Job, folder: JobPath, offset: int) -> responses.LogC
     }
 
 
-def follow(rt: Runtime, job_id: int, folder: JobPath, offset: int) -> Response:
+def follow(rt: AppState, job_id: int, folder: JobPath, offset: int) -> Response:
     slots = _stream_slots(rt.settings.log_follow_streams)
     if not slots.acquire(blocking=False):
         raise ApiError(
@@ -142,7 +142,7 @@ class _Stream:
             self._slot = None
 
 
-def _events(rt: Runtime, job_id: int, folder: JobPath, offset: int) -> Generator[str, None, None]:
+def _events(rt: AppState, job_id: int, folder: JobPath, offset: int) -> Generator[str, None, None]:
     settings = rt.settings
     yield f"retry: 1000\n: job {job_id}\n\n"
     deadline = time.monotonic() + settings.log_follow_max_s
