@@ -41,6 +41,7 @@ def create_model() -> tuple[Response, int]:
             image=body.image or rt.settings.default_image,
             dataset=body.dataset,
             resources=body.resources.model_dump(exclude_none=True),
+            priority=body.priority,
         )
         session.add(model)
         session.flush()

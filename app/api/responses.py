@@ -129,6 +129,7 @@ class Job(TypedDict):
     finishedDttm: Dttm
     duration: Duration
     queuePosition: int | None  # null unless QUEUED
+    priority: int  # launch priority: higher first, FIFO within one (docs/workers.md)
 
 
 @closed
@@ -148,6 +149,7 @@ class ModelDetail(ModelSummary):
     image: str
     dataset: str | None
     resources: ResourceRequests
+    priority: int  # its jobs' launch priority unless a command gives one
     createdDttm: Dttm
     checkpointEpochs: list[int]
     jobs: list[Job]

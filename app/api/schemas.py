@@ -87,6 +87,10 @@ class Resources(BaseModel):
     cpus: Annotated[float, Field(gt=0, le=256)] | None = None
 
 
+# Launch priority: higher launches first, first in first out within one (docs/workers.md).
+PRIORITY_RANGE = Field(ge=-1000, le=1000)
+
+
 class CreateModel(_Strict):
     model_no: Literal[MODEL_NUMBERS]  # type: ignore[valid-type]
     model_ver: Annotated[str, Field(min_length=1, max_length=64)]
@@ -96,6 +100,7 @@ class CreateModel(_Strict):
     image: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     dataset: str | None = None
     resources: Resources = Field(default_factory=Resources)
+    priority: Annotated[StrictInt, PRIORITY_RANGE] = 0
 
     @field_validator("dataset")
     @classmethod
@@ -103,6 +108,13 @@ class CreateModel(_Strict):
         if value is not None and not _SAFE_NAME.match(value):
             raise ValueError("must be a folder name under DATASET_ROOT (letters, digits, . _ -)")
         return value
+
+
+class CommandOptions(_Strict):
+    """The optional body of run, restart, resume and test run."""
+
+    # This job's launch priority instead of the model's (e.g. an urgent test run).
+    priority: Annotated[StrictInt, PRIORITY_RANGE] | None = None
 
 
 class ListQuery(BaseModel):

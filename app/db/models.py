@@ -55,6 +55,9 @@ class Model(Base):
     image: Mapped[str] = mapped_column(String(255))
     dataset: Mapped[str | None] = mapped_column(String(255))
     resources: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Launch priority of its jobs (higher first; FIFO within one priority). A command may give
+    # its own job another (docs/workers.md, "Priorities").
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     # Written only by app.services.status_writes; status_cd is derived from the two steps.
     status_cd: Mapped[str] = mapped_column(String(16), default=StepState.READY.value)
@@ -114,6 +117,7 @@ class Job(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     image: Mapped[str] = mapped_column(String(255))
     resources: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     node: Mapped[str | None] = mapped_column(String(128))
     container_name: Mapped[str | None] = mapped_column(String(128))
     gpu_ids: Mapped[list[int] | None] = mapped_column(Json)

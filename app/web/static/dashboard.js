@@ -999,6 +999,7 @@
       <dt>이미지</dt><dd class="mono">${esc(d.image || '-')}</dd>
       <dt>데이터셋</dt><dd>${esc(d.dataset || '-')}</dd>
       <dt>자원</dt><dd class="mono">${esc(res)}</dd>
+      <dt>우선순위</dt><dd data-priority>${esc(d.priority ?? 0)} <span class="hint">높을수록 먼저 시작 (같으면 먼저 요청한 순서)</span></dd>
       <dt>등록</dt><dd>${esc(d.createdDttm || '-')}</dd>
       <dt>메모</dt><dd>${esc(d.memo || '-')}</dd>
       <dt>하이퍼파라미터</dt><dd><pre class="log">${esc(JSON.stringify(d.params || {}, null, 2))}</pre></dd>
@@ -1402,6 +1403,8 @@
     if (v('memo').trim()) body.memo = v('memo').trim();
     if (v('dataset').trim()) body.dataset = v('dataset').trim();
     if (v('image').trim()) body.image = v('image').trim();
+    const priority = numberOrRaw(v('priority'), true);
+    if (priority !== undefined) body.priority = priority;
     const submit = $('#create-submit');
     submit.disabled = true;
     try {
