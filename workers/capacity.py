@@ -12,8 +12,9 @@ transaction, so a second claim on the same node waits for the first to commit an
 its job (READ COMMITTED: each statement sees what committed before it). Two launches never
 both take the last slot.
 
-Order: jobs launch oldest first (queued time, then id). A claim that has room still yields to
-an older waiting job that could take that room now, and sends that job to this node. A newer
+Order: jobs launch by priority, highest first, and oldest first within one priority (queued
+time, then id: `app.services.queries.launch_order`). A claim that has room still yields to a
+waiting job ahead of it that could take that room now, and sends that job to this node. A newer
 job that fits where an older one does not (more memory or GPUs than are free) goes ahead: no
 head-of-line blocking, at the cost that a large job can wait while small ones keep coming.
 Waiting is not a claim: it counts no launch attempt and never fails the job.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,7 +34,7 @@ from app.config import Bounds
 from app.db.models import GpuLease, Job, Node
 from app.domain.states import JobStatus
 from app.domain.timefmt import utcnow
-from app.services.queries import held_by, holds_container
+from app.services.queries import held_by, holds_container, launch_order, launches_before
 from workers.settings import NodeSettings
 
 # How many of the oldest waiting jobs one look at the queue reads: the yield check and the
@@ -58,6 +59,7 @@ class Waiting:
     model_id: int
     memory_mb: int
     gpus: int
+    priority: int
 
 
 def job_memory_mb(resources: dict[str, Any] | None, default_mb: int) -> int:
@@ -120,11 +122,11 @@ def waiting_jobs(
     node: NodeSettings,
     bounds: Bounds,
     load: Load,
-    before: tuple[datetime, int] | None = None,
+    before: tuple[int, datetime, int] | None = None,
     limit: int = 1,
 ) -> list[Waiting]:
-    """The oldest waiting jobs this node could launch now, together, in launch order (at most
-    `limit`; only those queued before `before`, a (queued time, id) pair, when given).
+    """The first waiting jobs this node could launch now, together, in launch order (at most
+    `limit`; only those ahead of `before`, a (priority, queued time, id), when given).
 
     Left out, as the claim would leave them: jobs whose model still has a container (the model's
     previous job not yet removed), jobs in their retry backoff or out of attempts, jobs that
@@ -133,14 +135,13 @@ def waiting_jobs(
         Job.id,
         Job.model_id,
         Job.resources,
+        Job.priority,
         Job.launch_attempts,
         Job.last_attempt_dttm,
     ).where(Job.status_cd == JobStatus.QUEUED.value, Job.node.is_(None))
     if before is not None:
-        query = query.where(tuple_(Job.queued_dttm, Job.id) < tuple_(*before))
-    rows = session.execute(
-        query.order_by(Job.queued_dttm, Job.id).limit(WAITING_SCAN_LIMIT)
-    ).all()
+        query = query.where(launches_before(*before))
+    rows = session.execute(query.order_by(*launch_order()).limit(WAITING_SCAN_LIMIT)).all()
     if not rows:
         return []
     busy_models = set(
@@ -166,6 +167,6 @@ def waiting_jobs(
             or memory + wanted_memory > node.memory_mb
         ):
             continue
-        chosen.append(Waiting(row.id, row.model_id, wanted_memory, wanted_gpus))
+        chosen.append(Waiting(row.id, row.model_id, wanted_memory, wanted_gpus, row.priority))
         jobs, memory, gpus_free = jobs + 1, memory + wanted_memory, gpus_free - wanted_gpus
     return chosen

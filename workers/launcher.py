@@ -173,13 +173,19 @@ def _wait_for_capacity(
     full = capacity.no_room(ctx.node, load, memory_mb)
     if full is not None:
         return f"waiting: {full}"
-    older = capacity.waiting_jobs(
-        session, ctx.node, ctx.settings.bounds, load, before=(job.queued_dttm, job.id)
+    ahead = capacity.waiting_jobs(
+        session,
+        ctx.node,
+        ctx.settings.bounds,
+        load,
+        before=(job.priority, job.queued_dttm, job.id),
     )
-    if not older:
+    if not ahead:
         return None
-    yielded_to.append(older[0].job_id)
-    return f"waiting: job {older[0].job_id} was queued earlier and takes the free slot first"
+    first = ahead[0]
+    yielded_to.append(first.job_id)
+    why = "has a higher priority" if first.priority > job.priority else "was queued earlier"
+    return f"waiting: job {first.job_id} {why} and takes the free slot first"
 
 
 def _give_up(ctx: WorkerContext, session: Session, model: Model, job: Job) -> str:

@@ -19,7 +19,14 @@ from pydantic import BaseModel, TypeAdapter
 from swagger_ui_bundle import swagger_ui_path
 
 from app.api import responses as r
-from app.api.schemas import CreateModel, JobQuery, ListQuery, LogQuery, SeriesQuery
+from app.api.schemas import (
+    CommandOptions,
+    CreateModel,
+    JobQuery,
+    ListQuery,
+    LogQuery,
+    SeriesQuery,
+)
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
@@ -34,6 +41,7 @@ class Operation:
     errors: tuple[int, ...] = (400, 404)
     status: int = 200
     body: type[BaseModel] | None = None
+    body_required: bool = True
     query: type[BaseModel] | None = None
     media_type: str = "application/json"
     # Other answers of the same route: another JSON answer type (chosen by the query; the
@@ -52,6 +60,7 @@ _LAST_EVENT_ID = {
     "description": "With follow=1: the last event id received (a byte offset); the stream "
     "resumes just after it (EventSource sends it by itself when it reconnects).",
 }
+_OPTIONS: dict[str, Any] = {"body": CommandOptions, "body_required": False}  # optional body
 _RAW = {  # answers that are not an envelope: the whole body is described as it is
     "html": {"type": "string"},
     "zip": {"type": "string", "format": "binary"},
@@ -96,16 +105,18 @@ OPERATIONS = (
               "The latest successful test's results zip", "zip", (400, 404, 409),
               media_type="application/zip"),
     Operation("post", "/api/train/run/{uuid}", "train", "Run (model READY)", r.CommandAnswer,
-              _COMMAND_ERRORS),
+              _COMMAND_ERRORS, **_OPTIONS),
     Operation("post", "/api/train/restart/{uuid}", "train",
-              "Restart from scratch (STOPPED/ERROR)", r.CommandAnswer, _COMMAND_ERRORS),
+              "Restart from scratch (STOPPED/ERROR)", r.CommandAnswer, _COMMAND_ERRORS,
+              **_OPTIONS),
     Operation("post", "/api/train/resume/{uuid}", "train",
-              "Resume from the latest checkpoint (STOPPED)", r.CommandAnswer, _COMMAND_ERRORS),
+              "Resume from the latest checkpoint (STOPPED)", r.CommandAnswer, _COMMAND_ERRORS,
+              **_OPTIONS),
     Operation("post", "/api/train/cancel/{uuid}", "train",
               "Cancel training (step1 IN_PROGRESS)", r.CommandAnswer, _COMMAND_ERRORS),
     Operation("post", "/api/train/test/run/{epoch}/{uuid}", "train",
               "Test an epoch (step1 COMPLETED, step2 not IN_PROGRESS)", r.CommandAnswer,
-              _COMMAND_ERRORS),
+              _COMMAND_ERRORS, **_OPTIONS),
     Operation("post", "/api/train/test/cancel/{uuid}", "train",
               "Cancel the test (step2 IN_PROGRESS)", r.CommandAnswer, _COMMAND_ERRORS),
     Operation("post", "/api/train/status/{uuid}", "train",
@@ -285,7 +296,7 @@ def _operation(op: Operation, refs: dict[tuple[str, str], Any]) -> dict[str, Any
         out["parameters"] = params
     if op.body is not None:
         out["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": refs[("body", op.body.__name__)]}},
         }
     if op.method == "post":

@@ -36,6 +36,7 @@ def create_model() -> tuple[Response, int]:
             dataset=body.dataset,
             resources=body.resources.model_dump(exclude_none=True),
             stall_timeout_s=body.stall_timeout_s,
+            priority=body.priority,
         )
     except models.InvalidField as exc:
         raise ApiError(400, "INVALID_FIELD", str(exc)) from None

@@ -132,6 +132,7 @@ class Job(TypedDict):
     finishedDttm: Dttm
     duration: Duration
     queuePosition: int | None  # null unless QUEUED
+    priority: int  # launch priority: higher first, FIFO within one (docs/workers.md)
 
 
 @closed
@@ -154,6 +155,7 @@ class ModelDetail(ModelSummary):
     # No log output and no progress.json change this long → the job ends STALLED; null: the
     # node's DEFAULT_STALL_TIMEOUT_S (0 unless set: off), 0: never.
     stallTimeoutS: int | None
+    priority: int  # its jobs' launch priority unless a command gives one
     createdDttm: Dttm
     checkpointEpochs: list[int]
     jobs: list[Job]

@@ -87,6 +87,10 @@ class Resources(BaseModel):
     cpus: Annotated[float, Field(gt=0, le=256)] | None = None
 
 
+# Launch priority: higher launches first, first in first out within one (docs/workers.md).
+PRIORITY_RANGE = Field(ge=-1000, le=1000)
+
+
 class CreateModel(_Strict):
     model_no: Literal[MODEL_NUMBERS]  # type: ignore[valid-type]
     model_ver: Annotated[str, Field(min_length=1, max_length=64)]
@@ -99,6 +103,7 @@ class CreateModel(_Strict):
     # stallTimeoutS: no log output and no progress.json change for this many seconds → the
     # job ends STALLED. null: the node's DEFAULT_STALL_TIMEOUT_S; 0: never (30 days at most).
     stall_timeout_s: Annotated[StrictInt, Field(ge=0, le=2_592_000)] | None = None
+    priority: Annotated[StrictInt, PRIORITY_RANGE] = 0
 
     @field_validator("dataset")
     @classmethod
@@ -106,6 +111,13 @@ class CreateModel(_Strict):
         if value is not None and not _SAFE_NAME.match(value):
             raise ValueError("must be a folder name under DATASET_ROOT (letters, digits, . _ -)")
         return value
+
+
+class CommandOptions(_Strict):
+    """The optional body of run, restart, resume and test run."""
+
+    # This job's launch priority instead of the model's (e.g. an urgent test run).
+    priority: Annotated[StrictInt, PRIORITY_RANGE] | None = None
 
 
 class ListQuery(BaseModel):

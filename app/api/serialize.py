@@ -90,6 +90,7 @@ def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
         "finishedDttm": format_time(job.finished_dttm, tz),
         "duration": format_duration(job.started_dttm, job.finished_dttm),
         "queuePosition": _job_queue_position(job),
+        "priority": job.priority,
     }
 
 
@@ -119,6 +120,7 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "dataset": model.dataset,
         "resources": cast(responses.ResourceRequests, model.resources),  # what CreateModel stored
         "stallTimeoutS": model.stall_timeout_s,
+        "priority": model.priority,
         "createdDttm": format_time(model.created_dttm, tz),
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch

@@ -9,7 +9,14 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.api import responses
 from app.api.envelope import ApiError, error_body, ok
-from app.api.params import model_not_found, model_or_404, parse_epoch, parse_uuid
+from app.api.params import (
+    model_not_found,
+    model_or_404,
+    parse_epoch,
+    parse_json_body,
+    parse_uuid,
+)
+from app.api.schemas import CommandOptions
 from app.api.serialize import job_detail, model_summary
 from app.appstate import state
 from app.domain.transitions import Command, CommandRequest, Reason, Rejected
@@ -67,19 +74,29 @@ def _command(model_uuid: uuid.UUID, command_request: CommandRequest) -> tuple[Re
     return jsonify(reply.body), reply.status
 
 
+def _options() -> CommandOptions:
+    """The command's optional JSON body; none (the usual case) means the defaults."""
+    if not request.get_data():
+        return CommandOptions()
+    return parse_json_body(CommandOptions)
+
+
 @bp.post("/run/<model_uuid>")
 def run(model_uuid: str) -> tuple[Response, int]:
-    return _command(parse_uuid(model_uuid), CommandRequest(Command.RUN))
+    key, options = parse_uuid(model_uuid), _options()
+    return _command(key, CommandRequest(Command.RUN, priority=options.priority))
 
 
 @bp.post("/restart/<model_uuid>")
 def restart(model_uuid: str) -> tuple[Response, int]:
-    return _command(parse_uuid(model_uuid), CommandRequest(Command.RESTART))
+    key, options = parse_uuid(model_uuid), _options()
+    return _command(key, CommandRequest(Command.RESTART, priority=options.priority))
 
 
 @bp.post("/resume/<model_uuid>")
 def resume(model_uuid: str) -> tuple[Response, int]:
-    return _command(parse_uuid(model_uuid), CommandRequest(Command.RESUME))
+    key, options = parse_uuid(model_uuid), _options()
+    return _command(key, CommandRequest(Command.RESUME, priority=options.priority))
 
 
 @bp.post("/cancel/<model_uuid>")
@@ -91,8 +108,11 @@ def cancel(model_uuid: str) -> tuple[Response, int]:
 def test_run(epoch: str, model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     wanted = parse_epoch(epoch)
+    options = _options()
     _require_epoch_within_training(key, wanted)
-    return _command(key, CommandRequest(Command.TEST_RUN, epoch=wanted))
+    return _command(
+        key, CommandRequest(Command.TEST_RUN, epoch=wanted, priority=options.priority)
+    )
 
 
 @bp.post("/test/cancel/<model_uuid>")

@@ -59,6 +59,9 @@ class Model(Base):
     # No progress.json change and no log output this long → the node ends the job STALLED
     # (workers/logcollector.py); None: the node's DEFAULT_STALL_TIMEOUT_S, 0: never.
     stall_timeout_s: Mapped[int | None] = mapped_column(Integer)
+    # Launch priority of its jobs (higher first; FIFO within one priority). A command may give
+    # its own job another (docs/workers.md, "Priorities").
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     # Written only by app.services.status_writes; status_cd is derived from the two steps.
     status_cd: Mapped[str] = mapped_column(String(16), default=StepState.READY.value)
@@ -118,6 +121,7 @@ class Job(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     image: Mapped[str] = mapped_column(String(255))
     resources: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     node: Mapped[str | None] = mapped_column(String(128))
     container_name: Mapped[str | None] = mapped_column(String(128))
     gpu_ids: Mapped[list[int] | None] = mapped_column(Json)

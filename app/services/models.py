@@ -30,6 +30,7 @@ def create_model(
     dataset: str | None,
     resources: dict[str, Any],
     stall_timeout_s: int | None = None,
+    priority: int = 0,
 ) -> Model:
     """Insert a READY model and return it, every column loaded (the API serializes it after
     the commit)."""
@@ -47,6 +48,7 @@ def create_model(
             dataset=dataset,
             resources=resources,
             stall_timeout_s=stall_timeout_s,
+            priority=priority,
         )
         session.add(model)
         session.flush()

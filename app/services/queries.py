@@ -7,6 +7,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, tuple_
 from sqlalchemy.orm import Session
@@ -92,17 +94,26 @@ def latest_successful_eval(session: Session, model: Model) -> Job | None:
         .order_by(Job.id.desc())
         .limit(1)
     ).one_or_none()
+def launch_order() -> tuple[Any, ...]:
+    """The order nodes launch waiting jobs in (workers/capacity.py): higher priority first,
+    first in, first out within one priority (queued time, then id)."""
+    return (Job.priority.desc(), Job.queued_dttm, Job.id)
+
+
+def launches_before(priority: int, queued: datetime, job_id: int) -> ColumnElement[bool]:
+    """Jobs ahead, in `launch_order()`, of a job with this priority, queued time and id."""
+    return tuple_(-Job.priority, Job.queued_dttm, Job.id) < tuple_(-priority, queued, job_id)
 
 
 def queue_position(session: Session, job: Job) -> int | None:
     """1-based place of a QUEUED job among all QUEUED jobs of the installation in launch order
-    (queued time, then id: the order nodes launch them in, workers/capacity.py); None for a
-    job that is not QUEUED. Jobs already claimed by a node but not yet started count ahead."""
+    (`launch_order()`); None for a job that is not QUEUED. Jobs already claimed by a node but
+    not yet started count ahead."""
     if job.status_cd != JobStatus.QUEUED.value or job.id is None:
         return None
     ahead = select(func.count(Job.id)).where(
         Job.status_cd == JobStatus.QUEUED.value,
-        tuple_(Job.queued_dttm, Job.id) < tuple_(job.queued_dttm, job.id),
+        launches_before(job.priority, job.queued_dttm, job.id),
     )
     return (session.scalar(ahead) or 0) + 1
 

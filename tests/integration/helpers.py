@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Model
 
+CAPACITY_NODE = "cap-node"  # the node of the `node_ctx` fixture (tests/integration/conftest.py)
 
 def create_model(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {

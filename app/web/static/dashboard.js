@@ -1013,6 +1013,7 @@
       <dt>데이터셋</dt><dd>${esc(d.dataset || '-')}</dd>
       <dt>자원</dt><dd class="mono">${esc(res)}</dd>
       <dt>멈춤 감지</dt><dd>${d.stallTimeoutS === null || d.stallTimeoutS === undefined ? '노드 기본값' : (d.stallTimeoutS === 0 ? '끔' : `${esc(d.stallTimeoutS)}초`)}</dd>
+      <dt>우선순위</dt><dd data-priority>${esc(d.priority ?? 0)} <span class="hint">높을수록 먼저 시작 (같으면 먼저 요청한 순서)</span></dd>
       <dt>등록</dt><dd>${esc(d.createdDttm || '-')}</dd>
       <dt>메모</dt><dd>${esc(d.memo || '-')}</dd>
       <dt>하이퍼파라미터</dt><dd><pre class="log">${esc(JSON.stringify(d.params || {}, null, 2))}</pre></dd>
@@ -1476,6 +1477,8 @@
     if (v('image').trim()) body.image = v('image').trim();
     const stall = numberOrRaw(v('stallTimeoutS'), true);
     if (stall !== undefined) body.stallTimeoutS = stall;
+    const priority = numberOrRaw(v('priority'), true);
+    if (priority !== undefined) body.priority = priority;
     const submit = $('#create-submit');
     submit.disabled = true;
     try {
