@@ -16,7 +16,7 @@ from app.db.models import Model
 from app.db.session import transaction
 from app.metrics import metric_summaries, metric_summary
 from app.runtime import runtime
-from app.services.queries import jobs_of, list_models
+from app.services.queries import jobs_of, list_models, queue_positions
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
 
@@ -69,7 +69,8 @@ def list_all() -> tuple[Response, int]:
             session, query.status, query.model_no, query.page, query.size, rt.list_counts
         )
         tz = rt.settings.tz
-        content = [model_summary(model, tz) for model in page.items]
+        places = queue_positions(session, page.items)
+        content = [model_summary(model, tz, places) for model in page.items]
         if query.with_summary:
             summaries = metric_summaries(session, page.items)
             for item, model in zip(content, page.items, strict=True):

@@ -6,13 +6,14 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.db.models import Installation, Job, Model
-from app.domain.states import JobStatus
+from app.domain.states import JobStatus, StepState
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,30 @@ def queue_position(session: Session, job: Job) -> int | None:
     return (session.scalar(ahead) or 0) + 1
 
 
-def queued_job_of(session: Session, model_id: int) -> Job | None:
-    """The model's QUEUED job, if it has one (a model has at most one live job)."""
-    return session.scalars(
-        select(Job)
-        .where(Job.model_id == model_id, Job.status_cd == JobStatus.QUEUED.value)
-        .order_by(Job.id.desc())
-        .limit(1)
-    ).first()
+def queue_positions(session: Session, models: Iterable[Model]) -> dict[int, int]:
+    """Model id -> `queue_position` of its QUEUED job, for the models that have one, in one
+    query for a whole list page. Only a model with a step IN_PROGRESS can have a waiting job,
+    so a page without one costs no query."""
+    in_progress = StepState.IN_PROGRESS.value
+    ids = [m.id for m in models if in_progress in (m.step1_state, m.step2_state)]
+    if not ids:
+        return {}
+    ahead = aliased(Job)
+    places_ahead = (
+        select(func.count(ahead.id))
+        .where(
+            ahead.status_cd == JobStatus.QUEUED.value,
+            tuple_(ahead.queued_dttm, ahead.id) < tuple_(Job.queued_dttm, Job.id),
+        )
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Job.model_id, places_ahead + 1)
+        .where(Job.model_id.in_(ids), Job.status_cd == JobStatus.QUEUED.value)
+        .order_by(Job.id)
+    )
+    # A model has at most one live job; were there two, the newest wins (dict keeps the last).
+    return {model_id: place for model_id, place in rows}
 
 
 class CountCache:
