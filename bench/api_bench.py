@@ -455,7 +455,7 @@ class Server:
         self.dbname = urlsplit(libpq_url(env["DATABASE_URL"])).path.lstrip("/")
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, ready_timeout_s: float = 30.0) -> None:
+    def start(self, ready_timeout_s: float = 120.0) -> None:
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, start_new_session=True)
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
