@@ -8,13 +8,13 @@ from flask import Blueprint, Response
 
 from app.api import responses
 from app.api.envelope import ApiError, ok
-from app.api.params import model_or_404, parse_json_body, parse_query, parse_uuid
+from app.api.params import model_not_found, parse_json_body, parse_query, parse_uuid
 from app.api.schemas import CreateModel, ListQuery
 from app.api.serialize import model_detail, model_summary
 from app.appstate import state
 from app.metrics import metric_summaries, metric_summary
 from app.services import models
-from app.services.queries import jobs_of, list_models
+from app.services.queries import find_model_with_jobs, list_models, queue_positions
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
 
@@ -52,9 +52,10 @@ def list_all() -> tuple[Response, int]:
             session, query.status, query.model_no, query.page, query.size, rt.list_counts
         )
         tz = rt.settings.tz
-        content = [model_summary(model, tz) for model in page.items]
+        places = queue_positions(session, page.items)
+        content = [model_summary(model, tz, places) for model in page.items]
         if query.with_summary:
-            summaries = metric_summaries(session, page.items)
+            summaries = metric_summaries(session, [model.id for model in page.items])
             for item, model in zip(content, page.items, strict=True):
                 item["metricSummary"] = cast(responses.MetricSummary, summaries[model.id])
     answer: responses.ModelPage = {
@@ -70,7 +71,9 @@ def detail(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = state()
     with rt.reads() as session:
-        model = model_or_404(session, key)
-        data = model_detail(model, jobs_of(session, model), rt.settings.tz)
+        model = find_model_with_jobs(session, key)
+        if model is None:
+            raise model_not_found(key)
+        data = model_detail(model, model.jobs, rt.settings.tz)
         data["metricSummary"] = cast(responses.MetricSummary, metric_summary(session, model))
         return ok(data)

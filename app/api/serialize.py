@@ -6,9 +6,11 @@ checker holds to that type and the API tests validate against it."""
 
 from __future__ import annotations
 
+import functools
 from typing import cast
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Row
 from sqlalchemy.orm import object_session
 
 from app.api import responses
@@ -16,16 +18,21 @@ from app.db.models import Job, Model
 from app.domain.checkpoints import checkpoint_epochs
 from app.domain.states import JOB_ACTIVE, JobStatus, ModelStatus, StepState, TrainType
 from app.domain.timefmt import format_duration, format_time
-from app.domain.transitions import allowed_commands
-from app.services.queries import queue_position, queued_job_of
-from app.services.status_writes import snapshot
+from app.domain.transitions import ModelSnapshot, allowed_commands
+from app.services.queries import ModelRow, queue_position, queue_positions
+
+# Display names by stored value: a dict lookup per field instead of an enum call (the list
+# formats 20 rows of them per request).
+_TRAIN_TYPE_NAMES = {t.value: t.display_name for t in TrainType}
+_STATUS_NAMES = {s.value: s.display_name for s in ModelStatus}
+_STEP_NAMES = {s.value: s.display_name for s in StepState}
 
 
 def _train_type_name(value: str) -> str:
-    return TrainType(value).display_name if value in TrainType.__members__ else value
+    return _TRAIN_TYPE_NAMES.get(value, value)
 
 
-def progress(model: Model) -> responses.Progress:
+def progress(model: ModelRow) -> responses.Progress:
     total = model.total_epoch
     done = model.epochs_done or 0
     return {
@@ -36,18 +43,36 @@ def progress(model: Model) -> responses.Progress:
     }
 
 
-def model_summary(model: Model, tz: ZoneInfo) -> responses.ModelSummary:
-    step1, step2 = StepState(model.step1_state), StepState(model.step2_state)
+def model_summary(
+    model: ModelRow, tz: ZoneInfo, queue_places: dict[int, int] | None = None
+) -> responses.ModelSummary:
+    """`model`: a `Model`, or a row of `queries.SUMMARY_COLUMNS` (the list's). `queue_places`:
+    `queries.queue_positions` of a whole list page, looked up in one query; without it a
+    `Model`'s own is looked up."""
+    if queue_places is None:
+        queue_places = _queue_places(model) if isinstance(model, Model) else {}
+    if isinstance(model, Row):
+        summary = _row_summary(model, tz).copy()
+        summary["allowedCommands"] = list(summary["allowedCommands"])  # each answer its own
+    else:
+        summary = _summary(model, tz)
+    summary["queuePosition"] = queue_places.get(model.id)
+    return summary
+
+
+def _summary(model: ModelRow, tz: ZoneInfo) -> responses.ModelSummary:
+    """Everything but the queue position, which the row does not hold."""
+    step1, step2 = model.step1_state, model.step2_state
     return {
         "id": model.id,
         "uuid": str(model.uuid),
         "modelVer": model.model_ver,
         "statusCd": model.status_cd,
-        "statusName": ModelStatus(model.status_cd).display_name,
-        "step1Status": step1.value,
-        "step1StatusName": step1.display_name,
-        "step2Status": step2.value,
-        "step2StatusName": step2.display_name,
+        "statusName": _STATUS_NAMES[model.status_cd],
+        "step1Status": step1,
+        "step1StatusName": _STEP_NAMES[step1],
+        "step2Status": step2,
+        "step2StatusName": _STEP_NAMES[step2],
         "step1StrtDttm": format_time(model.step1_strt_dttm, tz),
         "step1EndDttm": format_time(model.step1_end_dttm, tz),
         "step1Duration": format_duration(model.step1_strt_dttm, model.step1_end_dttm),
@@ -64,9 +89,33 @@ def model_summary(model: Model, tz: ZoneInfo) -> responses.ModelSummary:
         "step1MetricSaveYn": model.step1_metric_save_yn,
         "step2MetricSaveYn": model.step2_metric_save_yn,
         "progress": progress(model),
-        "queuePosition": _model_queue_position(model),
-        "allowedCommands": [c.api_name for c in allowed_commands(snapshot(model))],
+        "queuePosition": None,
+        "allowedCommands": list(
+            _allowed_command_names(
+                step1, step2, model.total_epoch, model.val_interval, model.checkpoint_epoch
+            )
+        ),
     }
+
+
+# The summary of a list row is a function of the row's values (and the display time zone)
+# alone, and a dashboard asks for the same rows again and again: formatting 20 of them was a
+# third of a page's time. Keyed by value (a Row hashes and compares as its tuple), so a row
+# that changed in any column is a new key; a few MB per process at most.
+_row_summary = functools.lru_cache(maxsize=2048)(_summary)
+
+
+@functools.lru_cache(maxsize=1024)
+def _allowed_command_names(
+    step1: str, step2: str, total_epoch: int, val_interval: int, checkpoint_epoch: int | None
+) -> tuple[str, ...]:
+    """`allowed_commands` of the snapshot these values make (status_writes.snapshot), which
+    is all it depends on; a list page has few distinct ones, and asking `decide()` six times
+    for each of 20 rows was a tenth of a page's time."""
+    model = ModelSnapshot(
+        StepState(step1), StepState(step2), total_epoch, val_interval, checkpoint_epoch
+    )
+    return tuple(c.api_name for c in allowed_commands(model))
 
 
 def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
@@ -94,15 +143,11 @@ def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
     }
 
 
-def _model_queue_position(model: Model) -> int | None:
-    """Where the model's waiting job stands in the launch queue; None when none waits. Only a
-    model with a step in progress can have one, so other rows cost no query."""
+def _queue_places(model: Model) -> dict[int, int]:
+    """Where the model's waiting job stands in the launch queue, by model id; empty when none
+    waits (or the model is not in a session, as a model just created)."""
     session = object_session(model)
-    in_progress = StepState.IN_PROGRESS.value in (model.step1_state, model.step2_state)
-    if session is None or not in_progress:
-        return None
-    job = queued_job_of(session, model.id)
-    return queue_position(session, job) if job is not None else None
+    return {} if session is None else queue_positions(session, [model])
 
 
 def _job_queue_position(job: Job) -> int | None:

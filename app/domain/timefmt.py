@@ -17,7 +17,9 @@ def as_utc(moment: datetime) -> datetime:
 def format_time(moment: datetime | None, tz: ZoneInfo) -> str | None:
     if moment is None:
         return None
-    return as_utc(moment).astimezone(tz).strftime(DISPLAY_FORMAT)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(tz).strftime(DISPLAY_FORMAT)
 
 
 def format_duration(start: datetime | None, end: datetime | None) -> str | None:

@@ -10,7 +10,7 @@ from itertools import islice
 from typing import Any, NamedTuple, cast
 
 import psycopg
-from sqlalchemy import Engine, Table, delete, func, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import (
@@ -201,6 +201,19 @@ def find_series(session: Session, model_id: int, split: str) -> MetricSeries | N
         .order_by(MetricSeries.job_id.desc())
         .limit(1)
     ).one_or_none()
+
+
+def all_series(session: Session, model_id: int) -> list[MetricSeries]:
+    """Every series row of the model (train, val and each test), oldest job first."""
+    return list(session.scalars(_ALL_SERIES, {"model_id": model_id}))
+
+
+# Built once (a model's detail reads it on every request), the model bound at execution.
+_ALL_SERIES = (
+    select(MetricSeries)
+    .where(MetricSeries.model_id == bindparam("model_id"))
+    .order_by(MetricSeries.job_id)
+)
 
 
 def test_series(session: Session, model_id: int) -> list[MetricSeries]:

@@ -66,8 +66,11 @@ def best_epoch(rows: Iterable[HasValues], index: int, mode: str) -> int | None:
 
 def split_summary(session: Session, model_id: int, split: str) -> Summary | None:
     """The train or val summary: cached per series generation, computed when missing."""
-    series = store.find_series(session, model_id, split)
-    if series is None or not store.has_rows(session, split, model_id):
+    return _split_summary(session, store.find_series(session, model_id, split))
+
+
+def _split_summary(session: Session, series: MetricSeries | None) -> Summary | None:
+    if series is None or not store.has_rows(session, series.split, series.model_id):
         return None  # never ingested, or a restart deleted the rows (the series row remains)
     cached = series.summary
     if cached and cached.get("generation") == series.generation:
@@ -81,8 +84,14 @@ def split_summary(session: Session, model_id: int, split: str) -> Summary | None
 
 def test_summary(session: Session, model_id: int) -> Summary | None:
     """Over all EVAL jobs' rows: the best and worst tested epochs of each metric."""
+    return _test_summary(session, model_id, store.test_series(session, model_id))
+
+
+def _test_summary(
+    session: Session, model_id: int, test_series: list[MetricSeries]
+) -> Summary | None:
     per_metric: dict[str, list[tuple[int, float | None]]] = {}
-    for series in store.test_series(session, model_id):
+    for series in test_series:
         names = series.metric_names
         for row in store.read_rows(session, "test", model_id, len(names), job_id=series.job_id):
             for name, value in zip(names, row.values, strict=True):
@@ -101,21 +110,29 @@ def test_summary(session: Session, model_id: int) -> Summary | None:
 def metric_summary(session: Session, model: Model) -> dict[str, Summary]:
     """{split: {metric: {min, minEpoch, max, maxEpoch, last, lastEpoch}}} for the splits
     that have rows (train, val, test)."""
+    return _model_summary(session, model.id)
+
+
+def _model_summary(session: Session, model_id: int) -> dict[str, Summary]:
+    # Every series row of the model in one query (a model without metrics costs just it).
+    series = store.all_series(session, model_id)
     out: dict[str, Summary] = {}
     for split in ("train", "val"):
-        summary = split_summary(session, model.id, split)
+        # At most one per model and split; store.find_series takes the newest as well.
+        found = [s for s in series if s.split == split]
+        summary = _split_summary(session, found[-1] if found else None)
         if summary is not None:
             out[split] = summary
-    test = test_summary(session, model.id)
+    test = _test_summary(session, model_id, [s for s in series if s.split == "test"])
     if test is not None:
         out["test"] = test
     return out
 
 
-def metric_summaries(session: Session, models: Iterable[Model]) -> dict[int, dict[str, Summary]]:
+def metric_summaries(session: Session, model_ids: Iterable[int]) -> dict[int, dict[str, Summary]]:
     """metric_summary for each model of a list page, by model id (cached summaries make
     this a few indexed lookups per model)."""
-    return {model.id: metric_summary(session, model) for model in models}
+    return {model_id: _model_summary(session, model_id) for model_id in model_ids}
 
 
 def _compute(session: Session, series: MetricSeries) -> Summary:

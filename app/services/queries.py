@@ -2,25 +2,109 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, and_, func, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Executable, and_, bindparam, func, select, tuple_
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from app.db.models import Installation, Job, Model
 from app.domain.container_phases import ContainerPhase
-from app.domain.states import JobStatus, JobType
+from app.domain.states import JobStatus, JobType, StepState
+
+
+class ModelRow(Protocol):
+    """What a list row is read from: a `Model`, or a row of `SUMMARY_COLUMNS` (no ORM object:
+    building 20 of them, and decoding each one's params document, was a third of a page)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def uuid(self) -> uuid.UUID: ...
+    @property
+    def model_no(self) -> str: ...
+    @property
+    def model_ver(self) -> str: ...
+    @property
+    def train_type(self) -> str: ...
+    @property
+    def memo(self) -> str | None: ...
+    @property
+    def status_cd(self) -> str: ...
+    @property
+    def step1_state(self) -> str: ...
+    @property
+    def step2_state(self) -> str: ...
+    @property
+    def step1_strt_dttm(self) -> datetime | None: ...
+    @property
+    def step1_end_dttm(self) -> datetime | None: ...
+    @property
+    def step2_strt_dttm(self) -> datetime | None: ...
+    @property
+    def step2_end_dttm(self) -> datetime | None: ...
+    @property
+    def step1_metric_save_yn(self) -> bool: ...
+    @property
+    def step2_metric_save_yn(self) -> bool: ...
+    @property
+    def current_attempt_id(self) -> int | None: ...
+    @property
+    def best_epoch(self) -> int | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def epochs_done(self) -> int | None: ...
+    @property
+    def checkpoint_epoch(self) -> int | None: ...
+    @property
+    def total_epoch(self) -> int: ...
+    @property
+    def val_interval(self) -> int: ...
+
+
+def _param(name: str) -> ColumnElement[int]:
+    """`Model.total_epoch` / `Model.val_interval` in SQL: the params value, 1 when absent."""
+    return func.coalesce(Model.params[name].as_integer(), 1).label(name)
+
+
+#: The columns a list row shows (serialize.model_summary), fetched as plain rows.
+SUMMARY_COLUMNS = (
+    Model.id,
+    Model.uuid,
+    Model.model_no,
+    Model.model_ver,
+    Model.train_type,
+    Model.memo,
+    Model.status_cd,
+    Model.step1_state,
+    Model.step2_state,
+    Model.step1_strt_dttm,
+    Model.step1_end_dttm,
+    Model.step2_strt_dttm,
+    Model.step2_end_dttm,
+    Model.step1_metric_save_yn,
+    Model.step2_metric_save_yn,
+    Model.current_attempt_id,
+    Model.best_epoch,
+    Model.last_error,
+    Model.epochs_done,
+    Model.checkpoint_epoch,
+    _param("total_epoch"),
+    _param("val_interval"),
+)
 
 
 @dataclass(frozen=True)
 class Page:
-    items: list[Model]
+    items: list[ModelRow]
     total: int
     pages: int
 
@@ -59,8 +143,19 @@ def held_by(node: str) -> ColumnElement[bool]:
     return and_(Job.node == node, holds_container())
 
 
+# Built once, values bound at execution: building and hashing a statement cost more than
+# running it on every request that reads a model.
+_MODEL_BY_UUID = select(Model).where(Model.uuid == bindparam("uuid"))
+_MODEL_WITH_JOBS = _MODEL_BY_UUID.options(joinedload(Model.jobs))
+
+
 def find_model(session: Session, model_uuid: uuid.UUID) -> Model | None:
-    return session.scalars(select(Model).where(Model.uuid == model_uuid)).one_or_none()
+    return session.scalars(_MODEL_BY_UUID, {"uuid": model_uuid}).one_or_none()
+
+
+def find_model_with_jobs(session: Session, model_uuid: uuid.UUID) -> Model | None:
+    """The model with `model.jobs` (by id, as `jobs_of`) loaded in the same query."""
+    return session.scalars(_MODEL_WITH_JOBS, {"uuid": model_uuid}).unique().one_or_none()
 
 
 def jobs_of(session: Session, model: Model) -> list[Job]:
@@ -94,15 +189,20 @@ def latest_successful_eval(session: Session, model: Model) -> Job | None:
         .order_by(Job.id.desc())
         .limit(1)
     ).one_or_none()
+
+
 def launch_order() -> tuple[Any, ...]:
     """The order nodes launch waiting jobs in (workers/capacity.py): higher priority first,
     first in, first out within one priority (queued time, then id)."""
     return (Job.priority.desc(), Job.queued_dttm, Job.id)
 
 
-def launches_before(priority: int, queued: datetime, job_id: int) -> ColumnElement[bool]:
-    """Jobs ahead, in `launch_order()`, of a job with this priority, queued time and id."""
-    return tuple_(-Job.priority, Job.queued_dttm, Job.id) < tuple_(-priority, queued, job_id)
+def launches_before(
+    priority: Any, queued: Any, job_id: Any, job: Any = Job
+) -> ColumnElement[bool]:
+    """Jobs (`job`: Job or an alias of it) ahead, in `launch_order()`, of a job with this
+    priority, queued time and id (values, or another alias's columns)."""
+    return tuple_(-job.priority, job.queued_dttm, job.id) < tuple_(-priority, queued, job_id)
 
 
 def queue_position(session: Session, job: Job) -> int | None:
@@ -118,14 +218,40 @@ def queue_position(session: Session, job: Job) -> int | None:
     return (session.scalar(ahead) or 0) + 1
 
 
-def queued_job_of(session: Session, model_id: int) -> Job | None:
-    """The model's QUEUED job, if it has one (a model has at most one live job)."""
-    return session.scalars(
-        select(Job)
-        .where(Job.model_id == model_id, Job.status_cd == JobStatus.QUEUED.value)
-        .order_by(Job.id.desc())
-        .limit(1)
-    ).first()
+def queue_positions(session: Session, models: Iterable[ModelRow]) -> dict[int, int]:
+    """Model id -> `queue_position` of its QUEUED job, for the models that have one, in one
+    query for a whole list page. Only a model with a step IN_PROGRESS can have a waiting job,
+    so a page without one costs no query."""
+    in_progress = StepState.IN_PROGRESS.value
+    ids = [m.id for m in models if in_progress in (m.step1_state, m.step2_state)]
+    if not ids:
+        return {}
+    rows = session.connection().execute(_queue_positions_statement(), {"ids": ids})
+    # A model has at most one live job; were there two, the newest wins (dict keeps the last).
+    return {model_id: place for model_id, place in rows}
+
+
+@functools.cache
+def _queue_positions_statement() -> Executable:
+    """Built once (building it took longer than running it): the QUEUED jobs of the models
+    `ids`, each with `queue_position`."""
+    ahead = aliased(Job)
+    places_ahead = (
+        select(func.count(ahead.id))
+        .where(
+            ahead.status_cd == JobStatus.QUEUED.value,
+            launches_before(Job.priority, Job.queued_dttm, Job.id, job=ahead),
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(Job.model_id, places_ahead + 1)
+        .where(
+            Job.model_id.in_(bindparam("ids", expanding=True)),
+            Job.status_cd == JobStatus.QUEUED.value,
+        )
+        .order_by(Job.id)
+    )
 
 
 class CountCache:
@@ -140,7 +266,7 @@ class CountCache:
         self._counts: dict[tuple[str, str], tuple[float, int]] = {}
         self._lock = threading.Lock()
 
-    def get(self, session: Session, status: str, model_no: str, conditions: list) -> int:
+    def get(self, session: Session, status: str, model_no: str) -> int:
         key = (status, model_no)
         now = time.monotonic()
         if self.ttl_s > 0:
@@ -148,7 +274,9 @@ class CountCache:
                 cached = self._counts.get(key)
             if cached is not None and now - cached[0] < self.ttl_s:
                 return cached[1]
-        total = session.scalar(select(func.count(Model.id)).where(*conditions)) or 0
+        count = _list_statements(bool(status), bool(model_no))[0]
+        params = {"status": status, "model_no": model_no}
+        total = session.connection().execute(count, params).scalar() or 0
         if self.ttl_s > 0:
             with self._lock:
                 self._counts[key] = (now, total)
@@ -159,19 +287,29 @@ def list_models(
     session: Session, status: str, model_no: str, page: int, size: int, counts: CountCache
 ) -> Page:
     """Newest first; `status` and `model_no` filter when not empty (indexed: see models.py)."""
-    conditions = []
-    if status:
-        conditions.append(Model.status_cd == status)
-    if model_no:
-        conditions.append(Model.model_no == model_no)
-    total = counts.get(session, status, model_no, conditions)
-    items = list(
-        session.scalars(
-            select(Model)
-            .where(*conditions)
-            .order_by(Model.id.desc())
-            .offset(page * size)
-            .limit(size)
-        )
-    )
+    total = counts.get(session, status, model_no)
+    query = _list_statements(bool(status), bool(model_no))[1]
+    params = {"status": status, "model_no": model_no, "offset": page * size, "limit": size}
+    # Core on the session's connection: no ORM objects, and not the ORM's execute path.
+    items = cast(list[ModelRow], session.connection().execute(query, params).all())
     return Page(items, total, math.ceil(total / size) if total else 0)
+
+
+@functools.cache
+def _list_statements(by_status: bool, by_model_no: bool) -> tuple[Executable, Executable]:
+    """(count, page) statements for one combination of filters, values bound at execution:
+    built once, they skip building and hashing a statement on every request."""
+    conditions = []
+    if by_status:
+        conditions.append(Model.status_cd == bindparam("status"))
+    if by_model_no:
+        conditions.append(Model.model_no == bindparam("model_no"))
+    count = select(func.count(Model.id)).where(*conditions)
+    page = (
+        select(*SUMMARY_COLUMNS)
+        .where(*conditions)
+        .order_by(Model.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+    return count, page
