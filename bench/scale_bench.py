@@ -757,8 +757,8 @@ def main(argv: list[str] | None = None) -> int:
         api_workers=args.api_workers, api_threads=args.api_threads,
         submit_threads=args.submit_threads, idle_s=args.idle, timeout_s=args.timeout,
     )  # fmt: skip
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # also when started with
+        signal.signal(sig, _interrupt)  # SIGINT ignored (a background job of a script)
 
     base = Path(tempfile.mkdtemp(prefix="trainyard-scale-"))
     # A node holds a few connections per thread kind; 30 per node at most (pool 10 + 20).
@@ -777,6 +777,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"round failed: {exc}")
         failed = True
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         stack.stop()
         if args.keep or failed:
             log(f"logs kept in {base}")
