@@ -96,6 +96,7 @@ class Sampler(threading.Thread):
         self.conns_node_mean: list[float] = []
         self.heartbeat_ages: list[float] = []  # every node's age, every sample
         self.redis_used: list[int] = []
+        self.redis_clients: list[int] = []
         self.launch_depth: list[int] = []
         self.pg_cores: list[float] = []
         self.errors: list[str] = []
@@ -136,6 +137,9 @@ class Sampler(threading.Thread):
         ).fetchall()
         self.heartbeat_ages += [float(age) for (age,) in ages]
         self.redis_used.append(int(self.stack.redis.command("INFO", "memory")["used_memory"]))
+        self.redis_clients.append(
+            int(self.stack.redis.command("INFO", "clients")["connected_clients"])
+        )
         self.launch_depth.append(int(self.stack.redis.command("LLEN", messaging.QUEUE_LAUNCH_CPU)))
 
     def stop(self) -> None:
@@ -416,6 +420,7 @@ def run_round(stack: Stack, nodes: int, opts: Options) -> Round:
         "cores": cpu.cores(idle_s),
         "pg_connections": sampler.conns_total[-1] if sampler.conns_total else 0,
         "pg_connections_api": sampler.conns_api[-1] if sampler.conns_api else 0,
+        "redis_clients": sampler.redis_clients[-1] if sampler.redis_clients else 0,
     }
 
     log(f"{nodes} nodes: creating {opts.runs} models")
@@ -486,6 +491,7 @@ def run_round(stack: Stack, nodes: int, opts: Options) -> Round:
         pg_conns_node_mean=statistics.fmean(sampler.conns_node_mean[sampler_mark:] or [0]),
         pg_cores_peak=max(sampler.pg_cores, default=0.0),
         redis_mib_peak=max(sampler.redis_used, default=0) / 2**20,
+        redis_clients_peak=max(sampler.redis_clients[sampler_mark:], default=0),
         launch_queue_peak=max(sampler.launch_depth, default=0),
         heartbeat_age_max_s=max(sampler.heartbeat_ages, default=float("nan")),
         heartbeat_age_p99_s=percentile(sampler.heartbeat_ages, 0.99),
@@ -716,7 +722,8 @@ def print_tables(rounds: list[Round]) -> None:
     for r in rounds:
         keys = ("jobs_per_node", "worker_errors", "sampler_errors", "list_failures",
                 "status_failures", "status_synced", "status_unanswered", "sweeps_timed",
-                "sweeps_skipped", "sweep_republished_max", "nodes_start_s", "drained")  # fmt: skip
+                "sweeps_skipped", "sweep_republished_max", "redis_clients_peak", "idle",
+                "nodes_start_s", "drained")  # fmt: skip
         notes = {key: r.figures.get(key) for key in keys}
         print(f"\n{r.nodes} nodes: {json.dumps(notes, default=str)}")
         for line in (r.lost + r.doubled)[:20]:
