@@ -225,79 +225,76 @@ class ApiProbe(threading.Thread):
         self.join(40)
 
 
-class SweepTimer(threading.Thread):
-    """Every few seconds, times one cluster-wide sweep (`workers.reconcile.sweep`, the real
-    function on the real database: it takes the same advisory lock as the nodes' supervisors,
-    so it waits its turn like one more node) and the read half of one node's reconcile pass
-    (its claimed jobs from the database, its process records), round robin over the nodes."""
+class SweepWatch(threading.Thread):
+    """Watches the sweep without running one: every 50 ms, which backend holds the sweep's
+    advisory lock (pg_locks). A sweep is one unbroken run of sightings by one backend, so its
+    duration is known to about 50 ms (shorter sweeps count as 50 ms), and their number says
+    how often the nodes sweep together. Every few seconds it also times the read half of
+    one node's reconcile pass (its claimed jobs from the database, its process records),
+    round robin over the nodes: read-only, so the nodes' own work is untouched."""
 
-    def __init__(self, stack: Stack, env: dict[str, str], nodes: list[str], every_s: float = 5.0):
-        super().__init__(name="scale-sweep-timer", daemon=True)
-        self.stack, self.env, self.nodes, self.every_s = stack, env, nodes, every_s
+    def __init__(self, stack: Stack, env: dict[str, str], nodes: list[str]) -> None:
+        super().__init__(name="scale-sweep-watch", daemon=True)
+        self.stack, self.env, self.nodes = stack, env, nodes
         self.stopping = threading.Event()
         self.sweeps: list[float] = []
-        self.sweeps_skipped = 0  # a node held the lock
-        self.republished_max = 0
         self.reconciles: list[float] = []
         self.errors: list[str] = []
 
     def run(self) -> None:
-        from workers.reconcile import _claimed_jobs, sweep
+        from workers.reconcile import SWEEP_LOCK_KEY
+
+        database = self.env["DATABASE"]
+        conn = psycopg.connect(self.stack.pg.dsn(database), autocommit=True,
+                               application_name="bench")  # fmt: skip
+        holder: int | None = None
+        since = last_seen = 0.0
+        next_reconcile, turn = time.monotonic() + 5, 0
+        try:
+            while not self.stopping.wait(0.05):
+                row = conn.execute(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = %s AND objid = %s AND objsubid = 1",
+                    (SWEEP_LOCK_KEY >> 32, SWEEP_LOCK_KEY & 0xFFFFFFFF),
+                ).fetchone()
+                now = time.monotonic()
+                pid = row[0] if row else None
+                if pid != holder:
+                    if holder is not None:
+                        self.sweeps.append(max(0.05, last_seen - since))
+                    holder, since = pid, now
+                if pid is not None:
+                    last_seen = now
+                if now >= next_reconcile:
+                    next_reconcile = now + 5
+                    self._time_reconcile(conn, self.nodes[turn % len(self.nodes)])
+                    turn += 1
+        except Exception as exc:
+            self.errors.append(repr(exc))
+        finally:
+            conn.close()
+
+    def _time_reconcile(self, conn: psycopg.Connection[Any], node: str) -> None:
         from workers.runtime.process import ProcessRuntime
 
-        ctx = self._context()
         home = Path(self.env["TRAINYARD_HOME"])
-        turn = 0
-        while not self.stopping.wait(self.every_s):
-            try:
-                began = time.perf_counter()
-                counts = sweep(ctx)
-                if counts is None:
-                    self.sweeps_skipped += 1
-                else:
-                    self.sweeps.append(time.perf_counter() - began)
-                    self.republished_max = max(
-                        self.republished_max, counts.get("queued re-published", 0)
-                    )
-                node = self.nodes[turn % len(self.nodes)]
-                turn += 1
-                node_ctx = dataclasses.replace(ctx, node=dataclasses.replace(ctx.node, node=node))
-                runtime = ProcessRuntime(
-                    home / "processes" / node, node, installation=ctx.runtime.installation
-                )
-                began = time.perf_counter()
-                _claimed_jobs(node_ctx)
-                runtime.list_managed(node)
-                self.reconciles.append(time.perf_counter() - began)
-            except Exception as exc:
-                self.errors.append(repr(exc))
-        ctx.engine.dispose()
-
-    def _context(self) -> Any:
-        from app.config import load_settings
-        from workers.context import build_context
-        from workers.runtime.process import ProcessRuntime
-        from workers.settings import NodeSettings
-
-        name = "scale-bench-sweeper"
-        home = Path(self.env["TRAINYARD_HOME"])
-        settings = load_settings().with_overrides(
-            database_url=self.env["DATABASE_URL"],
-            broker_url=self.env["BROKER_URL"],
-            output_root=Path(self.env["OUTPUT_ROOT"]),
-            dataset_root=Path(self.env["DATASET_ROOT"]),
+        (installation,) = conn.execute("SELECT id FROM tb_installation").fetchone() or ("",)
+        began = time.perf_counter()
+        # reconcile_node's first read (workers/reconcile.py _claimed_jobs), in SQL.
+        conn.execute(
+            "SELECT j.*, m.uuid FROM tb_model_train_job j JOIN tb_model_master m "
+            "ON m.id = j.model_id WHERE j.node = %s AND j.container_gone_dttm IS NULL "
+            "ORDER BY j.id",
+            (node,),
+        ).fetchall()
+        ProcessRuntime(home / "processes" / node, node, installation=installation).list_managed(
+            node
         )
-        node = dataclasses.replace(
-            NodeSettings.from_env(), node=name, state_dir=home / "processes" / name
-        )
-        with psycopg.connect(self.stack.pg.dsn(self.env["DATABASE"])) as conn:
-            (installation,) = conn.execute("SELECT id FROM tb_installation").fetchone() or ("",)
-        runtime = ProcessRuntime(node.state_dir, name, installation=installation)
-        return build_context(settings, node, runtime)
+        self.reconciles.append(time.perf_counter() - began)
 
     def stop(self) -> None:
         self.stopping.set()
-        self.join(60)
+        self.join(30)
 
 
 # --------------------------------------------------------------------------- one round
@@ -439,7 +436,7 @@ def run_round(stack: Stack, nodes: int, opts: Options) -> Round:
 
     trainers = TrainerWatch(Path(env["OUTPUT_ROOT"]))
     probe = ApiProbe(stack.api_url, uuids)
-    sweeps = SweepTimer(stack, env, names)
+    sweeps = SweepWatch(stack, env, names)
     for thread in (trainers, probe, sweeps):
         thread.start()
     cpu.start()
@@ -461,6 +458,7 @@ def run_round(stack: Stack, nodes: int, opts: Options) -> Round:
     with ThreadPoolExecutor(opts.submit_threads) as pool:
         list(pool.map(run, uuids))
     result.figures["submit_s"] = time.monotonic() - burst_began
+    result.figures["submit_p50_ms"] = percentile(submit, 0.5) * 1000
     result.figures["submit_p99_ms"] = percentile(submit, 0.99) * 1000
     result.lost += refused
 
@@ -497,9 +495,7 @@ def run_round(stack: Stack, nodes: int, opts: Options) -> Round:
         heartbeat_age_p99_s=percentile(sampler.heartbeat_ages, 0.99),
         sweep_p50_s=percentile(sweeps.sweeps, 0.5),
         sweep_max_s=max(sweeps.sweeps, default=float("nan")),
-        sweeps_timed=len(sweeps.sweeps),
-        sweeps_skipped=sweeps.sweeps_skipped,
-        sweep_republished_max=sweeps.republished_max,
+        sweeps_per_min=len(sweeps.sweeps) / (wall_s / 60),
         reconcile_scan_p50_ms=percentile(sweeps.reconciles, 0.5) * 1000,
         reconcile_scan_max_ms=max(sweeps.reconciles, default=float("nan")) * 1000,
         trainers_peak=trainers.peak,
@@ -659,6 +655,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def print_tables(rounds: list[Round]) -> None:
+    rounds = sorted(rounds, key=lambda r: r.nodes)
     print("\nDrain, dispatch and the API under load (times in s unless ms)\n")
     print("| nodes | slots | runs POSTed in | drain | last start | dispatch p50/p95/p99 "
           "| handoff p50/p95/p99 | list p99 ms | status p99 ms | lost | doubled |")  # fmt: skip
@@ -677,7 +674,7 @@ def print_tables(rounds: list[Round]) -> None:
         )
     print("\nWhat it costs: PostgreSQL, Redis, sweep, heartbeats (burst; idle: before it)\n")
     print("| nodes | PG conns peak (node max / API) | PG cores avg / peak | PG xact/s "
-          "| Redis MiB peak | Redis cmd/s | launch queue peak | sweep p50 / max s "
+          "| Redis MiB peak | Redis cmd/s | launch queue peak | sweeps/min, p50 / max s "
           "| reconcile scan p50 ms | heartbeat age p99 / max s | idle: Redis cmd/s, PG xact/s, "
           "PG conns, node cores |")  # fmt: skip
     print("|---:|---|---|---:|---:|---:|---:|---|---:|---|---|")
@@ -692,7 +689,8 @@ def print_tables(rounds: list[Round]) -> None:
             f"| {_fmt(f.get('pg_transactions_per_s'), 0)} "
             f"| {_fmt(f.get('redis_mib_peak'))} | {_fmt(f.get('redis_commands_per_s'), 0)} "
             f"| {f.get('launch_queue_peak', 0)} "
-            f"| {_fmt(f.get('sweep_p50_s'), 2)} / {_fmt(f.get('sweep_max_s'), 2)} "
+            f"| {_fmt(f.get('sweeps_per_min'))}, {_fmt(f.get('sweep_p50_s'), 2)} / "
+            f"{_fmt(f.get('sweep_max_s'), 2)} "
             f"| {_fmt(f.get('reconcile_scan_p50_ms'))} "
             f"| {_fmt(f.get('heartbeat_age_p99_s'))} / {_fmt(f.get('heartbeat_age_max_s'))} "
             f"| {_fmt(idle.get('redis_commands_per_s'), 0)}, "
@@ -721,8 +719,8 @@ def print_tables(rounds: list[Round]) -> None:
         )
     for r in rounds:
         keys = ("jobs_per_node", "worker_errors", "sampler_errors", "list_failures",
-                "status_failures", "status_synced", "status_unanswered", "sweeps_timed",
-                "sweeps_skipped", "sweep_republished_max", "redis_clients_peak", "idle",
+                "status_failures", "status_synced", "status_unanswered", "sweeps_per_min",
+                "submit_p50_ms", "submit_p99_ms", "redis_clients_peak", "idle",
                 "nodes_start_s", "drained")  # fmt: skip
         notes = {key: r.figures.get(key) for key in keys}
         print(f"\n{r.nodes} nodes: {json.dumps(notes, default=str)}")
