@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import signal
 import statistics
 import sys
@@ -503,6 +504,7 @@ def run_round(stack: Stack, nodes: int, opts: Options) -> Round:
     )
     _check_once(stack, database, opts, trainers, result)
     result.figures["worker_errors"] = _worker_errors(stack)
+    result.figures["launch_tasks"] = _launch_outcomes(stack)
     log(f"{nodes} nodes: stopping")
     stack.stop_round()
     return result
@@ -645,6 +647,29 @@ def _worker_errors(stack: Stack) -> dict[str, int]:
     return counts
 
 
+LAUNCH_OUTCOME = re.compile(
+    r"Task trainyard\.launch_job\[[^\]]*\] succeeded in [0-9.e-]+s: '([^']*)"
+)
+
+
+def _launch_outcomes(stack: Stack) -> dict[str, int]:
+    """What the nodes' launch tasks did, from their logs (Celery logs each task's result):
+    how many launch messages were consumed per trainer started."""
+    counts: dict[str, int] = defaultdict(int)
+    for child in stack.nodes.values():
+        for outcome in LAUNCH_OUTCOME.findall(child.log()):
+            if outcome.startswith("started"):
+                key = "started"
+            elif outcome.startswith("waiting"):
+                key = "waiting (no slot / yields to an older job)"
+            elif "nothing to launch" in outcome:
+                key = "job already running or ended"
+            else:
+                key = re.sub(r"\d+", "N", outcome)[:60]
+            counts[key] += 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 # --------------------------------------------------------------------------- the tables
 
 
@@ -718,7 +743,7 @@ def print_tables(rounds: list[Round]) -> None:
             f"| {r.figures.get('trainers_peak', 0)} |"
         )
     for r in rounds:
-        keys = ("jobs_per_node", "worker_errors", "sampler_errors", "list_failures",
+        keys = ("jobs_per_node", "launch_tasks", "worker_errors", "sampler_errors", "list_failures",
                 "status_failures", "status_synced", "status_unanswered", "sweeps_per_min",
                 "submit_p50_ms", "submit_p99_ms", "redis_clients_peak", "idle",
                 "nodes_start_s", "drained")  # fmt: skip
