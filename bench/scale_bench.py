@@ -505,6 +505,10 @@ def run_round(stack: Stack, nodes: int, opts: Options) -> Round:
     _check_once(stack, database, opts, trainers, result)
     result.figures["worker_errors"] = _worker_errors(stack)
     result.figures["launch_tasks"] = _launch_outcomes(stack)
+    started = result.figures["launch_tasks"].get("started", 0)
+    result.figures["launch_tasks_per_start"] = (
+        sum(result.figures["launch_tasks"].values()) / started if started else float("nan")
+    )
     log(f"{nodes} nodes: stopping")
     stack.stop_round()
     return result
@@ -699,7 +703,7 @@ def print_tables(rounds: list[Round]) -> None:
         )
     print("\nWhat it costs: PostgreSQL, Redis, sweep, heartbeats (burst; idle: before it)\n")
     print("| nodes | PG conns peak (node max / API) | PG cores avg / peak | PG xact/s "
-          "| Redis MiB peak | Redis cmd/s | launch queue peak | sweeps/min, p50 / max s "
+          "| Redis MiB peak | Redis cmd/s | launch tasks per start | sweeps/min, p50 / max s "
           "| reconcile scan p50 ms | heartbeat age p99 / max s | idle: Redis cmd/s, PG xact/s, "
           "PG conns, node cores |")  # fmt: skip
     print("|---:|---|---|---:|---:|---:|---:|---|---:|---|---|")
@@ -713,7 +717,7 @@ def print_tables(rounds: list[Round]) -> None:
             f"| {_fmt(cores.get('pg', float('nan')), 2)} / {_fmt(f.get('pg_cores_peak'), 2)} "
             f"| {_fmt(f.get('pg_transactions_per_s'), 0)} "
             f"| {_fmt(f.get('redis_mib_peak'))} | {_fmt(f.get('redis_commands_per_s'), 0)} "
-            f"| {f.get('launch_queue_peak', 0)} "
+            f"| {_fmt(f.get('launch_tasks_per_start'))} "
             f"| {_fmt(f.get('sweeps_per_min'))}, {_fmt(f.get('sweep_p50_s'), 2)} / "
             f"{_fmt(f.get('sweep_max_s'), 2)} "
             f"| {_fmt(f.get('reconcile_scan_p50_ms'))} "
@@ -745,7 +749,7 @@ def print_tables(rounds: list[Round]) -> None:
     for r in rounds:
         keys = ("jobs_per_node", "launch_tasks", "worker_errors", "sampler_errors", "list_failures",
                 "status_failures", "status_synced", "status_unanswered", "sweeps_per_min",
-                "submit_p50_ms", "submit_p99_ms", "redis_clients_peak", "idle",
+                "launch_queue_peak", "submit_p50_ms", "submit_p99_ms", "redis_clients_peak", "idle",
                 "nodes_start_s", "drained")  # fmt: skip
         notes = {key: r.figures.get(key) for key in keys}
         print(f"\n{r.nodes} nodes: {json.dumps(notes, default=str)}")
