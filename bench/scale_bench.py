@@ -47,6 +47,7 @@ from app.domain.timefmt import as_utc
 from bench.scale_stack import Stack
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+LIVE = {"QUEUED", "RUNNING"}
 APP_NAMES_OF_BENCH = ("bench", "")  # the sampler's own connection, PostgreSQL's own processes
 
 
@@ -322,6 +323,7 @@ class Round:
     figures: dict[str, Any] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)
     doubled: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)  # still live when --timeout ran out
 
 
 class CpuMeter:
@@ -622,7 +624,9 @@ def _check_once(
         ).fetchall()
     expected_val = opts.epochs // opts.epochs  # val_interval = epochs: one validation row
     for uid, step1, jobs, ok, attempts, statuses, train_rows, val_rows in rows:
-        if step1 != "COMPLETED" or ok == 0:
+        if not result.figures.get("drained") and set((statuses or "").split(",")) & LIVE:
+            result.unfinished.append(uid)  # the round timed out with its job still live
+        elif step1 != "COMPLETED" or ok == 0:
             result.lost.append(f"{uid}: step1 {step1}, jobs {statuses or 'none'}")
         why = []
         if jobs > 1 or ok > 1:
@@ -752,6 +756,7 @@ def print_tables(rounds: list[Round]) -> None:
                 "launch_queue_peak", "submit_p50_ms", "submit_p99_ms", "redis_clients_peak", "idle",
                 "nodes_start_s", "drained")  # fmt: skip
         notes = {key: r.figures.get(key) for key in keys}
+        notes["unfinished (timed out)"] = len(r.unfinished)
         print(f"\n{r.nodes} nodes: {json.dumps(notes, default=str)}")
         for line in (r.lost + r.doubled)[:20]:
             print(f"  {line}")
