@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help venv run test test-fast lint services images migrate wheel bench bench-dispatch bench-metrics chaos clean flower \
+.PHONY: help venv run test test-fast lint services images migrate wheel bench bench-dispatch bench-metrics bench-scale chaos clean flower \
 	compose-build compose-config compose-up compose-down
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make bench      API benchmark (see bench/README.md)"
 	@echo "make bench-dispatch  POST run -> container running, cancel, reconcile 200 jobs"
 	@echo "make bench-metrics   1M-row train.csv ingest beside a raw COPY and MLflow"
+	@echo "make bench-scale     5, 10, 20 nodes on one PostgreSQL and Redis, 1,000 runs each"
 	@echo "make chaos      fault injection on its own stack, then a table (docs/chaos.md)"
 	@echo "make flower     Flower alone, for a running broker (BROKER_URL)"
 	@echo "make compose-build|compose-config|compose-up|compose-down   docker compose (docs/deployment.md)"
@@ -87,6 +88,12 @@ bench-dispatch: venv
 
 bench-metrics: venv
 	$(BIN)/python -m bench.metrics_bench
+
+# Its own PostgreSQL cluster and Redis on free ports, the API and N nodes (process runtime);
+# e.g. `make bench-scale SCALE_ARGS="--nodes 2 --runs 50"` (bench/README.md "Scale run").
+SCALE_ARGS ?= --nodes 5,10,20 --runs 1000
+bench-scale: venv
+	$(BIN)/python -m bench.scale_bench $(SCALE_ARGS)
 
 # Its own PostgreSQL, Redis, API and two nodes; faults by PID; CHAOS_BURST runs at once.
 chaos: venv images
