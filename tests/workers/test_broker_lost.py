@@ -30,7 +30,6 @@ from tests.conftest import TEST_DATABASE_URL
 from tests.integration.helpers import create_model
 from tests.integration.test_outbox import RedisServer
 from tests.workers.conftest import wait_for_status, wait_running, wait_until
-from tests.workers.test_recovery import _launches
 
 NODE = "node-a"
 PARAMS = {"total_epoch": 8, "val_interval": 2, "epoch_seconds": 1}
@@ -119,12 +118,18 @@ def test_worker_survives_redis_killed_and_restarted_empty_with_tasks_running(
     after = worker.log()[before:]
     assert "Unrecoverable error" not in after, after[after.index("Unrecoverable") :][:1500]
     assert worker.process.poll() is None, f"the worker exited ({worker.process.returncode})"
-    for uid, job_id in runs.items():
+    for uid in runs:
         done = wait_for_status(client, uid, "statusCd", "COMPLETED", 120)
         assert [j["statusCd"] for j in done["jobs"]] == ["SUCCESS"], "one job, ended once"
         assert done["progress"]["epochsDone"] == PARAMS["total_epoch"]
-        assert _launches(worker.log(), job_id) == 1, f"job {job_id}: one container, started once"
     with db() as session:
+        claims = dict(
+            session.execute(
+                text("SELECT id, launch_attempts FROM tb_model_train_job WHERE id = ANY(:ids)"),
+                {"ids": list(runs.values())},
+            ).all()
+        )
+        assert claims == {job_id: 1 for job_id in runs.values()}, "each job claimed once"
         for uid in runs:
             stored = session.execute(
                 text(
