@@ -345,7 +345,7 @@ SCENARIOS: dict[str, tuple[Scenario, int, int | None]] = {
     "postgres_restart": (postgres_restart, 8, 3),
     "api_sigkill_burst": (api_sigkill_burst, 24, 10),
     "run_cancel_race": (run_cancel_race, 10, 4),
-    "node_lost": (node_lost, 8, 3),  # 3 jobs, 2 a node: one runs on chaos-b
+    "node_lost": (node_lost, 8, None),  # ran clean with 3 jobs; 32 s: over the bound
     "docker_unreachable": (docker_unreachable, 8, None),
     "foreign_container": (foreign_container, 4, 2),
     "redis_frozen": (redis_frozen, 6, None),
