@@ -11,9 +11,12 @@ Why these Redis settings (training runs for hours, but no task here does):
   client timeout of 120 s), and bounds how late a message held by a dead worker reappears.
 - `worker_prefetch_multiplier` 1: a worker reserves one message at a time, so a busy node does
   not sit on launches that an idle node could start now.
-- Connection loss: retry forever at start and while running (`broker_connection_retry*`), and
-  cancel running tasks when the connection drops (their messages come back to the queue anyway;
-  finishing them too would run them twice at once).
+- Connection loss: retry forever at start and while running (`broker_connection_retry*`).
+  `worker_cancel_long_running_tasks_on_connection_loss` is on (off is deprecated), but the thread
+  pool cannot cancel a running thread: Celery logs "Failed to cancel" and the task runs to its
+  end. That is safe because every task re-reads its rows under a lock and does nothing twice.
+- The broker transport is `RedisTransport` below: kombu's Redis transport with one fix that
+  keeps a worker alive when Redis goes away while it runs tasks (see the class).
 - Bounded shutdown: `worker_soft_shutdown_timeout` lets running tasks finish for up to 10 s on
   SIGTERM before the cold shutdown returns their messages.
 - JSON only, explicit task names, named queues; results (only the status sync waits for one)
@@ -25,9 +28,12 @@ Why these Redis settings (training runs for hours, but no task here does):
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+import redis
 from celery import Celery, signals
 from kombu import Queue
+from kombu.transport import redis as kombu_redis
 
 from app import messaging
 from app.config import load_settings
@@ -50,9 +56,47 @@ REQUIRED_SETTINGS: dict[str, Any] = {
 }
 
 
+class _RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel, except that a channel whose transport was already closed
+    cannot connect: that is a connection error, not an AttributeError.
+
+    Why (Celery 5.7.0, kombu 5.7.0; tests/workers/test_broker_lost.py): when the broker
+    connection drops, the consumer first `collect()`s the connection, then closes it
+    (`Consumer.on_connection_error_after_connected`). With Redis gone, the channel's first
+    close fails half-way on the dead socket (its pending BRPOP read) and stays open; `collect`
+    then detaches the transport (`client = None`); the second close reaches the step that
+    returns unacknowledged messages to their queue, builds a Redis client from the detached
+    transport, and fails with `'NoneType' object has no attribute 'hostname'`. That error is
+    not a connection error, so it escapes `ignore_errors`: "Unrecoverable error", and the
+    worker stops. There are unacknowledged messages exactly when tasks are running
+    (`task_acks_late`), which is why an idle worker survived the same fault.
+
+    Raised as a connection error, it is what every caller on that path already ignores: the
+    close completes, the consumer reconnects, running tasks finish. Their messages are not put
+    back (Redis is away; `visibility_timeout` returns them if it kept them, the sweep
+    re-publishes jobs whose messages it lost) and nothing runs twice (see above).
+    """
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection was already closed")
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        return params
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = _RedisChannel
+
+
+#: The URL schemes kombu serves with its Redis transport (`kombu.transport.TRANSPORT_ALIASES`).
+REDIS_SCHEMES = ("redis", "rediss")
+
+
 def make_celery(broker_url: str | None = None) -> Celery:
     url = broker_url or load_settings().broker_url
     celery = Celery("trainyard", broker=url, backend=url, include=["workers.tasks"])
+    if urlsplit(url).scheme in REDIS_SCHEMES:
+        celery.conf.broker_transport = f"{__name__}:RedisTransport"
     celery.conf.update(
         REQUIRED_SETTINGS,
         broker_transport_options={
@@ -88,6 +132,9 @@ def assert_settings(celery: Celery) -> None:
     options = celery.conf.broker_transport_options or {}
     if options.get("visibility_timeout") != VISIBILITY_TIMEOUT_S:
         wrong["broker_transport_options.visibility_timeout"] = options.get("visibility_timeout")
+    scheme = urlsplit(str(celery.conf.broker_url or "")).scheme
+    if scheme in REDIS_SCHEMES and celery.conf.broker_transport != f"{__name__}:RedisTransport":
+        wrong["broker_transport"] = celery.conf.broker_transport
     if wrong:
         raise RuntimeError(f"worker settings differ from workers/celery_app.py: {wrong}")
 

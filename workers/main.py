@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     _start_drain_watcher(ctx, queues)
     concurrency = os.environ.get("WORKER_CONCURRENCY", "4")
     try:
-        celery_app.worker_main(
+        # `start`, not `worker_main`: worker_main drops the exit status, so a worker that
+        # stopped on an unrecoverable error exited 0 and a process manager that restarts
+        # failed services (systemd Restart=on-failure) left it down.
+        status = celery_app.start(
             [
                 "worker",
                 "--pool=threads",
@@ -95,10 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--queues={','.join(queues)}",
                 "--loglevel=INFO",
                 # Gossip and mingle talk worker to worker over the broker, and nothing here
-                # uses them (no revokes; Flower reads events). Gossip's consumer has a known
-                # crash while reconnecting to Redis ("'NoneType' object has no attribute
-                # 'hostname'", kombu#582), seen in tests/chaos's redis_lost. (A worker can
-                # still exit on a Redis restart under load: see docs/chaos.md.)
+                # uses them (no revokes; Flower reads events): fewer connections to lose.
                 "--without-gossip",
                 "--without-mingle",
                 *(argv or []),
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         supervisor.stop()
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":

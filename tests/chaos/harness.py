@@ -351,6 +351,9 @@ class Stack:
             "NODE_LOST_AFTER_S": str(self.config.node_lost_after_s),
             "WORKER_CONCURRENCY": str(self.config.worker_concurrency),
             "DEFAULT_JOB_MEMORY_MB": "512",
+            # Two containers a node on any machine (the default is one per CPU), so a few
+            # jobs spread over both nodes and a burst queues the same way everywhere.
+            "NODE_MAX_JOBS": "2",
             **self.config.extra_worker_env,
         }
         if node == "chaos-b":

@@ -218,3 +218,20 @@ def test_a_run_stopped_before_its_first_validation_keeps_its_train_rows(
     complete_job(db, settings, None, job_id)
     assert _rows(db, uid) == (1, 0)
     assert _epochs(client, uid, "train") == [1]
+
+
+def test_a_run_of_a_lost_node_stopped_before_its_first_validation_keeps_its_train_rows(
+    client: FlaskClient, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """tests/chaos node_lost: the node and its container died after epoch 1 of a val_interval
+    2 run, so val.csv is a bare header. The run is judged STOPPED by its outputs and keeps its
+    one train row (an all-or-nothing ingest dropped it: 1 train.csv row the database lacked)."""
+    uid, job_id = _run(client, db, val_interval=2)
+    assert record_observation(db, None, job_id, JobObservation(JobEvent.STARTED)).accepted
+    _write_outputs(settings, uid, "epoch,loss\n1,0.9\n", "epoch,val_loss\n")
+    _end(db, job_id, started_at=None, ended_at=datetime.now(UTC), exit_code=None, node_lost=True)
+
+    complete_job(db, settings, None, job_id)
+    assert client.get(f"/api/models/{uid}").get_json()["data"]["jobs"][-1]["statusCd"] == "STOPPED"
+    assert _rows(db, uid) == (1, 0)
+    assert _epochs(client, uid, "train") == [1]
