@@ -31,6 +31,7 @@ def create_model() -> tuple[Response, int]:
         )
     params = body.params.model_dump(mode="json")
     _require_params_fit(params, rt.settings.max_params_bytes)
+    _require_runtime_allowed(body, rt.settings.job_network_allowed)
     with transaction(rt.sessions) as session:
         model = Model(
             model_no=body.model_no,
@@ -41,11 +42,35 @@ def create_model() -> tuple[Response, int]:
             image=body.image or rt.settings.default_image,
             dataset=body.dataset,
             resources=body.resources.model_dump(exclude_none=True),
+            uses_dataset=body.uses_dataset,
+            shm_size_mb=body.shm_size_mb,
+            env=body.env,
+            network=body.network,
         )
         session.add(model)
         session.flush()
         data = model_detail(model, [], rt.settings.tz)
     return ok(data, 201)
+
+
+def _require_runtime_allowed(body: CreateModel, network_allowed: bool) -> None:
+    """What the schema alone cannot say: the deployment's network policy, and an shm that
+    fits the memory the model asks for (trainer/README.md, "Sandbox")."""
+    if body.network and not network_allowed:
+        raise ApiError(
+            400,
+            "INVALID_FIELD",
+            "network: this deployment gives jobs no network (JOB_NETWORK_ALLOWED=0); "
+            "leave network false or ask the operator.",
+        )
+    memory_mb = body.resources.memory_mb
+    if body.shm_size_mb is not None and memory_mb is not None and body.shm_size_mb > memory_mb:
+        raise ApiError(
+            400,
+            "INVALID_FIELD",
+            f"shmSizeMb: {body.shm_size_mb} MB is more than resources.memory_mb "
+            f"({memory_mb} MB); /dev/shm counts against the memory limit.",
+        )
 
 
 def _require_params_fit(params: dict[str, Any], limit: int) -> None:

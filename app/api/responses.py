@@ -146,8 +146,16 @@ class ModelDetail(ModelSummary):
 
     params: dict[str, Any]
     image: str
+    # null with usesDataset true: the node's default dataset (DEFAULT_DATASET); null with
+    # usesDataset false: none (created with "dataset": null; nothing is mounted).
     dataset: str | None
+    usesDataset: bool
     resources: ResourceRequests
+    # The container's runtime (trainer/README.md, "Sandbox"). shmSizeMb null: the default,
+    # half the memory limit, at least 1024 MB, at most the memory limit.
+    shmSizeMb: int | None
+    env: dict[str, str]
+    network: bool
     createdDttm: Dttm
     checkpointEpochs: list[int]
     jobs: list[Job]

@@ -116,7 +116,11 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "params": model.params,
         "image": model.image,
         "dataset": model.dataset,
+        "usesDataset": model.uses_dataset,
         "resources": cast(responses.ResourceRequests, model.resources),  # what CreateModel stored
+        "shmSizeMb": model.shm_size_mb,
+        "env": dict(model.env),
+        "network": model.network,
         "createdDttm": format_time(model.created_dttm, tz),
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch
