@@ -102,12 +102,33 @@ class CreateModel(_Strict):
     image: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     # Absent: the node's default dataset (the demo). null: none at all, for an image that
     # brings its own data (nothing mounted, no split lists, no --dataset-dir).
-    dataset: str | None = None
+    dataset: str | None = Field(
+        None,
+        description="a folder under DATASET_ROOT; absent: the node's default (demo); "
+        "null: no dataset (nothing mounted, no --dataset-dir)",
+    )
     resources: Resources = Field(default_factory=Resources)
     # The container's runtime (app/domain/sandbox.py, trainer/README.md "Sandbox").
-    shm_size_mb: Annotated[StrictInt, Field(ge=16, le=sandbox.MAX_SIZE_MB)] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    network: bool = False
+    shm_size_mb: Annotated[
+        StrictInt | None,
+        Field(
+            ge=16,
+            le=sandbox.MAX_SIZE_MB,
+            description="/dev/shm in MB; absent: half the memory limit, at least "
+            f"{sandbox.SHM_FLOOR_MB}, at most the memory limit",
+        ),
+    ] = None
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"environment variables for the trainer (at most {sandbox.ENV_MAX_VARS}); "
+        "names the platform sets (HOME, USER, LOGNAME, TMPDIR, CUDA_VISIBLE_DEVICES, "
+        "TRAINYARD_*, NVIDIA_*) are refused",
+    )
+    network: bool = Field(
+        False,
+        description="true: Docker's bridge network (only where JOB_NETWORK_ALLOWED=1); "
+        "false: none",
+    )
 
     @property
     def uses_dataset(self) -> bool:
