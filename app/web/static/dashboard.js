@@ -305,6 +305,16 @@
         action: retry, code: err, showLog: true,
       };
     }
+    if (err.startsWith('SCRATCH_LIMIT_EXCEEDED')) {
+      // The node ended it (workers/scratch.py); the epochs it finished are kept.
+      return {
+        sev: 'error', icon: '💾', title: '스크래치 용량 초과',
+        text: `${what}이(가) /scratch(TMPDIR)에 노드 한도(JOB_SCRATCH_MAX_MB)보다 많이 써서 중단되었습니다. `
+          + `임시 파일을 줄이거나 관리자에게 한도를 늘려 달라고 요청하세요.${ckptText}`,
+        action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
+        code: err, showLog: true,
+      };
+    }
     if (err.startsWith('OUTPUT_INCOMPLETE')) {
       const reason = err.replace(/^OUTPUT_INCOMPLETE:?\s*/, '');
       const csv = reason.startsWith('metrics-parse-error');
