@@ -9,9 +9,11 @@ final state (exit code, OOM flag, finish time, log tail) before it calls `remove
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from app.domain import sandbox
 from app.domain.timefmt import as_utc
+
+log = logging.getLogger(__name__)
 
 # Label keys. Reconciliation finds its containers by these, so every runtime sets the first
 # three itself and the worker supplies the rest (see `LaunchSpec.labels`).
@@ -230,10 +234,19 @@ def remove_scratch(scratch_root: Path, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             func(failed)
 
-    if path.is_symlink():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, onerror=_open_up_and_retry)  # 3.11: no onexc
+    try:
+        if path.is_symlink():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path, onerror=_open_up_and_retry)  # 3.11: no onexc
+        return
+    except (OSError, RecursionError) as exc:  # a tree too deep for rmtree, a file it cannot
+        first = exc
+    # rm walks any depth; failing that, the folder is left and said so. Never raise: removing
+    # the container (and recording it gone) must not depend on what the job left in it.
+    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], check=False)
+    if path.exists() or path.is_symlink():
+        log.warning("scratch folder %s could not be removed: %s", path, first)
 
 
 def disk_usage_mb(path: Path) -> int:
