@@ -1,18 +1,20 @@
 """How much one node may hold, and which waiting job goes next (issue 12, capacity).
 
-A node holds a job from its claim until its container is confirmed removed
-(`container_gone_dttm`): a claimed job being launched, a running container and an ended one
-not yet removed all count. At most NODE_MAX_JOBS of them, and the sum of their memory limits
-(the job's `resources.memory_mb`, else DEFAULT_JOB_MEMORY_MB: what the container is given)
-at most NODE_MEMORY_MB. GPU jobs are bounded by their GPU leases as well (workers/gpus.py).
+A node holds a job from its claim until its container is confirmed removed (its container
+phase holds it, app/domain/container_phases.py): a claimed job being launched, a running
+container and an ended one not yet removed all count. At most NODE_MAX_JOBS of them, and the
+sum of their memory limits (the job's `resources.memory_mb`, else DEFAULT_JOB_MEMORY_MB: what
+the container is given) at most NODE_MEMORY_MB. GPU jobs are bounded by their GPU leases as
+well (workers/gpus.py).
 
 Race-free: a claim locks its node's `tb_node` row (FOR UPDATE) before counting, in the claim's
 transaction, so a second claim on the same node waits for the first to commit and then counts
 its job (READ COMMITTED: each statement sees what committed before it). Two launches never
 both take the last slot.
 
-Order: jobs launch oldest first (queued time, then id). A claim that has room still yields to
-an older waiting job that could take that room now, and sends that job to this node. A newer
+Order: jobs launch by priority, highest first, and oldest first within one priority (queued
+time, then id: `app.services.queries.launch_order`). A claim that has room still yields to a
+waiting job ahead of it that could take that room now, and sends that job to this node. A newer
 job that fits where an older one does not (more memory or GPUs than are free) goes ahead: no
 head-of-line blocking, at the cost that a large job can wait while small ones keep coming.
 Waiting is not a claim: it counts no launch attempt and never fails the job.
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +34,7 @@ from app.config import Bounds
 from app.db.models import GpuLease, Job, Node
 from app.domain.states import JobStatus
 from app.domain.timefmt import utcnow
+from app.services.queries import held_by, holds_container, launch_order, launches_before
 from workers.settings import NodeSettings
 
 # How many of the oldest waiting jobs one look at the queue reads: the yield check and the
@@ -56,6 +59,7 @@ class Waiting:
     model_id: int
     memory_mb: int
     gpus: int
+    priority: int
 
 
 def job_memory_mb(resources: dict[str, Any] | None, default_mb: int) -> int:
@@ -84,7 +88,7 @@ def lock_node(session: Session, node: str) -> None:
 
 def load_of(session: Session, node: NodeSettings) -> Load:
     resources = session.scalars(
-        select(Job.resources).where(Job.node == node.node, Job.container_gone_dttm.is_(None))
+        select(Job.resources).where(held_by(node.node))
     ).all()
     held = set(session.scalars(select(GpuLease.gpu_id).where(GpuLease.node == node.node)))
     return Load(
@@ -118,11 +122,11 @@ def waiting_jobs(
     node: NodeSettings,
     bounds: Bounds,
     load: Load,
-    before: tuple[datetime, int] | None = None,
+    before: tuple[int, datetime, int] | None = None,
     limit: int = 1,
 ) -> list[Waiting]:
-    """The oldest waiting jobs this node could launch now, together, in launch order (at most
-    `limit`; only those queued before `before`, a (queued time, id) pair, when given).
+    """The first waiting jobs this node could launch now, together, in launch order (at most
+    `limit`; only those ahead of `before`, a (priority, queued time, id), when given).
 
     Left out, as the claim would leave them: jobs whose model still has a container (the model's
     previous job not yet removed), jobs in their retry backoff or out of attempts, jobs that
@@ -131,22 +135,19 @@ def waiting_jobs(
         Job.id,
         Job.model_id,
         Job.resources,
+        Job.priority,
         Job.launch_attempts,
         Job.last_attempt_dttm,
     ).where(Job.status_cd == JobStatus.QUEUED.value, Job.node.is_(None))
     if before is not None:
-        query = query.where(tuple_(Job.queued_dttm, Job.id) < tuple_(*before))
-    rows = session.execute(
-        query.order_by(Job.queued_dttm, Job.id).limit(WAITING_SCAN_LIMIT)
-    ).all()
+        query = query.where(launches_before(*before))
+    rows = session.execute(query.order_by(*launch_order()).limit(WAITING_SCAN_LIMIT)).all()
     if not rows:
         return []
     busy_models = set(
         session.scalars(
             select(Job.model_id).where(
-                Job.model_id.in_({row.model_id for row in rows}),
-                Job.node.is_not(None),
-                Job.container_gone_dttm.is_(None),
+                Job.model_id.in_({row.model_id for row in rows}), holds_container()
             )
         )
     )
@@ -166,6 +167,6 @@ def waiting_jobs(
             or memory + wanted_memory > node.memory_mb
         ):
             continue
-        chosen.append(Waiting(row.id, row.model_id, wanted_memory, wanted_gpus))
+        chosen.append(Waiting(row.id, row.model_id, wanted_memory, wanted_gpus, row.priority))
         jobs, memory, gpus_free = jobs + 1, memory + wanted_memory, gpus_free - wanted_gpus
     return chosen

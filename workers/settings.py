@@ -35,6 +35,15 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+def _non_negative_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise ValueError(f"{name} must be a whole number of seconds (0: off), got {text!r}")
+    return int(text)
+
+
 def _usable_cpus() -> int:
     """NODE_MAX_JOBS by default: one training container per CPU core this worker may use.
     A training is CPU-bound (Docker sets no CPU limit unless the job asks for `cpus`), so
@@ -79,6 +88,10 @@ class NodeSettings:
     scratch_root: Path = Path("var/scratch")
     scratch_max_mb: int = sandbox.DEFAULT_SCRATCH_MAX_MB
     scratch_check_interval_s: float = sandbox.SCRATCH_CHECK_INTERVAL_S
+    # How often the log collector stores what running containers printed (workers/logcollector.py).
+    log_collect_interval_s: float = 1.0
+    # A model's stallTimeoutS when it sets none (0: no stall detection), in seconds.
+    default_stall_timeout_s: int = 0
 
     @classmethod
     def from_env(cls) -> NodeSettings:
@@ -106,6 +119,8 @@ class NodeSettings:
             scratch_check_interval_s=float(
                 os.environ.get("SCRATCH_CHECK_INTERVAL_S") or sandbox.SCRATCH_CHECK_INTERVAL_S
             ),
+            log_collect_interval_s=float(os.environ.get("LOG_COLLECT_INTERVAL_S", "1")),
+            default_stall_timeout_s=_non_negative_int("DEFAULT_STALL_TIMEOUT_S", 0),
         )
 
     @property

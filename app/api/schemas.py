@@ -93,6 +93,10 @@ class Resources(BaseModel):
     cpus: Annotated[float, Field(gt=0, le=256)] | None = None
 
 
+# Launch priority: higher launches first, first in first out within one (docs/workers.md).
+PRIORITY_RANGE = Field(ge=-1000, le=1000)
+
+
 class CreateModel(_Strict):
     model_no: Literal[MODEL_NUMBERS]  # type: ignore[valid-type]
     model_ver: Annotated[str, Field(min_length=1, max_length=64)]
@@ -108,6 +112,10 @@ class CreateModel(_Strict):
         "null: no dataset (nothing mounted, no --dataset-dir)",
     )
     resources: Resources = Field(default_factory=Resources)
+    # stallTimeoutS: no log output and no progress.json change for this many seconds → the
+    # job ends STALLED. null: the node's DEFAULT_STALL_TIMEOUT_S; 0: never (30 days at most).
+    stall_timeout_s: Annotated[StrictInt, Field(ge=0, le=2_592_000)] | None = None
+    priority: Annotated[StrictInt, PRIORITY_RANGE] = 0
     # The container's runtime (app/domain/sandbox.py, trainer/README.md "Sandbox").
     shm_size_mb: Annotated[
         StrictInt | None,
@@ -172,6 +180,13 @@ class CreateModel(_Strict):
         return value
 
 
+class CommandOptions(_Strict):
+    """The optional body of run, restart, resume and test run."""
+
+    # This job's launch priority instead of the model's (e.g. an urgent test run).
+    priority: Annotated[StrictInt, PRIORITY_RANGE] | None = None
+
+
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
     status: ModelStatus | Literal[""] = ""
@@ -191,11 +206,33 @@ class SeriesQuery(BaseModel):
     metrics: Annotated[str, Field(description="comma-separated metric names (default: all)")] = ""
 
 
+class JobQuery(BaseModel):
+    """?jobId= alone (GET …/logs/download), for the OpenAPI document."""
+
+    jobId: Annotated[int, Field(ge=0, description="one of the model's jobs (default: current)")]
+
+
 class LogQuery(BaseModel):
     """The query of GET …/logs for the OpenAPI document (parsed in app/api/results.py);
     every query parameter is documented as optional."""
 
     jobId: Annotated[int, Field(ge=0, description="one of the model's jobs (default: current)")]
+    offset: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="the whole stored log from this byte offset on: a JSON chunk "
+            "(LogChunk), or with follow=1 where the stream starts (Last-Event-ID wins)",
+        ),
+    ]
+    follow: Annotated[
+        Literal["1", "0"],
+        Field(
+            description="1: a text/event-stream of the log, one event per line (`id:` the "
+            "byte offset after it, `data:` the line), `event: end` when the container ended; "
+            "each stream lasts at most LOG_FOLLOW_MAX_S, resume with Last-Event-ID"
+        ),
+    ]
 
 
 def describe_validation_error(exc: Any) -> str:

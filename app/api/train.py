@@ -9,10 +9,17 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.api import responses
 from app.api.envelope import ApiError, error_body, ok
-from app.api.params import model_not_found, model_or_404, parse_epoch, parse_uuid
+from app.api.params import (
+    model_not_found,
+    model_or_404,
+    parse_epoch,
+    parse_json_body,
+    parse_uuid,
+)
+from app.api.schemas import CommandOptions
 from app.api.serialize import job_detail, model_summary
+from app.appstate import state
 from app.domain.transitions import Command, CommandRequest, Reason, Rejected
-from app.runtime import runtime
 from app.services.commands import (
     Idempotency,
     IdempotencyKeyReused,
@@ -30,7 +37,7 @@ _REJECTION_STATUS = {Reason.STATE: 409, Reason.NO_CHECKPOINT: 409}
 
 
 def _render(write: StatusWrite) -> Reply:
-    tz = runtime().settings.tz
+    tz = state().settings.tz
     if isinstance(write.decision, Rejected):
         status = _REJECTION_STATUS.get(write.decision.reason, 409)
         return Reply(status, error_body(write.decision.reason.value, write.decision.message))
@@ -55,7 +62,7 @@ def _idempotency() -> Idempotency | None:
 
 
 def _command(model_uuid: uuid.UUID, command_request: CommandRequest) -> tuple[Response, int]:
-    rt = runtime()
+    rt = state()
     try:
         reply = execute_command(
             rt.sessions, rt.publisher, model_uuid, command_request, _render, _idempotency()
@@ -67,19 +74,29 @@ def _command(model_uuid: uuid.UUID, command_request: CommandRequest) -> tuple[Re
     return jsonify(reply.body), reply.status
 
 
+def _options() -> CommandOptions:
+    """The command's optional JSON body; none (the usual case) means the defaults."""
+    if not request.get_data():
+        return CommandOptions()
+    return parse_json_body(CommandOptions)
+
+
 @bp.post("/run/<model_uuid>")
 def run(model_uuid: str) -> tuple[Response, int]:
-    return _command(parse_uuid(model_uuid), CommandRequest(Command.RUN))
+    key, options = parse_uuid(model_uuid), _options()
+    return _command(key, CommandRequest(Command.RUN, priority=options.priority))
 
 
 @bp.post("/restart/<model_uuid>")
 def restart(model_uuid: str) -> tuple[Response, int]:
-    return _command(parse_uuid(model_uuid), CommandRequest(Command.RESTART))
+    key, options = parse_uuid(model_uuid), _options()
+    return _command(key, CommandRequest(Command.RESTART, priority=options.priority))
 
 
 @bp.post("/resume/<model_uuid>")
 def resume(model_uuid: str) -> tuple[Response, int]:
-    return _command(parse_uuid(model_uuid), CommandRequest(Command.RESUME))
+    key, options = parse_uuid(model_uuid), _options()
+    return _command(key, CommandRequest(Command.RESUME, priority=options.priority))
 
 
 @bp.post("/cancel/<model_uuid>")
@@ -91,8 +108,11 @@ def cancel(model_uuid: str) -> tuple[Response, int]:
 def test_run(epoch: str, model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     wanted = parse_epoch(epoch)
+    options = _options()
     _require_epoch_within_training(key, wanted)
-    return _command(key, CommandRequest(Command.TEST_RUN, epoch=wanted))
+    return _command(
+        key, CommandRequest(Command.TEST_RUN, epoch=wanted, priority=options.priority)
+    )
 
 
 @bp.post("/test/cancel/<model_uuid>")
@@ -102,7 +122,7 @@ def test_cancel(model_uuid: str) -> tuple[Response, int]:
 
 def _require_epoch_within_training(model_uuid: uuid.UUID, epoch: int) -> None:
     """An epoch beyond total_epoch is bad input (400), not a state conflict."""
-    with runtime().reads() as session:
+    with state().reads() as session:
         model = model_or_404(session, model_uuid)
         if epoch > model.total_epoch:
             raise ApiError(
@@ -116,7 +136,7 @@ def _require_epoch_within_training(model_uuid: uuid.UUID, epoch: int) -> None:
 def status_sync(model_uuid: str) -> tuple[Response, int]:
     """Ask the owning node to reconcile the model's live job, then return the model."""
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         sync = request_sync(session, rt.publisher, model)
@@ -131,7 +151,7 @@ def status_sync(model_uuid: str) -> tuple[Response, int]:
 @bp.post("/create-tmp/<model_uuid>")
 def create_tmp(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         try:
@@ -143,7 +163,7 @@ def create_tmp(model_uuid: str) -> tuple[Response, int]:
 @bp.get("/counts/<model_uuid>")
 def counts(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         try:

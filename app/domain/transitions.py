@@ -87,6 +87,7 @@ class JobSnapshot:
 class CommandRequest:
     command: Command
     epoch: int | None = None  # TEST_RUN only
+    priority: int | None = None  # the new job's launch priority (None: the model's)
 
 
 @dataclass(frozen=True)

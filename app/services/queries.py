@@ -1,4 +1,4 @@
-"""Read side: create, find and list models."""
+"""Read side: find and list models and jobs; the named conditions on a job's container phase."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.db.models import Installation, Job, Model
-from app.domain.states import JobStatus
+from app.domain.container_phases import ContainerPhase
+from app.domain.states import JobStatus, JobType
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,32 @@ def installation_id(session: Session) -> str:
     return value
 
 
+def in_phase(phase: ContainerPhase) -> ColumnElement[bool]:
+    """SQL for `Job.container_phase is phase` (the same columns as phase_of reads)."""
+    claimed, ended, gone = (
+        Job.node.is_not(None),
+        Job.container_ended_dttm.is_not(None),
+        Job.container_gone_dttm.is_not(None),
+    )
+    return {
+        ContainerPhase.UNCLAIMED: Job.node.is_(None),
+        ContainerPhase.CLAIMED: and_(claimed, ~ended, ~gone),
+        ContainerPhase.ENDED: and_(ended, ~gone),
+        ContainerPhase.GONE: gone,
+    }[phase]
+
+
+def holds_container() -> ColumnElement[bool]:
+    """SQL for `Job.container_phase.holds_container`: claimed by a node, container not
+    confirmed gone. Until then the job counts on its node and its model starts no other."""
+    return and_(Job.node.is_not(None), Job.container_gone_dttm.is_(None))
+
+
+def held_by(node: str) -> ColumnElement[bool]:
+    """The jobs `node` holds (claimed by it, container not confirmed gone)."""
+    return and_(Job.node == node, holds_container())
+
+
 def find_model(session: Session, model_uuid: uuid.UUID) -> Model | None:
     return session.scalars(select(Model).where(Model.uuid == model_uuid)).one_or_none()
 
@@ -38,15 +67,53 @@ def jobs_of(session: Session, model: Model) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.model_id == model.id).order_by(Job.id)))
 
 
+def job_to_show(session: Session, model: Model, job_id: int | None) -> Job | None:
+    """The model's job `job_id` (LookupError when it has none such), else its current
+    attempt, else its last job; None when it has no jobs."""
+    jobs = jobs_of(session, model)
+    if job_id is not None:
+        for job in jobs:
+            if job.id == job_id:
+                return job
+        raise LookupError(f"model {model.uuid} has no job {job_id}")
+    for job in jobs:
+        if job.id == model.current_attempt_id:
+            return job
+    return jobs[-1] if jobs else None
+
+
+def latest_successful_eval(session: Session, model: Model) -> Job | None:
+    """The model's newest EVAL job that succeeded: the one its results come from."""
+    return session.scalars(
+        select(Job)
+        .where(
+            Job.model_id == model.id,
+            Job.job_type == JobType.EVAL.value,
+            Job.status_cd == JobStatus.SUCCESS.value,
+        )
+        .order_by(Job.id.desc())
+        .limit(1)
+    ).one_or_none()
+def launch_order() -> tuple[Any, ...]:
+    """The order nodes launch waiting jobs in (workers/capacity.py): higher priority first,
+    first in, first out within one priority (queued time, then id)."""
+    return (Job.priority.desc(), Job.queued_dttm, Job.id)
+
+
+def launches_before(priority: int, queued: datetime, job_id: int) -> ColumnElement[bool]:
+    """Jobs ahead, in `launch_order()`, of a job with this priority, queued time and id."""
+    return tuple_(-Job.priority, Job.queued_dttm, Job.id) < tuple_(-priority, queued, job_id)
+
+
 def queue_position(session: Session, job: Job) -> int | None:
     """1-based place of a QUEUED job among all QUEUED jobs of the installation in launch order
-    (queued time, then id: the order nodes launch them in, workers/capacity.py); None for a
-    job that is not QUEUED. Jobs already claimed by a node but not yet started count ahead."""
+    (`launch_order()`); None for a job that is not QUEUED. Jobs already claimed by a node but
+    not yet started count ahead."""
     if job.status_cd != JobStatus.QUEUED.value or job.id is None:
         return None
     ahead = select(func.count(Job.id)).where(
         Job.status_cd == JobStatus.QUEUED.value,
-        tuple_(Job.queued_dttm, Job.id) < tuple_(job.queued_dttm, job.id),
+        launches_before(job.priority, job.queued_dttm, job.id),
     )
     return (session.scalar(ahead) or 0) + 1
 

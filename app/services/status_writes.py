@@ -129,7 +129,8 @@ def apply(
     if decision.reset_training:
         _reset_training(session, model)
     if decision.new_job is not None:
-        result.job = _create_job(session, model, decision.new_job, now)
+        priority = action.priority if isinstance(action, CommandRequest) else None
+        result.job = _create_job(session, model, decision.new_job, now, priority)
     _write_model_states(model, decision, times)
     session.flush()
     result.outbox_ids = _enqueue_follow_up(session, decision, result.job)
@@ -210,7 +211,9 @@ def _reset_training(session: Session, model: Model) -> None:
         session.execute(delete(table).where(table.model_id == model.id))
 
 
-def _create_job(session: Session, model: Model, new: NewJob, now: datetime) -> Job:
+def _create_job(
+    session: Session, model: Model, new: NewJob, now: datetime, priority: int | None
+) -> Job:
     last_attempt = session.scalar(select(func.max(Job.attempt)).where(Job.model_id == model.id))
     params = job_params(model.params, new)
     job = Job(
@@ -221,6 +224,7 @@ def _create_job(session: Session, model: Model, new: NewJob, now: datetime) -> J
         params=params,
         image=model.image,
         resources=dict(model.resources),
+        priority=model.priority if priority is None else priority,
         queued_dttm=now,
     )
     session.add(job)

@@ -300,3 +300,17 @@ def test_page_is_self_contained(live_server) -> None:
         assert live_server.http.get(f"/static/{asset}").status_code == 200
     # Nothing from another server: no CDN, no third-party code.
     assert 'src="http' not in html and 'href="http' not in html
+
+
+def test_the_create_form_sets_a_priority_and_the_model_view_shows_it(page, live_server) -> None:
+    page.goto("/")
+    page.click("#create-btn")
+    form = page.locator("#create-form")
+    form.locator("[name=modelVer]").fill("v-urgent")
+    form.locator("[name=priority]").fill("7")
+    page.click("#create-submit")
+    expect(page.locator("#create-dialog")).to_be_hidden()
+    (model,) = live_server.api("GET", "/api/models/list")["content"]
+    assert live_server.model(model["uuid"])["priority"] == 7
+    page.goto(f"/#/models/{model['uuid']}")
+    expect(page.locator("[data-priority]")).to_contain_text("7")

@@ -6,47 +6,20 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
 import redis
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Settings
 from app.db.models import Job, Node
 from app.domain.timefmt import utcnow
-from app.services.queries import installation_id
+from tests.integration.helpers import CAPACITY_NODE as NODE
 from tests.integration.helpers import create_model, queued_tasks
-from workers.context import WorkerContext, build_context
+from workers.context import WorkerContext
 from workers.heartbeat import beat
 from workers.launcher import Claim, claim_job
 from workers.requeue import wake_waiting
-from workers.runtime.process import ProcessRuntime
-from workers.settings import NodeSettings
-
-NODE = "cap-node"
-
-
-@pytest.fixture
-def node_ctx(settings: Settings, db: sessionmaker[Session], tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A node with room for two jobs of the default size (plenty of memory)."""
-    node = replace(
-        NodeSettings.from_env(),
-        node=NODE,
-        state_dir=tmp_path / "p",
-        drain_file=tmp_path / "no-drain",
-        max_jobs=2,
-        memory_mb=64_000,
-        default_memory_mb=4096,
-    )
-    with db() as session:
-        installation = installation_id(session)
-    runtime = ProcessRuntime(tmp_path / "p", NODE, installation=installation)
-    ctx = build_context(settings, node, runtime)
-    yield ctx
-    ctx.engine.dispose()
 
 
 def _queue_jobs(client: FlaskClient, count: int, **model: object) -> list[int]:
