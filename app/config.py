@@ -80,6 +80,9 @@ class Settings:
     max_body_bytes: int  # a request body larger than this is a 413
     max_params_bytes: int  # a model's params larger than this, as JSON, are a 400
     allow_insecure_no_token: bool  # serve on a non-loopback address without API_TOKEN
+    # May a model ask for a network (`network: true`)? Checked by the API at create and by
+    # the node at launch (a model created while it was allowed).
+    job_network_allowed: bool = False
     bounds: Bounds = field(default_factory=Bounds)
     # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.
     job_file_limits: Limits = field(default_factory=Limits)
@@ -125,4 +128,5 @@ def load_settings() -> Settings:
         max_body_bytes=int(_env("API_MAX_BODY_BYTES", str(1024 * 1024))),
         max_params_bytes=int(_env("API_MAX_PARAMS_BYTES", str(64 * 1024))),
         allow_insecure_no_token=_env("ALLOW_INSECURE_NO_TOKEN", "0") == "1",
+        job_network_allowed=_env("JOB_NETWORK_ALLOWED", "0") == "1",
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """trainyard reference trainer: the trainer contract (trainer/README.md) on a small model.
 
-    train.py --job-type TRAIN|EVAL --output-dir DIR --dataset-dir DIR [--split-dir DIR]
+    train.py --job-type TRAIN|EVAL --output-dir DIR [--dataset-dir DIR] [--split-dir DIR]
              --total-epoch N --val-interval K [--resume-from K] [--epoch E]
              [--checkpoint-dir DIR] [--params JSON]
 
@@ -574,6 +574,17 @@ def hog_memory(megabytes: int) -> list[bytearray]:
     return chunks
 
 
+def needs_dataset(ctx: Contract) -> Path:
+    """This trainer learns from a platform dataset: a model created without one (`"dataset":
+    null`, for images that bring their own data) gets a clear exit 2."""
+    if ctx.dataset_dir is None:
+        raise TrainerError(
+            "no --dataset-dir: the reference trainer needs a dataset; create the model with "
+            "one (or without the `dataset` field for the demo dataset)"
+        )
+    return ctx.dataset_dir
+
+
 def train(ctx: Contract, params: dict[str, Any]) -> int:
     ckpt_dir = ctx.checkpoint_dir
     total, interval = ctx.total_epoch, ctx.val_interval
@@ -582,7 +593,8 @@ def train(ctx: Contract, params: dict[str, Any]) -> int:
     ckpt_dir.mkdir(exist_ok=True)
     hog = hog_memory(params["memory_hog_mb"]) if params["memory_hog_mb"] else None
 
-    splits, labels, source = resolve_splits(ctx.dataset_dir, ctx.split_dir, params)
+    dataset_dir = needs_dataset(ctx)
+    splits, labels, source = resolve_splits(dataset_dir, ctx.split_dir, params)
     resume = ctx.resume_from
     ckpt = load_checkpoint(ctx.checkpoint_file(resume)) if resume else None
     if ckpt is not None and ckpt.get("epoch") != resume:
@@ -597,13 +609,13 @@ def train(ctx: Contract, params: dict[str, Any]) -> int:
     class_index = {c: i for i, c in enumerate(classes)}
     n_features = ckpt["n_features"] if ckpt is not None else None
     x_train, y_train, _ = load_xy(
-        ctx.dataset_dir, splits["train"], labels, class_index, n_features, "train"
+        dataset_dir, splits["train"], labels, class_index, n_features, "train"
     )
     if not x_train:
         raise TrainerError("the train split has no labeled samples")
     n_features = len(x_train[0])
     x_val, y_val, _ = load_xy(
-        ctx.dataset_dir, splits["val"], labels, class_index, n_features, "val"
+        dataset_dir, splits["val"], labels, class_index, n_features, "val"
     )
     if not x_val:
         raise TrainerError("the val split has no labeled samples (val.csv needs them)")
@@ -719,9 +731,10 @@ def run_eval(ctx: Contract, params: dict[str, Any]) -> int:
     t0 = time.monotonic()
     classes: list[str] = list(ckpt["classes"])
     class_index = {c: i for i, c in enumerate(classes)}
-    splits, labels, source = resolve_splits(ctx.dataset_dir, ctx.split_dir, params)
+    dataset_dir = needs_dataset(ctx)
+    splits, labels, source = resolve_splits(dataset_dir, ctx.split_dir, params)
     xs, ys, ids = load_xy(
-        ctx.dataset_dir, splits["test"], labels, class_index, ckpt["n_features"], "test"
+        dataset_dir, splits["test"], labels, class_index, ckpt["n_features"], "test"
     )
     if not xs:
         raise TrainerError("the test split has no labeled samples")

@@ -63,7 +63,12 @@ def make_runtime(node: NodeSettings, installation: str) -> ContainerRuntime:
 
         client = docker_client_if_answering()
         if client is not None:
-            return DockerRuntime(client=client, node=node.node, installation=installation)
+            return DockerRuntime(
+                client=client,
+                node=node.node,
+                installation=installation,
+                scratch_root=node.scratch_root.resolve(),
+            )
         if node.runtime == "docker":
             raise RuntimeError("WORKER_RUNTIME=docker but no Docker engine answers")
         log.warning("no Docker engine answers; using the process runtime")
@@ -77,6 +82,7 @@ def make_runtime(node: NodeSettings, installation: str) -> ContainerRuntime:
         node=node.node,
         installation=installation,
         entrypoint=[sys.executable, str(TRAIN_SCRIPT)],
+        scratch_root=node.scratch_root.resolve(),
     )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -75,6 +76,12 @@ class Claim:
     model_id: int
     model_uuid: str
     dataset: str | None
+    # The model's runtime settings (app/domain/sandbox.py); a model is never edited, so the
+    # values read at the claim are those it was created with.
+    uses_dataset: bool = True
+    shm_size_mb: int | None = None
+    env: dict[str, str] | None = None
+    network: bool = False
 
 
 def launch_job(ctx: WorkerContext, job_id: int) -> str:
@@ -153,6 +160,10 @@ def _claim(ctx: WorkerContext, job_id: int, yielded_to: list[int]) -> Claim | st
             model_id=model.id,
             model_uuid=str(model.uuid),
             dataset=model.dataset,
+            uses_dataset=model.uses_dataset,
+            shm_size_mb=model.shm_size_mb,
+            env=dict(model.env or {}),
+            network=model.network,
         )
 
 
@@ -276,15 +287,18 @@ def _launch_failed(ctx: WorkerContext, claim: Claim, exc: Exception) -> str:
 
 
 def build_spec(ctx: WorkerContext, claim: Claim) -> LaunchSpec:
+    if claim.network and not ctx.settings.job_network_allowed:
+        # Created while the deployment allowed it; the policy of the node that runs it wins.
+        raise ValueError("network: this node gives jobs no network (JOB_NETWORK_ALLOWED=0)")
     root = ctx.settings.output_root.resolve()
     output = layout.job_output_dir(root, claim.model_uuid, claim.job_type, claim.job_id)
-    dataset = (ctx.settings.dataset_root / (claim.dataset or ctx.node.default_dataset)).resolve()
+    dataset = _dataset_dir(ctx, claim)
     params = claim.params
-    argv = [
-        "--job-type", claim.job_type.value,
-        "--output-dir", str(output),
-        "--dataset-dir", str(dataset),
-        "--split-dir", str(layout.split_dir(root, claim.model_uuid)),
+    argv = ["--job-type", claim.job_type.value, "--output-dir", str(output)]
+    if dataset is not None:  # a model without a dataset has no split lists either
+        argv += ["--dataset-dir", str(dataset)]
+        argv += ["--split-dir", str(layout.split_dir(root, claim.model_uuid))]
+    argv += [
         "--total-epoch", str(int(params.get("total_epoch", 1))),
         "--val-interval", str(int(params.get("val_interval", 1))),
     ]  # fmt: skip
@@ -307,10 +321,21 @@ def build_spec(ctx: WorkerContext, claim: Claim) -> LaunchSpec:
         },
         output_dir=layout.model_dir(root, claim.model_uuid),
         dataset_dir=dataset,
+        env=dict(claim.env or {}),
         gpu_ids=claim.gpu_ids,
         memory_mb=int(memory) if memory else ctx.node.default_memory_mb,
         cpus=float(claim.resources["cpus"]) if claim.resources.get("cpus") else None,
+        network=claim.network,
+        shm_size_mb=claim.shm_size_mb,
     )
+
+
+def _dataset_dir(ctx: WorkerContext, claim: Claim) -> Path | None:
+    """The dataset folder to mount: the model's, the node's default for a model that names
+    none, or None for a model created with `"dataset": null`."""
+    if not claim.uses_dataset:
+        return None
+    return (ctx.settings.dataset_root / (claim.dataset or ctx.node.default_dataset)).resolve()
 
 
 def prepare_outputs(ctx: WorkerContext, claim: Claim) -> None:
@@ -326,7 +351,9 @@ def prepare_outputs(ctx: WorkerContext, claim: Claim) -> None:
 
 def _ensure_split_lists(ctx: WorkerContext, claim: Claim) -> None:
     """`run` creates the split lists when missing (SPEC §6). A model that names no dataset
-    trains on the generated demo dataset."""
+    trains on the generated demo dataset; one created without any has no split lists."""
+    if not claim.uses_dataset:
+        return
     dataset = claim.dataset or ctx.node.default_dataset
     if claim.dataset is None:
         generate_demo_dataset(ctx.settings.dataset_root / dataset)

@@ -7,6 +7,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.domain import sandbox
+
 
 def _parse_gpu_ids(text: str) -> tuple[int, ...]:
     """`NODE_GPUS="0,1,3"` → (0, 1, 3); empty → no GPUs."""
@@ -81,6 +83,11 @@ class NodeSettings:
     drain_file: Path  # while it exists the node claims no new job (`trainyard drain NODE`)
     max_jobs: int  # containers this node holds at once (claimed, running or not yet removed)
     memory_mb: int  # the sum of their memory limits never exceeds this
+    # Each job's scratch folder lives under this (on this node's disk; the Docker engine must
+    # see the same path); a job whose scratch grows past scratch_max_mb is ended.
+    scratch_root: Path = Path("var/scratch")
+    scratch_max_mb: int = sandbox.DEFAULT_SCRATCH_MAX_MB
+    scratch_check_interval_s: float = sandbox.SCRATCH_CHECK_INTERVAL_S
     # How often the log collector stores what running containers printed (workers/logcollector.py).
     log_collect_interval_s: float = 1.0
     # A model's stallTimeoutS when it sets none (0: no stall detection), in seconds.
@@ -90,7 +97,7 @@ class NodeSettings:
     def from_env(cls) -> NodeSettings:
         home = Path(os.environ.get("TRAINYARD_HOME", Path.cwd() / "var"))
         node = os.environ.get("NODE_NAME") or socket.gethostname()
-        default_memory_mb = _positive_int("DEFAULT_JOB_MEMORY_MB", 4096)
+        default_memory_mb = _positive_int("DEFAULT_JOB_MEMORY_MB", sandbox.DEFAULT_JOB_MEMORY_MB)
         return cls(
             node=node,
             gpu_ids=_parse_gpu_ids(os.environ.get("NODE_GPUS", "")),
@@ -107,6 +114,11 @@ class NodeSettings:
             drain_file=drain_file(home, node),
             max_jobs=_positive_int("NODE_MAX_JOBS", _usable_cpus()),
             memory_mb=_positive_int("NODE_MEMORY_MB", host_memory_default_mb(default_memory_mb)),
+            scratch_root=Path(os.environ.get("JOB_SCRATCH_ROOT") or home / "scratch" / node),
+            scratch_max_mb=_positive_int("JOB_SCRATCH_MAX_MB", sandbox.DEFAULT_SCRATCH_MAX_MB),
+            scratch_check_interval_s=float(
+                os.environ.get("SCRATCH_CHECK_INTERVAL_S") or sandbox.SCRATCH_CHECK_INTERVAL_S
+            ),
             log_collect_interval_s=float(os.environ.get("LOG_COLLECT_INTERVAL_S", "1")),
             default_stall_timeout_s=_non_negative_int("DEFAULT_STALL_TIMEOUT_S", 0),
         )

@@ -22,6 +22,7 @@ from workers.ending import observe_end
 from workers.heartbeat import Heartbeat, beat
 from workers.logcollector import LogCollector
 from workers.reconcile import reconcile_node, sweep
+from workers.scratch import enforce_scratch_limit
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Supervisor:
     def _run(self) -> None:
         ctx = self.ctx
         since = utcnow()
-        next_poll = next_sweep = time.monotonic()
+        next_poll = next_sweep = next_scratch = time.monotonic()
         while not self.stopping.is_set():
             checked_at = utcnow()
             ended = self._guard(
@@ -72,6 +73,9 @@ class Supervisor:
             if now >= next_sweep:
                 next_sweep = now + ctx.node.sweep_interval_s
                 self._guard(lambda: sweep(ctx))
+            if now >= next_scratch:
+                next_scratch = now + ctx.node.scratch_check_interval_s
+                self._guard(lambda: enforce_scratch_limit(ctx))
             if ended is None:  # the runtime failed; don't spin
                 self.stopping.wait(ctx.node.supervise_interval_s)
 

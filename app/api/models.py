@@ -23,6 +23,7 @@ bp = Blueprint("models", __name__, url_prefix="/api/models")
 def create_model() -> tuple[Response, int]:
     body = parse_json_body(CreateModel)
     rt = state()
+    _require_runtime_allowed(body, rt.settings.job_network_allowed)
     try:
         model = models.create_model(
             rt.sessions,
@@ -37,10 +38,34 @@ def create_model() -> tuple[Response, int]:
             resources=body.resources.model_dump(exclude_none=True),
             stall_timeout_s=body.stall_timeout_s,
             priority=body.priority,
+            uses_dataset=body.uses_dataset,
+            shm_size_mb=body.shm_size_mb,
+            env=body.env,
+            network=body.network,
         )
     except models.InvalidField as exc:
         raise ApiError(400, "INVALID_FIELD", str(exc)) from None
     return ok(model_detail(model, [], rt.settings.tz), 201)
+
+
+def _require_runtime_allowed(body: CreateModel, network_allowed: bool) -> None:
+    """What the schema alone cannot say: the deployment's network policy, and an shm that
+    fits the memory the model asks for (trainer/README.md, "Sandbox")."""
+    if body.network and not network_allowed:
+        raise ApiError(
+            400,
+            "INVALID_FIELD",
+            "network: this deployment gives jobs no network (JOB_NETWORK_ALLOWED=0); "
+            "leave network false or ask the operator.",
+        )
+    memory_mb = body.resources.memory_mb
+    if body.shm_size_mb is not None and memory_mb is not None and body.shm_size_mb > memory_mb:
+        raise ApiError(
+            400,
+            "INVALID_FIELD",
+            f"shmSizeMb: {body.shm_size_mb} MB is more than resources.memory_mb "
+            f"({memory_mb} MB); /dev/shm counts against the memory limit.",
+        )
 
 
 @bp.get("/list")

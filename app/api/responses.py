@@ -150,8 +150,16 @@ class ModelDetail(ModelSummary):
 
     params: dict[str, Any]
     image: str
+    # null with usesDataset true: the node's default dataset (DEFAULT_DATASET); null with
+    # usesDataset false: none (created with "dataset": null; nothing is mounted).
     dataset: str | None
+    usesDataset: bool
     resources: ResourceRequests
+    # The container's runtime (trainer/README.md, "Sandbox"). shmSizeMb null: the default,
+    # half the memory limit, at least 1024 MB, at most the memory limit.
+    shmSizeMb: int | None
+    env: dict[str, str]
+    network: bool
     # No log output and no progress.json change this long → the job ends STALLED; null: the
     # node's DEFAULT_STALL_TIMEOUT_S (0 unless set: off), 0: never.
     stallTimeoutS: int | None

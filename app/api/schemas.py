@@ -15,7 +15,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
+from app.domain import sandbox
 from app.domain.job_params import RESERVED_PARAMS
 from app.domain.states import MODEL_NUMBERS, ModelStatus, TrainType
 
@@ -82,7 +84,11 @@ class Resources(BaseModel):
     gpus: Annotated[StrictInt, Field(ge=0, le=16)] = 0
     memory_mb: Annotated[
         StrictInt | None,
-        Field(ge=16, le=1_048_576, validation_alias=AliasChoices("memory_mb", "memoryMb")),
+        Field(
+            ge=16,
+            le=sandbox.MAX_SIZE_MB,
+            validation_alias=AliasChoices("memory_mb", "memoryMb"),
+        ),
     ] = None
     cpus: Annotated[float, Field(gt=0, le=256)] | None = None
 
@@ -98,12 +104,73 @@ class CreateModel(_Strict):
     memo: Annotated[str, Field(max_length=2000)] | None = None
     params: TrainParams
     image: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-    dataset: str | None = None
+    # Absent: the node's default dataset (the demo). null: none at all, for an image that
+    # brings its own data (nothing mounted, no split lists, no --dataset-dir).
+    dataset: str | None = Field(
+        None,
+        description="a folder under DATASET_ROOT; absent: the node's default (demo); "
+        "null: no dataset (nothing mounted, no --dataset-dir)",
+    )
     resources: Resources = Field(default_factory=Resources)
     # stallTimeoutS: no log output and no progress.json change for this many seconds → the
     # job ends STALLED. null: the node's DEFAULT_STALL_TIMEOUT_S; 0: never (30 days at most).
     stall_timeout_s: Annotated[StrictInt, Field(ge=0, le=2_592_000)] | None = None
     priority: Annotated[StrictInt, PRIORITY_RANGE] = 0
+    # The container's runtime (app/domain/sandbox.py, trainer/README.md "Sandbox").
+    shm_size_mb: Annotated[
+        StrictInt | None,
+        Field(
+            ge=16,
+            le=sandbox.MAX_SIZE_MB,
+            description="/dev/shm in MB; absent: half the memory limit, at least "
+            f"{sandbox.SHM_FLOOR_MB}, at most the memory limit",
+        ),
+    ] = None
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"environment variables for the trainer (at most {sandbox.ENV_MAX_VARS}); "
+        "names the platform sets (HOME, USER, LOGNAME, TMPDIR, CUDA_VISIBLE_DEVICES, "
+        "TRAINYARD_*, NVIDIA_*) are refused",
+    )
+    network: bool = Field(
+        False,
+        description="true: Docker's bridge network (only where JOB_NETWORK_ALLOWED=1); "
+        "false: none",
+    )
+
+    @property
+    def uses_dataset(self) -> bool:
+        """False only for an explicit `"dataset": null`."""
+        return self.dataset is not None or "dataset" not in self.model_fields_set
+
+    @field_validator("env")
+    @classmethod
+    def _env_is_the_users(cls, value: dict[str, str]) -> dict[str, str]:
+        # PydanticCustomError: the message as written, without pydantic's "Value error, ".
+        if len(value) > sandbox.ENV_MAX_VARS:
+            raise PydanticCustomError(
+                "env", f"at most {sandbox.ENV_MAX_VARS} variables, got {len(value)}"
+            )
+        for name, text in value.items():
+            if not sandbox.ENV_NAME_RE.match(name):
+                raise PydanticCustomError(
+                    "env",
+                    f"{name!r}: a variable name is letters, digits and _, not starting with a "
+                    "digit (at most 128)",
+                )
+            if sandbox.reserved_env_name(name):
+                reserved = sorted(sandbox.RESERVED_ENV_NAMES)
+                reserved += [p + "*" for p in sandbox.RESERVED_ENV_PREFIXES]
+                raise PydanticCustomError(
+                    "env",
+                    f"{name}: set by the platform for every job, not by a model "
+                    f"(reserved: {', '.join(reserved)})",
+                )
+            if len(text) > sandbox.ENV_MAX_VALUE_CHARS:
+                raise PydanticCustomError(
+                    "env", f"{name}: value longer than {sandbox.ENV_MAX_VALUE_CHARS} characters"
+                )
+        return value
 
     @field_validator("dataset")
     @classmethod

@@ -163,7 +163,11 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "params": model.params,
         "image": model.image,
         "dataset": model.dataset,
+        "usesDataset": model.uses_dataset,
         "resources": cast(responses.ResourceRequests, model.resources),  # what CreateModel stored
+        "shmSizeMb": model.shm_size_mb,
+        "env": dict(model.env),
+        "network": model.network,
         "stallTimeoutS": model.stall_timeout_s,
         "priority": model.priority,
         "createdDttm": format_time(model.created_dttm, tz),

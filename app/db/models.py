@@ -56,6 +56,12 @@ class Model(Base):
     image: Mapped[str] = mapped_column(String(255))
     dataset: Mapped[str | None] = mapped_column(String(255))
     resources: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The container's runtime settings (app/domain/sandbox.py). `uses_dataset` False: created
+    # with `"dataset": null` (no dataset at all); True with dataset NULL: the node's default.
+    uses_dataset: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    shm_size_mb: Mapped[int | None]  # None: sandbox.default_shm_mb of the job's memory limit
+    env: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    network: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # No progress.json change and no log output this long → the node ends the job STALLED
     # (workers/logcollector.py); None: the node's DEFAULT_STALL_TIMEOUT_S, 0: never.
     stall_timeout_s: Mapped[int | None] = mapped_column(Integer)

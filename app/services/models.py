@@ -31,6 +31,10 @@ def create_model(
     resources: dict[str, Any],
     stall_timeout_s: int | None = None,
     priority: int = 0,
+    uses_dataset: bool = True,
+    shm_size_mb: int | None = None,
+    env: dict[str, str] | None = None,
+    network: bool = False,
 ) -> Model:
     """Insert a READY model and return it, every column loaded (the API serializes it after
     the commit)."""
@@ -49,6 +53,10 @@ def create_model(
             resources=resources,
             stall_timeout_s=stall_timeout_s,
             priority=priority,
+            uses_dataset=uses_dataset,
+            shm_size_mb=shm_size_mb,
+            env=dict(env or {}),
+            network=network,
         )
         session.add(model)
         session.flush()

@@ -435,3 +435,33 @@ def test_another_installation_sharing_the_state_dir_is_invisible(
     assert [s.name for s in process_runtime.list_managed()] == [mine.name]
     assert [s.name for s in foreign.list_managed()] == [theirs.name]
     foreign.remove(theirs.name)
+
+
+def test_scratch_folder_is_given_and_removed_with_the_record(
+    spec: Any, node: str, out_dir: Path, tmp_path: Path
+) -> None:
+    scratch_root = tmp_path / "scratch"
+    rt = ProcessRuntime(
+        tmp_path / "state", node, installation=INSTALLATION, scratch_root=scratch_root
+    )
+    code = (
+        "import os, tempfile\n"
+        f"open({str(out_dir)!r} + '/seen', 'w').write("
+        "tempfile.gettempdir() + '|' + os.environ['TRAINYARD_SCRATCH_DIR'])\n"
+        "open(os.path.join(os.environ['TMPDIR'], 'work'), 'w').write('x')\n"
+    )
+    s = spec(code, env={"OMP_NUM_THREADS": "2"})
+    rt.launch(s)
+    assert ended(rt, s.name).exit_code == 0, rt.logs_tail(s.name)
+    scratch = scratch_root / s.name
+    assert (out_dir / "seen").read_text() == f"{scratch}|{scratch}"
+    assert (scratch / "work").read_text() == "x"
+    rt.remove(s.name)
+    assert not scratch.exists()
+    assert scratch_root.exists(), "only the job's own folder goes"
+
+
+def test_a_spec_may_not_set_platform_owned_env(make_spec: Callable[..., LaunchSpec]) -> None:
+    for name in ("HOME", "TMPDIR", "TRAINYARD_SCRATCH_DIR", "NVIDIA_VISIBLE_DEVICES"):
+        with pytest.raises(ValueError, match=name):
+            make_spec(["true"], env={name: "x"})

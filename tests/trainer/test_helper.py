@@ -98,6 +98,14 @@ def test_parses_the_argv_the_platform_passes(tmp_path: Path) -> None:
     assert train_ctx(tmp_path, params=f"@{params_file}").params == {"seed": 7}
 
 
+def test_dataset_dir_is_optional(tmp_path: Path) -> None:
+    """A model created with `"dataset": null` gets neither --dataset-dir nor --split-dir."""
+    argv = ["--job-type", "TRAIN", "--output-dir", str(tmp_path), "--total-epoch", "2"]
+    ctx = Contract.from_argv([*argv, "--val-interval", "1"], install_signals=False)
+    assert ctx.dataset_dir is None and ctx.split_dir is None
+    assert ctx.total_epoch == 2
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -382,3 +382,20 @@ def test_default_split_uses_params_seed_and_ratios(
     )
     assert bad.returncode == 2
     assert "params.split must be >= 0 and sum to 1" in bad.stderr
+
+
+def test_no_dataset_exits_2_saying_a_dataset_is_needed(trainer, tmp_path: Path) -> None:
+    """A model created with `"dataset": null` gets no --dataset-dir (trainer/README.md); the
+    reference trainer needs one and says so instead of an argparse error."""
+    argv = trainer.argv("TRAIN", tmp_path / "out", tmp_path)
+    at = argv.index("--dataset-dir")
+    del argv[at : at + 2]
+    proc = subprocess.run(
+        [*argv, "--total-epoch", "1", "--val-interval", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "no --dataset-dir: the reference trainer needs a dataset" in proc.stderr

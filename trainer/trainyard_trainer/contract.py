@@ -223,7 +223,8 @@ def _parser(prog: str | None, description: str | None) -> argparse.ArgumentParse
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--job-type", required=True, type=str.upper, choices=list(JOB_TYPES))
     p.add_argument("--output-dir", required=True, type=Path)
-    p.add_argument("--dataset-dir", required=True, type=Path)
+    # Absent for a model created with `"dataset": null` (an image that brings its own data).
+    p.add_argument("--dataset-dir", type=Path, default=None)
     p.add_argument(
         "--split-dir",
         type=Path,
@@ -334,7 +335,7 @@ class Contract:
     def __init__(self, args: argparse.Namespace, params: Mapping[str, Any]) -> None:
         self.job_type: str = args.job_type
         self.output_dir: Path = args.output_dir
-        self.dataset_dir: Path = args.dataset_dir
+        self.dataset_dir: Path | None = args.dataset_dir  # None: the model has no dataset
         self.split_dir: Path | None = args.split_dir
         self.total_epoch: int | None = args.total_epoch
         self.val_interval: int | None = args.val_interval

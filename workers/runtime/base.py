@@ -8,13 +8,21 @@ final state (exit code, OOM flag, finish time, log tail) before it calls `remove
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from app.domain import sandbox
 from app.domain.timefmt import as_utc
+
+log = logging.getLogger(__name__)
 
 # Label keys. Reconciliation finds its containers by these, so every runtime sets the first
 # three itself and the worker supplies the rest (see `LaunchSpec.labels`).
@@ -61,12 +69,13 @@ class LaunchSpec:
     gpu_ids: tuple[int, ...] = ()
     memory_mb: int | None = None
     cpus: float | None = None
-    pids_limit: int = 512
-    user: str = "1000:1000"
+    pids_limit: int = sandbox.PIDS_LIMIT
+    user: str = sandbox.CONTAINER_USER
     # Additions to the brief, all defaulting to the hardened choice:
     entrypoint: list[str] | None = None  # None: keep the image's ENTRYPOINT
     network: bool = False  # False: the container gets no network at all
-    read_only_rootfs: bool = True  # True: only output_dir and a /tmp tmpfs are writable
+    read_only_rootfs: bool = True  # True: only output_dir, /tmp and the scratch are writable
+    shm_size_mb: int | None = None  # None: sandbox.shm_mb's default for memory_mb
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -84,6 +93,17 @@ class LaunchSpec:
             raise ValueError("memory_mb must be positive")
         if self.cpus is not None and self.cpus <= 0:
             raise ValueError("cpus must be positive")
+        if self.shm_size_mb is not None and self.shm_size_mb <= 0:
+            raise ValueError("shm_size_mb must be positive")
+        bad_env = sorted(k for k in self.env if sandbox.reserved_env_name(k))
+        if bad_env:
+            # The API refuses these on a model; a spec carrying one is a bug upstream.
+            raise ValueError(f"env sets names the platform owns: {bad_env}")
+
+    @property
+    def uid(self) -> int:
+        """The numeric uid the container runs as (`user` is "uid:gid")."""
+        return int(self.user.split(":", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -195,6 +215,79 @@ class ContainerRuntime(Protocol):
         sweep: Docker keeps only a short in-memory event history.
         """
         ...
+
+
+def scratch_path(scratch_root: Path, name: str) -> Path:
+    """A job attempt's scratch folder on the node's disk: one per container name, so the
+    runtime that removes the container removes its scratch with it."""
+    if not _NAME_RE.match(name):
+        raise ValueError(f"invalid container name {name!r}")
+    return Path(scratch_root) / name
+
+
+def make_scratch(scratch_root: Path, name: str, uid: int) -> Path:
+    """Create the folder (idempotent: a relaunch of a "created" container finds it) writable
+    by the container's user: owned by it when we are root, else open to all (0777, like the
+    output folders: the engine's uid mapping is not ours to know)."""
+    path = scratch_path(scratch_root, name)
+    Path(scratch_root).mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o755, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(path, uid, uid)
+    else:
+        path.chmod(0o777)
+    return path
+
+
+def remove_scratch(scratch_root: Path, name: str) -> None:
+    """Delete a job attempt's scratch folder and all in it (no error if it is not there). The
+    job may have left folders without write permission: they are opened up and retried."""
+    path = scratch_path(scratch_root, name)
+
+    def _open_up_and_retry(func: Any, failed: str, _exc: Any) -> None:
+        parent = os.path.dirname(failed)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, 0o700)
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, 0o700)
+        with contextlib.suppress(FileNotFoundError):
+            func(failed)
+
+    try:
+        if path.is_symlink():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path, onerror=_open_up_and_retry)  # 3.11: no onexc
+        return
+    except (OSError, RecursionError) as exc:  # a tree too deep for rmtree, a file it cannot
+        first = exc
+    # rm walks any depth; failing that, the folder is left and said so. Never raise: removing
+    # the container (and recording it gone) must not depend on what the job left in it.
+    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], check=False)
+    if path.exists() or path.is_symlink():
+        log.warning("scratch folder %s could not be removed: %s", path, first)
+
+
+def disk_usage_mb(path: Path) -> int:
+    """Disk space the files under `path` take (allocated blocks, as `du`), in whole MB; links
+    are not followed and a folder that cannot be read counts as empty."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    return total // (1024 * 1024)
 
 
 def ownership_labels(installation: str, node: str | None = None) -> dict[str, str]:

@@ -23,6 +23,7 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import DeviceRequest, LogConfig, Mount
 
+from app.domain import sandbox
 from app.domain.timefmt import as_utc, utcnow
 from workers.runtime.base import (
     LOG_READ_MAX_BYTES,
@@ -31,16 +32,19 @@ from workers.runtime.base import (
     LaunchError,
     LaunchSpec,
     LogRead,
+    make_scratch,
     managed_labels,
     nvidia_visible_devices,
     ownership_labels,
     parse_rfc3339,
+    remove_scratch,
     same_launch,
 )
 
 # The root filesystem is read-only by default; /tmp stays writable (and HOME points there) for
 # libraries that insist on a cache or scratch file. tmpfs pages count against the memory limit.
-TMPFS_OPTIONS = "rw,nosuid,nodev,size=512m,mode=1777"
+# Every value of the sandbox is in app/domain/sandbox.py (documented in trainer/README.md).
+TMPFS_OPTIONS = f"rw,nosuid,nodev,size={sandbox.TMP_TMPFS_MB}m,mode=1777"
 # Training loops can print a lot for days; rotate so one job cannot fill the node's disk.
 # json-file is set explicitly because `docker logs` (logs_tail) must work whatever the
 # daemon's default log driver is.
@@ -55,12 +59,21 @@ class DockerRuntime:
     a default cannot follow `client=None` positionally)."""
 
     def __init__(
-        self, client: docker.DockerClient | None = None, *, node: str, installation: str
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        node: str,
+        installation: str,
+        scratch_root: Path | None = None,
     ) -> None:
         self._client = client if client is not None else docker.from_env()
         self._api = self._client.api
         self.node = node
         self.installation = installation
+        # Each container's scratch folder, `scratch_root/<name>`, mounted at /scratch and
+        # removed with the container. None: no scratch (the engine must see this path as we
+        # do: Docker-out-of-Docker mounts resolve on the host).
+        self.scratch_root = scratch_root
 
     # -- launch -----------------------------------------------------------------------------
 
@@ -103,12 +116,20 @@ class DockerRuntime:
                     read_only=True,
                 )
             )
-        env = dict(spec.env)
-        # The GPU lease decides, whatever spec.env or the image's ENV say.
+        if self.scratch_root is not None:
+            scratch = make_scratch(self.scratch_root, spec.name, spec.uid)
+            mounts.append(Mount(target=sandbox.SCRATCH_MOUNT, source=str(scratch), type="bind"))
+        env = dict(spec.env)  # the model's `env`: it never holds a name set below
+        # The GPU lease decides, whatever the image's ENV says.
         env["NVIDIA_VISIBLE_DEVICES"] = nvidia_visible_devices(spec.gpu_ids)
         if spec.read_only_rootfs:
             # The image's home directory is on the read-only root.
-            env.setdefault("HOME", "/tmp")
+            env["HOME"] = sandbox.CONTAINER_HOME
+        # The uid has no passwd entry in most images: getpass.getuser() reads these first.
+        env["USER"] = env["LOGNAME"] = sandbox.CONTAINER_USERNAME
+        if self.scratch_root is not None:
+            # Temporary files go to disk, not to the /tmp tmpfs that counts against memory.
+            env["TMPDIR"] = env[sandbox.SCRATCH_ENV] = sandbox.SCRATCH_MOUNT
         kwargs: dict[str, Any] = {
             "image": spec.image,
             "command": list(spec.argv),
@@ -122,7 +143,12 @@ class DockerRuntime:
             "security_opt": ["no-new-privileges:true"],
             "pids_limit": spec.pids_limit,
             "read_only": spec.read_only_rootfs,
+            # "none": a loopback interface only. "bridge" (Docker's default network) only for
+            # a model with `network: true`, which JOB_NETWORK_ALLOWED=1 permits.
+            "network_mode": "bridge" if spec.network else "none",
             "network_disabled": not spec.network,
+            # Docker's default /dev/shm (64 MB) kills PyTorch DataLoader workers.
+            "shm_size": f"{sandbox.shm_mb(spec.shm_size_mb, spec.memory_mb)}m",
             # A tiny init as PID 1 forwards SIGTERM to the trainer and reaps zombies; without it
             # a trainer with no SIGTERM handler ignores `stop` and is only ever SIGKILLed.
             "init": True,
@@ -296,6 +322,9 @@ class DockerRuntime:
         except APIError as exc:
             if exc.status_code != 409:  # 409: a removal is already in progress
                 raise
+        if self.scratch_root is not None:
+            # After the container: nothing writes there any more.
+            remove_scratch(self.scratch_root, name)
 
 
 def _parse_log_cursor(cursor: str | None) -> tuple[str, int]:

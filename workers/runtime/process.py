@@ -14,7 +14,10 @@ with these differences (none of them isolates anything: this is not a sandbox):
   Docker runtime sets it ("void" when none).
 - `memory_mb` is RLIMIT_AS (address space, not resident memory), and is NOT applied to GPU jobs:
   CUDA reserves huge virtual ranges and would fail to initialise. `cpus`, `pids_limit`, `user`,
-  `network`, `read_only_rootfs` and the dataset's read-only-ness are not enforced.
+  `network`, `read_only_rootfs`, `shm_size_mb` (there is no private /dev/shm: the host's is
+  used) and the dataset's read-only-ness are not enforced.
+- The scratch folder (`scratch_root/<name>`, when given) is not mounted anywhere: the process
+  gets its host path in TMPDIR and TRAINYARD_SCRATCH_DIR. It is removed with the record.
 - OOM: an allocation over RLIMIT_AS fails inside the process (Python: MemoryError). The runtime
   reports oom_killed=True when memory_mb was applied, the exit code is non-zero and the log tail
   shows MemoryError / std::bad_alloc / "Cannot allocate memory". A SIGKILL we did not send
@@ -64,6 +67,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.domain import sandbox
 from app.domain.timefmt import as_utc, utcnow
 from workers.runtime.base import (
     LOG_READ_MAX_BYTES,
@@ -72,10 +76,13 @@ from workers.runtime.base import (
     LaunchError,
     LaunchSpec,
     LogRead,
+    make_scratch,
     managed_labels,
     nvidia_visible_devices,
     ownership_labels,
+    remove_scratch,
     same_launch,
+    scratch_path,
 )
 
 _ENV_PASSTHROUGH = frozenset(
@@ -101,8 +108,10 @@ class ProcessRuntime:
         installation: str,
         entrypoint: Sequence[str] | None = None,
         start_timeout_s: float = 15.0,
+        scratch_root: Path | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.scratch_root = scratch_root
         self.node = node
         self.installation = installation
         self._entrypoint = list(entrypoint or [])
@@ -136,6 +145,8 @@ class ProcessRuntime:
                         "created_at": utcnow().isoformat(),
                     }
                     _write(path, rec)
+                if self.scratch_root is not None:
+                    make_scratch(self.scratch_root, spec.name, spec.uid)
                 # A "created" record left by a crashed launch gets a waiter too; waiters check
                 # the status under the lock, so at most one of them starts the process.
                 self._spawn_waiter(spec, command)
@@ -162,6 +173,9 @@ class ProcessRuntime:
         # The GPU lease decides, whatever spec.env says.
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_ids)
         env["NVIDIA_VISIBLE_DEVICES"] = nvidia_visible_devices(spec.gpu_ids)  # as in Docker
+        if self.scratch_root is not None:
+            scratch = str(scratch_path(self.scratch_root, spec.name))
+            env["TMPDIR"] = env[sandbox.SCRATCH_ENV] = scratch
         return env
 
     def _spawn_waiter(self, spec: LaunchSpec, command: list[str]) -> None:
@@ -320,6 +334,8 @@ class ProcessRuntime:
         with _locked(self.state_dir):
             _record_path(self.state_dir, name).unlink(missing_ok=True)
             _log_path(self.state_dir, name).unlink(missing_ok=True)
+        if self.scratch_root is not None:
+            remove_scratch(self.scratch_root, name)
 
 
 # -- records ------------------------------------------------------------------------------------

@@ -380,6 +380,16 @@
         action: retry, code: err, showLog: true,
       };
     }
+    if (err.startsWith('SCRATCH_LIMIT_EXCEEDED')) {
+      // The node ended it (workers/scratch.py); the epochs it finished are kept.
+      return {
+        sev: 'error', icon: '💾', title: '스크래치 용량 초과',
+        text: `${josa(what, '이', '가')} /scratch(TMPDIR)에 노드 한도(JOB_SCRATCH_MAX_MB)보다 많이 써서 중단되었습니다. `
+          + `임시 파일을 줄이거나 관리자에게 한도를 늘려 달라고 요청하세요.${ckptText}`,
+        action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
+        code: err, showLog: true,
+      };
+    }
     if (err.startsWith('OUTPUT_INCOMPLETE')) {
       const reason = err.replace(/^OUTPUT_INCOMPLETE:?\s*/, '');
       const csv = reason.startsWith('metrics-parse-error');
@@ -1006,12 +1016,18 @@
 
   function infoHtml(d) {
     const res = d.resources && Object.keys(d.resources).length ? JSON.stringify(d.resources) : '기본값';
+    const envPairs = Object.entries(d.env || {});
+    const env = envPairs.length
+      ? `<pre class="log">${esc(envPairs.map(([k, val]) => `${k}=${val}`).join('\n'))}</pre>` : '-';
     return `<dl class="kv">
       <dt>UUID</dt><dd class="mono">${esc(d.uuid)}</dd>
       <dt>학습 유형</dt><dd>${esc(d.trainTypeName || d.trainType)}</dd>
       <dt>이미지</dt><dd class="mono">${esc(d.image || '-')}</dd>
-      <dt>데이터셋</dt><dd>${esc(d.dataset || '-')}</dd>
+      <dt>데이터셋</dt><dd>${esc(d.usesDataset === false ? '없음 (이미지가 데이터를 가져옴)' : (d.dataset || '노드 기본 (demo)'))}</dd>
       <dt>자원</dt><dd class="mono">${esc(res)}</dd>
+      <dt>공유 메모리</dt><dd>${esc(d.shmSizeMb ? `${d.shmSizeMb} MB` : '기본값 (메모리 한도의 1/2, 최소 1024 MB)')}</dd>
+      <dt>네트워크</dt><dd>${d.network ? '허용 (bridge)' : '없음'}</dd>
+      <dt>환경 변수</dt><dd>${env}</dd>
       <dt>멈춤 감지</dt><dd>${d.stallTimeoutS === null || d.stallTimeoutS === undefined ? '노드 기본값' : (d.stallTimeoutS === 0 ? '끔' : `${esc(d.stallTimeoutS)}초`)}</dd>
       <dt>우선순위</dt><dd data-priority>${esc(d.priority ?? 0)} <span class="hint">높을수록 먼저 시작 (같으면 먼저 요청한 순서)</span></dd>
       <dt>등록</dt><dd>${esc(d.createdDttm || '-')}</dd>
@@ -1442,6 +1458,21 @@
     }
   }
 
+  // "KEY=VALUE" lines → {KEY: VALUE}; blank lines are skipped. A string answer says what
+  // is wrong with which line (the API checks the names and values themselves).
+  function parseEnv(text) {
+    const env = {};
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i += 1) {
+      const line = lines[i].replace(/\r$/, '');
+      if (!line.trim()) continue;
+      const at = line.indexOf('=');
+      if (at <= 0) return `${i + 1}번째 줄 "${line}": KEY=VALUE 형식이 아닙니다.`;
+      env[line.slice(0, at).trim()] = line.slice(at + 1);
+    }
+    return env;
+  }
+
   async function submitCreate(ev) {
     ev.preventDefault();
     const form = $('#create-form');
@@ -1473,8 +1504,20 @@
     }
     const body = { modelNo: v('modelNo'), modelVer: v('modelVer').trim(), trainType: v('trainType'), params, resources };
     if (v('memo').trim()) body.memo = v('memo').trim();
-    if (v('dataset').trim()) body.dataset = v('dataset').trim();
+    if (form.elements.noDataset.checked) body.dataset = null; // nothing mounted
+    else if (v('dataset').trim()) body.dataset = v('dataset').trim();
     if (v('image').trim()) body.image = v('image').trim();
+    const shm = numberOrRaw(v('shmSizeMb'), true);
+    if (shm !== undefined) body.shmSizeMb = shm;
+    if (form.elements.network.checked) body.network = true;
+    const env = parseEnv(v('env'));
+    if (typeof env === 'string') {
+      errBox.textContent = `env (환경 변수): ${env}`;
+      errBox.hidden = false;
+      form.elements.env.classList.add('invalid');
+      return;
+    }
+    if (Object.keys(env).length) body.env = env;
     const stall = numberOrRaw(v('stallTimeoutS'), true);
     if (stall !== undefined) body.stallTimeoutS = stall;
     const priority = numberOrRaw(v('priority'), true);
