@@ -1,7 +1,7 @@
 """stall timeout: a model's jobs that print nothing and make no progress this long are ended
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-30 08:30:00.000000
 """
 
