@@ -81,6 +81,9 @@ class Settings:
     max_params_bytes: int  # a model's params larger than this, as JSON, are a 400
     allow_insecure_no_token: bool  # serve on a non-loopback address without API_TOKEN
     bounds: Bounds = field(default_factory=Bounds)
+    # A node without a heartbeat this long is "lost" (GET /api/nodes, /metrics); the workers
+    # read the same variable to end a lost node's jobs (workers/heartbeat.py).
+    node_lost_after_s: float = 120.0
     # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.
     job_file_limits: Limits = field(default_factory=Limits)
 
@@ -114,4 +117,5 @@ def load_settings() -> Settings:
         max_body_bytes=int(_env("API_MAX_BODY_BYTES", str(1024 * 1024))),
         max_params_bytes=int(_env("API_MAX_PARAMS_BYTES", str(64 * 1024))),
         allow_insecure_no_token=_env("ALLOW_INSECURE_NO_TOKEN", "0") == "1",
+        node_lost_after_s=float(_env("NODE_LOST_AFTER_S", "120")),
     )
