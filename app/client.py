@@ -30,6 +30,8 @@ from app.api import responses
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: A followed log may be quiet for long (an epoch without output): no read timeout.
 _STREAM_TIMEOUT = httpx.Timeout(30, read=None)
+#: A stream that lasted this long before it closed without `end` ended normally.
+_LONG_STREAM_S = 10.0
 #: Model states in which nothing runs: `wait` returns on them.
 SETTLED = frozenset({"READY", "COMPLETED", "STOPPED", "ERROR"})
 
@@ -203,7 +205,8 @@ class TrainyardClient:
     ) -> Iterator[LogLine]:
         """The job's log lines as they are written, until the server's `event: end`
         (`GET …/logs?follow=1`, server-sent events: `id: <byte offset>`, `data: <line>`).
-        A dropped connection is resumed from the last offset (`Last-Event-ID`)."""
+        A dropped connection is resumed from the last offset (`Last-Event-ID`); `reconnects`
+        bounds the reconnects in a row that bring no new line."""
         path = f"/api/models/{_uuid(model_uuid)}/logs"
         last = offset
         dropped = 0
@@ -213,6 +216,7 @@ class TrainyardClient:
             if last is not None:
                 headers["Last-Event-ID"] = str(last)
                 params["offset"] = last
+            opened = time.monotonic()
             try:
                 with self.http.stream(
                     "GET", path, params=params, headers=headers, timeout=_STREAM_TIMEOUT
@@ -233,16 +237,20 @@ class TrainyardClient:
                             return
                         if event.id is not None:
                             last = event.id
+                            dropped = 0  # progress: only failures in a row count
                         if event.name == "message" and event.data is not None:
                             yield LogLine(last or 0, event.data)
-                    dropped += 1  # the stream ended without `end`: reconnect
+                    # Ended without `end`: the server bounds how long one stream lasts
+                    # (a quiet job sends only keep-alives), so a long one is no failure.
+                    lasted_s = time.monotonic() - opened
+                    dropped = 0 if lasted_s >= _LONG_STREAM_S else dropped + 1
             except httpx.HTTPError as exc:
                 dropped += 1
                 if dropped > reconnects:
                     raise ApiError(0, "UNREACHABLE", f"{self.url}: {exc}") from None
             if dropped > reconnects:
                 raise ApiError(0, "STREAM_ENDED", "the log stream kept ending without `end`")
-            time.sleep(min(5.0, 0.5 * dropped))
+            time.sleep(min(5.0, 0.5 * dropped) if dropped else 0.2)
 
     # --- waiting -----------------------------------------------------------------------
 

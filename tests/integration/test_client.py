@@ -224,3 +224,35 @@ def test_server_sent_events_are_parsed_as_the_logs_contract_says() -> None:
         ("message", 30, "two\nlines"),
         ("end", None, "{}"),
     ]
+
+
+def test_follow_resumes_after_a_dropped_stream_from_the_last_event_id() -> None:
+    """The reconnect rule of the logs contract, against a scripted event stream (the live
+    endpoint itself is tested with a worker where it is served)."""
+    import httpx
+
+    uid = "00000000-0000-4000-8000-000000000001"
+    seen: list[dict[str, str | None]] = []
+    answers = [
+        "retry: 1000\n: job 1\n\nid: 6\ndata: one\n\nid: 12\ndata: two\n\n",  # no end: dropped
+        "id: 20\ndata: three\n\nevent: end\ndata:\n\n",
+    ]
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        seen.append(
+            {
+                "path": request.url.path,
+                "follow": request.url.params.get("follow"),
+                "last": request.headers.get("Last-Event-ID"),
+            }
+        )
+        body = answers[len(seen) - 1]
+        return httpx.Response(200, text=body, headers={"Content-Type": "text/event-stream"})
+
+    api = TrainyardClient("http://api.test", transport=httpx.MockTransport(serve))
+    lines = [(line.offset, line.text) for line in api.follow_logs(uid)]
+    assert lines == [(6, "one"), (12, "two"), (20, "three")]
+    assert seen == [
+        {"path": f"/api/models/{uid}/logs", "follow": "1", "last": None},
+        {"path": f"/api/models/{uid}/logs", "follow": "1", "last": "12"},
+    ]
