@@ -22,7 +22,8 @@ def test_the_nodes_page_shows_gpu_holders_and_drains(
         PROCESS_STATE_DIR=str(tmp_path / "proc"),
     )
     model = live_server.create_model(
-        params={"total_epoch": 40, "val_interval": 2, "epoch_seconds": 0.5},
+        # Long enough to outlast a slow browser start: canceled at the end.
+        params={"total_epoch": 600, "val_interval": 2, "epoch_seconds": 0.5},
         resources={"gpus": 1},
     )
     uid = model["uuid"]
