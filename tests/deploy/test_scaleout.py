@@ -103,8 +103,9 @@ def test_drain_finishes_running_work_and_takes_no_new_work(
     client: FlaskClient, workers, settings: Settings, tmp_path: Path, db: sessionmaker[Session]
 ) -> None:
     node_a = _node(workers, tmp_path, "node-a")
+    # Long enough to still run after node-b's start and the drain on a loaded machine.
     running = create_model(
-        client, params={"total_epoch": 12, "val_interval": 2, "epoch_seconds": 0.5}
+        client, params={"total_epoch": 40, "val_interval": 2, "epoch_seconds": 0.5}
     )
     client.post(f"/api/train/run/{running['uuid']}")
     wait_until(
