@@ -13,10 +13,10 @@ from flask import Blueprint, Response
 from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import quote
+from app.appstate import state
 from app.db.session import transaction
 from app.domain.states import JobStatus
 from app.domain.timefmt import format_time
-from app.runtime import runtime
 from app.services.nodes import MAX_NODE_NAME, HeldJob, NodeNotFound, NodeView, list_nodes, set_drain
 
 bp = Blueprint("nodes", __name__, url_prefix="/api/nodes")
@@ -92,7 +92,7 @@ def _not_found(name: str) -> ApiError:
 
 
 def _one(name: str) -> responses.NodeInfo:
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         views = list_nodes(session, rt.settings.node_lost_after_s, name=name)
         if not views:
@@ -102,7 +102,7 @@ def _one(name: str) -> responses.NodeInfo:
 
 @bp.get("")
 def nodes() -> tuple[Response, int]:
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         views = list_nodes(session, rt.settings.node_lost_after_s)
         data: responses.NodeList = {
@@ -120,7 +120,7 @@ def node(name: str) -> tuple[Response, int]:
 def _set_drain(name: str, drain: bool) -> tuple[Response, int]:
     name = _node_name(name)
     try:
-        with transaction(runtime().sessions) as session:
+        with transaction(state().sessions) as session:
             set_drain(session, name, drain, by="api")
     except NodeNotFound:
         raise _not_found(name) from None

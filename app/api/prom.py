@@ -17,8 +17,8 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app.appstate import state
 from app.observability import TrainyardCollector
-from app.runtime import runtime
 from app.services.nodes import list_nodes
 
 bp = Blueprint("prom", __name__)
@@ -87,7 +87,7 @@ def _registry() -> CollectorRegistry:
     """One registry per app (never the global one: tests build many apps in one process)."""
     registry = current_app.extensions.get(_REGISTRY_KEY)
     if registry is None:
-        rt = runtime()
+        rt = state()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(TrainyardCollector(rt.engine, rt.settings.broker_url))
         registry.register(NodeCollector(rt.engine, rt.settings.node_lost_after_s))
