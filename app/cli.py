@@ -1,4 +1,5 @@
-"""`trainyard` command line: operator tasks that are not HTTP requests."""
+"""`trainyard` command line: operator tasks that are not HTTP requests (migrate, worker, api,
+drain, …), and the user commands that are (models, run, logs, wait, nodes: app/usercli.py)."""
 
 from __future__ import annotations
 
@@ -56,18 +57,30 @@ def _node_jobs(node: str) -> list[tuple[int, str]]:
 
 
 def _drain_flag(node: str) -> Path:
+    """The node's legacy drain flag file where this command runs (workers/drain.py)."""
     from workers.settings import drain_file
 
-    if not node or "/" in node or node.startswith("."):
-        raise SystemExit(f"not a node name: {node!r}")
     return drain_file(Path(os.environ.get("TRAINYARD_HOME") or Path.cwd() / "var"), node)
 
 
+def _set_drain(node: str, drain: bool) -> None:
+    """The drain state in the database, as `POST /api/nodes/NODE/drain` writes it."""
+    from app.db.session import make_engine, make_session_factory, transaction
+    from app.services.nodes import NodeNotFound, set_drain
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            set_drain(session, node, drain, by=f"cli:{os.environ.get('USER', '?')}")
+    except NodeNotFound as exc:
+        raise SystemExit(f"{exc}: check the name (`trainyard nodes`)") from None
+    finally:
+        engine.dispose()
+
+
 def _drain(args: argparse.Namespace) -> int:
-    flag = _drain_flag(args.node)
-    flag.parent.mkdir(parents=True, exist_ok=True)
-    flag.write_text(f"drained by {os.environ.get('USER', '?')} at {time.ctime()}\n")
-    print(f"node {args.node} is draining: it takes no new job ({flag})")
+    _set_drain(args.node, True)
+    print(f"node {args.node} is draining: it takes no new job")
     deadline = time.monotonic() + args.timeout
     while True:
         jobs = _node_jobs(args.node)
@@ -85,8 +98,11 @@ def _drain(args: argparse.Namespace) -> int:
 
 
 def _undrain(args: argparse.Namespace) -> int:
+    _set_drain(args.node, False)
     flag = _drain_flag(args.node)
-    flag.unlink(missing_ok=True)
+    if flag.exists():  # the legacy alias would keep it drained
+        flag.unlink()
+        print(f"removed the flag file {flag}")
     print(f"node {args.node} takes new jobs again")
     return 0
 
@@ -130,15 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     ).set_defaults(run=_relay)
     drain = commands.add_parser(
         "drain",
-        help="a node takes no new job and finishes the ones it runs (flag file "
-        "$TRAINYARD_HOME/drain-NODE; run it where that node's TRAINYARD_HOME is)",
+        help="a node takes no new job and finishes the ones it runs (the drain state in the "
+        "database, as POST /api/nodes/NODE/drain and `trainyard nodes drain NODE` set it)",
     )
     drain.add_argument("node", help="the node's NODE_NAME")
     drain.add_argument("--wait", action="store_true", help="until the node holds no job")
     drain.add_argument("--timeout", type=float, default=24 * 3600, help="seconds (--wait)")
     drain.add_argument("--interval", type=float, default=10, help="seconds between checks")
     drain.set_defaults(run=_drain)
-    undrain = commands.add_parser("undrain", help="a drained node takes new jobs again")
+    undrain = commands.add_parser(
+        "undrain",
+        help="a drained node takes new jobs again (also removes its legacy flag file "
+        "$TRAINYARD_HOME/drain-NODE where this runs)",
+    )
     undrain.add_argument("node", help="the node's NODE_NAME")
     undrain.set_defaults(run=_undrain)
     worker = commands.add_parser(
@@ -172,10 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_arguments(devstack)
     devstack.set_defaults(run=_devstack)
+    from app.usercli import add_user_commands, run_user_command
+
+    add_user_commands(commands)
     # gunicorn's own options follow `api`; every other command takes only its own.
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "api":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "user", None) is not None:
+        return run_user_command(args)
     args.gunicorn_options = extra
     return int(args.run(args))
 

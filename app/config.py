@@ -84,6 +84,9 @@ class Settings:
     # the node at launch (a model created while it was allowed).
     job_network_allowed: bool = False
     bounds: Bounds = field(default_factory=Bounds)
+    # A node without a heartbeat this long is "lost" (GET /api/nodes, /metrics); the workers
+    # read the same variable to end a lost node's jobs (workers/heartbeat.py).
+    node_lost_after_s: float = 120.0
     # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.
     job_file_limits: Limits = field(default_factory=Limits)
     # GET …/logs?follow=1 (app/api/logstream.py): one stream holds one gunicorn worker thread
@@ -129,4 +132,5 @@ def load_settings() -> Settings:
         max_params_bytes=int(_env("API_MAX_PARAMS_BYTES", str(64 * 1024))),
         allow_insecure_no_token=_env("ALLOW_INSECURE_NO_TOKEN", "0") == "1",
         job_network_allowed=_env("JOB_NETWORK_ALLOWED", "0") == "1",
+        node_lost_after_s=float(_env("NODE_LOST_AFTER_S", "120")),
     )

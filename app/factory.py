@@ -57,6 +57,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api.health import bp as health_bp
     from app.api.metrics import bp as metrics_bp
     from app.api.models import bp as models_bp
+    from app.api.nodes import bp as nodes_bp
     from app.api.prom import bp as prom_bp
     from app.api.results import bp as results_bp
     from app.api.train import bp as train_bp
@@ -70,6 +71,7 @@ def register_blueprints(app: Flask) -> None:
         docs_bp,
         prom_bp,
         results_bp,
+        nodes_bp,
         web_bp,
     ):
         app.register_blueprint(blueprint)

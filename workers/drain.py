@@ -1,15 +1,20 @@
 """Draining a node: it takes no new job and finishes the ones it runs.
 
-The flag is a file, `$TRAINYARD_HOME/drain-<node>` (`trainyard drain NODE` / `undrain NODE`),
-so it works without a restart and without the database or broker being up.
+The state is in the database, `tb_node.drain_dttm`: set by `POST /api/nodes/<node>/drain` or
+`trainyard drain NODE` (which calls the same service, app/services/nodes.py), cleared by
+`undrain`. It takes effect without a restart. The older flag file `$TRAINYARD_HOME/drain-<node>`
+stays an alias, for a node whose operator has only its disk: while it exists the node drains
+too (its heartbeat reports it, so the API shows it).
 
 Two layers:
-- the guarantee: `claim_job` refuses a job while the flag exists (workers/launcher.py). A
-  refused launch leaves the job QUEUED and unclaimed; the sweep re-publishes it after
-  REQUEUE_AFTER_S and another node takes it. Jobs this node already holds (claimed,
-  running, stopping, completing) are untouched.
-- the courtesy: `DrainWatcher` stops this worker consuming the launch queues while the flag
-  exists (Celery's cancel_consumer / add_consumer, sent to itself), so launches go straight
+- the guarantee: `claim_job` refuses a job while the node is drained (workers/launcher.py).
+  It reads the state under the node's row lock, which the drain write takes as well, so no
+  claim that starts after a drain was answered takes a job. A refused launch leaves the job
+  QUEUED and unclaimed; the sweep re-publishes it after REQUEUE_AFTER_S and another node
+  takes it. Jobs this node already holds (claimed, running, stopping, completing) are
+  untouched.
+- the courtesy: `DrainWatcher` stops this worker consuming the launch queues while it is
+  drained (Celery's cancel_consumer / add_consumer, sent to itself), so launches go straight
   to the other nodes instead of waiting for that re-publish.
 """
 
@@ -19,7 +24,12 @@ import logging
 import threading
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from app import messaging
+from app.db.models import Node
+from workers.context import WorkerContext
 from workers.settings import NodeSettings
 
 log = logging.getLogger(__name__)
@@ -27,10 +37,11 @@ log = logging.getLogger(__name__)
 
 class DrainWatcher:
     def __init__(
-        self, celery: Any, node: NodeSettings, hostname: str, launch_queues: list[str]
+        self, celery: Any, ctx: WorkerContext, hostname: str, launch_queues: list[str]
     ) -> None:
         self.celery = celery
-        self.node = node
+        self.ctx = ctx
+        self.node = ctx.node
         self.hostname = hostname
         self.launch_queues = launch_queues
         self.consuming = True
@@ -47,12 +58,13 @@ class DrainWatcher:
         while not self.stopping.is_set():
             try:
                 self.check()
-            except Exception as exc:  # the broker may be away; the claim check still holds
+            except Exception as exc:  # the broker or database may be away; the claim still checks
                 log.warning("drain watcher: %s", exc)
             self.stopping.wait(self.node.supervise_interval_s)
 
     def check(self) -> None:
-        draining = self.node.draining
+        with self.ctx.db() as session:
+            draining = is_draining(session, self.node)
         if draining and self.consuming:
             for queue in self.launch_queues:
                 self._control("cancel_consumer", queue)
@@ -74,3 +86,11 @@ class DrainWatcher:
 
 def launch_queues(queues: list[str]) -> list[str]:
     return [q for q in queues if q in (messaging.QUEUE_LAUNCH_CPU, messaging.QUEUE_LAUNCH_GPU)]
+
+
+def is_draining(session: Session, node: NodeSettings) -> bool:
+    """Drained through the API / CLI (the database) or by the legacy flag file."""
+    if node.drain_file.exists():
+        return True
+    drained_at = session.scalar(select(Node.drain_dttm).where(Node.name == node.node))
+    return drained_at is not None

@@ -42,6 +42,7 @@ def beat(ctx: WorkerContext, started: bool = False) -> None:
         node.runtime = type(ctx.runtime).__name__
         node.max_jobs = ctx.node.max_jobs
         node.memory_mb = ctx.node.memory_mb
+        node.drain_flag_file = ctx.node.drain_file.exists()  # shown by the API (workers/drain.py)
 
 
 class Heartbeat:

@@ -45,6 +45,7 @@ from app.services.queries import holds_container
 from app.services.status_writes import apply, lock_job
 from workers import capacity, container_writes, outputs
 from workers.context import WorkerContext
+from workers.drain import is_draining
 from workers.ending import observe_end, stop_and_collect
 from workers.requeue import send_launch, wake_waiting
 from workers.runtime.base import (
@@ -133,7 +134,9 @@ def _claim(ctx: WorkerContext, job_id: int, yielded_to: list[int]) -> Claim | st
         if job.node is None:
             if job.launch_attempts >= ctx.settings.bounds.max_attempts:
                 return _give_up(ctx, session, model, job)
-            if ctx.node.draining:  # a job it already holds still launches (finish, don't take)
+            # Under the node's row lock, which a drain takes too: no claim after a drain.
+            capacity.lock_node(session, me)
+            if is_draining(session, ctx.node):  # a job it already holds still launches
                 return f"node {me} is draining: job {job_id} is left to other nodes"
             blocker = session.scalar(
                 select(Job.id).where(Job.model_id == model.id, Job.id != job.id, holds_container())

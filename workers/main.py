@@ -69,7 +69,7 @@ _task_tokens: dict[str, Any] = {}
 def _start_drain_watcher(ctx: Any, queues: list[str]) -> None:
     @signals.worker_ready.connect(weak=False)
     def _ready(sender: Any = None, **_: Any) -> None:
-        DrainWatcher(celery_app, ctx.node, sender.hostname, launch_queues(queues)).start()
+        DrainWatcher(celery_app, ctx, sender.hostname, launch_queues(queues)).start()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from app.domain.states import JobStatus
 from app.domain.timefmt import utcnow
 from workers import capacity
 from workers.context import WorkerContext
+from workers.drain import is_draining
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,9 @@ def wake_waiting(ctx: WorkerContext) -> int:
     """A slot on this node is free: send the oldest waiting jobs that fit in what is free now
     to this node's own queue (their launch messages were consumed while it was full; another
     node may not have room). The claim checks again under the node's lock; this is a hint."""
-    if ctx.node.draining:
-        return 0
     with ctx.db() as session:
+        if is_draining(session, ctx.node):
+            return 0
         load = capacity.load_of(session, ctx.node)
         waiting = capacity.waiting_jobs(
             session, ctx.node, ctx.settings.bounds, load, limit=ctx.node.max_jobs

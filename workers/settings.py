@@ -80,7 +80,7 @@ class NodeSettings:
     default_dataset: str
     default_memory_mb: int  # a job that asks for no memory limit still gets this one
     node_lost_after_s: float  # a node without a heartbeat this long is presumed lost
-    drain_file: Path  # while it exists the node claims no new job (`trainyard drain NODE`)
+    drain_file: Path  # legacy drain flag: while it exists the node claims no new job
     max_jobs: int  # containers this node holds at once (claimed, running or not yet removed)
     memory_mb: int  # the sum of their memory limits never exceeds this
     # Each job's scratch folder lives under this (on this node's disk; the Docker engine must
@@ -123,12 +123,9 @@ class NodeSettings:
             default_stall_timeout_s=_non_negative_int("DEFAULT_STALL_TIMEOUT_S", 0),
         )
 
-    @property
-    def draining(self) -> bool:
-        return self.drain_file.exists()
-
 
 def drain_file(home: Path, node: str) -> Path:
-    """The drain flag of a node: `$TRAINYARD_HOME/drain-<node>`. Checked at every claim, so
-    creating or removing it takes effect without a restart."""
+    """The legacy drain flag of a node: `$TRAINYARD_HOME/drain-<node>` (the database state of
+    workers/drain.py is the main one). Checked at every claim, so creating or removing it
+    takes effect without a restart."""
     return home / f"drain-{node}"

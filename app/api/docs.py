@@ -125,6 +125,14 @@ OPERATIONS = (
               "Write the model's train/val/test split lists", r.CreatedSplits, (400, 404, 409)),
     Operation("get", "/api/train/counts/{uuid}", "datasets",
               "Sample counts per split and label", r.SplitCounts, (400, 404, 409)),
+    Operation("get", "/api/nodes", "nodes",
+              "Worker nodes: heartbeat, alive/lost (NODE_LOST_AFTER_S), capacity, GPUs with "
+              "the job holding each, the jobs each holds, drain state", r.NodeList, ()),
+    Operation("get", "/api/nodes/{name}", "nodes", "One node", r.NodeInfo),
+    Operation("post", "/api/nodes/{name}/drain", "nodes",
+              "Drain: the node takes no new job; the jobs it holds finish", r.NodeInfo),
+    Operation("post", "/api/nodes/{name}/undrain", "nodes", "The node takes new jobs again",
+              r.NodeInfo),
     Operation("get", "/api/health", "ops", "Database and broker reachability",
               r.HealthAnswer, (503,)),
     Operation("get", "/api/openapi.json", "ops", "This document", "document", ()),
@@ -136,7 +144,7 @@ _ERROR_TEXTS = {
     400: "invalid input (the message names the field)",
     401: "missing or wrong bearer token",
     403: "without API_TOKEN the API answers only requests addressed to localhost",
-    404: "unknown uuid (or job, or results file)",
+    404: "unknown uuid (or job, results file or node)",
     409: "the model's state (or its dataset) forbids it",
     413: "request body larger than API_MAX_BODY_BYTES",
     415: "a write not sent as Content-Type: application/json",
@@ -145,6 +153,7 @@ _ERROR_TEXTS = {
 _PATH_PARAMETERS = {
     "uuid": {"type": "string", "format": "uuid"},
     "epoch": {"type": "integer", "minimum": 1},
+    "name": {"type": "string", "minLength": 1, "maxLength": 128},
 }
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",

@@ -302,6 +302,80 @@ class Results(TypedDict):
     problems: list[str]
 
 
+Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+
+
+@closed
+class NodeJob(TypedDict):
+    """A job a node holds: claimed by it, its container not yet confirmed removed."""
+
+    jobId: int
+    modelUuid: Uuid
+    modelNo: str
+    modelVer: str
+    jobType: JobTypeCd
+    attempt: int
+    statusCd: JobStatusCd
+    statusName: str
+    gpuIds: list[int]
+    claimedDttm: Dttm
+    startedDttm: Dttm
+    containerRunning: bool  # started and not yet seen ended
+
+
+@closed
+class NodeGpu(TypedDict):
+    """One GPU of a node (NODE_GPUS) and the job that leases it (null: free)."""
+
+    gpuId: int
+    jobId: int | None
+    modelUuid: Uuid | None
+    modelNo: str | None
+    modelVer: str | None
+
+
+@closed
+class NodeCapacity(TypedDict):
+    maxJobs: int | None  # NODE_MAX_JOBS
+    memoryMb: int | None  # NODE_MEMORY_MB
+    jobsHeld: int
+
+
+@closed
+class NodeDrain(TypedDict):
+    """Drained: takes no new job, finishes the ones it holds."""
+
+    draining: bool
+    requestedDttm: Dttm  # when the API or `trainyard drain` drained it (null: not so)
+    requestedBy: str | None
+    flagFile: bool  # the node's legacy flag file $TRAINYARD_HOME/drain-<node> exists
+
+
+@closed
+class NodeInfo(TypedDict):
+    """A worker node as its heartbeat row, GPU leases and held jobs describe it."""
+
+    name: str
+    state: Literal["alive", "lost"]  # lost: no heartbeat for NODE_LOST_AFTER_S
+    lastHeartbeatDttm: Dttm
+    heartbeatAgeS: float
+    startedDttm: Dttm
+    runtime: str | None
+    capacity: NodeCapacity
+    gpus: list[NodeGpu]
+    gpusFree: int
+    gpusLeased: int
+    containersRunning: int
+    jobs: list[NodeJob]
+    drain: NodeDrain
+
+
+@closed
+class NodeList(TypedDict):
+    nodes: list[NodeInfo]
+    lostAfterS: float  # NODE_LOST_AFTER_S of the API
+
+
 @closed
 class DependencyCheck(TypedDict):
     ok: bool

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -286,6 +287,12 @@ class Node(Base):
     # checks the node's own settings under a lock of this row (workers/capacity.py).
     max_jobs: Mapped[int | None]
     memory_mb: Mapped[int | None]
+    # Drain (docs/deployment.md): set by `POST /api/nodes/<name>/drain` or `trainyard drain`,
+    # read by the node at every claim; null: not drained. The node's legacy flag file
+    # (`$TRAINYARD_HOME/drain-<node>`) drains it too; its heartbeat reports whether it exists.
+    drain_dttm: Mapped[datetime | None]
+    drain_by: Mapped[str | None] = mapped_column(String(128))
+    drain_flag_file: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class GpuLease(Base):

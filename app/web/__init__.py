@@ -1,5 +1,5 @@
-"""The dashboard (SPEC §8): one page at `/`, hand-written HTML, CSS and JavaScript that talk
-to the JSON API. No third-party front-end code, no build step."""
+"""The dashboard (SPEC §8): the page at `/` and the nodes page at `/nodes`, hand-written HTML,
+CSS and JavaScript that talk to the JSON API. No third-party front-end code, no build step."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def asset_url(name: str) -> str:
 @bp.get("/")
 def dashboard() -> Response:
     html = render_template("index.html", flower_url=flower_url(), asset_url=asset_url)
+    response = current_app.response_class(html, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+@bp.get("/nodes")
+def nodes_page() -> Response:
+    """The nodes page: nodes, their GPUs and jobs, drain (reads GET /api/nodes)."""
+    html = render_template("nodes.html", asset_url=asset_url)
     response = current_app.response_class(html, mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY

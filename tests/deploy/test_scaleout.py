@@ -1,8 +1,9 @@
 """Scale-out on one machine: several worker processes, each a node with its own NODE_NAME.
 
 - adding a node needs nothing but starting it: its queues follow from NODE_GPUS;
-- draining a node (`trainyard drain NODE`, a flag file checked at every claim) stops it taking
-  new jobs while the jobs it runs finish; `trainyard undrain NODE` takes it back, no restart.
+- draining a node (`trainyard drain NODE`, state in the database read at every claim; the
+  legacy flag file still drains too) stops it taking new jobs while the jobs it runs finish;
+  `trainyard undrain NODE` takes it back, no restart.
 
 Nodes use the process runtime here (quick to start); the claim and queue logic is the same
 for the Docker runtime.
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db.models import Job
+from app.db.models import Job, Node
 from app.services.queries import installation_id
 from tests.conftest import TEST_DATABASE_URL
 from tests.integration.helpers import create_model
@@ -30,7 +31,7 @@ from tests.workers.conftest import ROOT, model_of, wait_for_status, wait_until
 from workers.context import build_context
 from workers.launcher import Claim, claim_job
 from workers.runtime.process import ProcessRuntime
-from workers.settings import NodeSettings, drain_file
+from workers.settings import NodeSettings
 
 FAST = {"total_epoch": 4, "val_interval": 2, "epoch_seconds": 0.2}
 
@@ -93,12 +94,18 @@ def test_adding_a_gpu_node_picks_up_waiting_gpu_work(
     assert launch[0]["node"] == "gpu-b"
 
 
+def _drained_at(db: sessionmaker[Session], node: str) -> Any:
+    with db() as session:
+        return session.scalar(select(Node.drain_dttm).where(Node.name == node))
+
+
 def test_drain_finishes_running_work_and_takes_no_new_work(
-    client: FlaskClient, workers, settings: Settings, tmp_path: Path
+    client: FlaskClient, workers, settings: Settings, tmp_path: Path, db: sessionmaker[Session]
 ) -> None:
     node_a = _node(workers, tmp_path, "node-a")
+    # Long enough to still run after node-b's start and the drain on a loaded machine.
     running = create_model(
-        client, params={"total_epoch": 12, "val_interval": 2, "epoch_seconds": 0.5}
+        client, params={"total_epoch": 40, "val_interval": 2, "epoch_seconds": 0.5}
     )
     client.post(f"/api/train/run/{running['uuid']}")
     wait_until(
@@ -112,8 +119,8 @@ def test_drain_finishes_running_work_and_takes_no_new_work(
     assert drained.returncode == 0, drained.stderr
     assert "node node-a is draining" in drained.stdout
     assert "still holds 1 job(s)" in drained.stdout
-    assert drain_file(tmp_path / "home", "node-a").exists()
-    wait_until(lambda: "is draining" in node_a.log(), 10, "node-a to notice the flag")
+    assert _drained_at(db, "node-a") is not None
+    wait_until(lambda: "is draining" in node_a.log(), 10, "node-a to notice the drain")
 
     # New work goes to node-b only; node-a's running job finishes there.
     new = [create_model(client, params=FAST) for _ in range(3)]
@@ -130,7 +137,7 @@ def test_drain_finishes_running_work_and_takes_no_new_work(
 
     # Undrain node-a and drain node-b: without a restart, node-a takes the next job.
     assert _cli(tmp_path, "undrain", "node-a").returncode == 0
-    assert not drain_file(tmp_path / "home", "node-a").exists()
+    assert _drained_at(db, "node-a") is None
     assert _cli(tmp_path, "drain", "node-b").returncode == 0
     wait_until(lambda: "no longer draining" in node_a.log(), 10, "node-a to take jobs again")
     wait_until(lambda: "is draining" in node_b.log(), 10, "node-b to notice its flag")
