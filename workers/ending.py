@@ -49,8 +49,8 @@ def observe_end(
     stored, job_type, model_uuid = row
     name = ctx.container_of(job_id, stored)
     tail = ctx.runtime.logs_tail(name, ctx.node.log_tail_lines) if state is not None else ""
-    if launch_error:
-        tail = f"LAUNCH_FAILED: {launch_error}\n{tail}".strip()
+    if launch_error:  # "IMAGE_NOT_FOUND: …" first, then what a created container printed
+        tail = f"{launch_error}\n{tail}".strip()
     if JobType(job_type) is JobType.TRAIN:
         _record_final_progress(ctx, job_id, model_uuid)
 
@@ -69,6 +69,7 @@ def observe_end(
                 missing=state is None and not launch_error,
                 oom_killed=bool(state and state.oom_killed),
                 log_tail=tail or None,
+                launch_error=launch_error,
             )
     publish_pending(ctx.db, ctx.publisher, only_ids=outbox_ids)
     remove_container(ctx, job_id, name)
@@ -85,6 +86,7 @@ def record_end(
     log_tail: str | None,
     node_lost: bool = False,
     started_at: datetime | None = None,
+    launch_error: str | None = None,
 ) -> list[int]:
     """Write what is known of how the job's container ended and queue its judgement
     (`complete_job`) in the same commit. Returns the outbox ids.
@@ -100,6 +102,7 @@ def record_end(
     job.container_missing = missing
     job.oom_killed = oom_killed
     job.log_tail = storable_or_none(log_tail)  # a job's log may hold NUL or invalid UTF-8
+    job.launch_error = storable_or_none(launch_error)  # may quote an engine's message
     if node_lost:
         job.node_lost = True
     message = enqueue(session, messaging.COMPLETE_JOB, messaging.QUEUE_METRICS, {"job_id": job.id})

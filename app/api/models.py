@@ -16,6 +16,7 @@ from app.db.models import Model
 from app.db.session import transaction
 from app.metrics import metric_summaries, metric_summary
 from app.runtime import runtime
+from app.services.images import missing_image
 from app.services.queries import jobs_of, list_models
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
@@ -31,14 +32,18 @@ def create_model() -> tuple[Response, int]:
         )
     params = body.params.model_dump(mode="json")
     _require_params_fit(params, rt.settings.max_params_bytes)
+    image = body.image or rt.settings.default_image
     with transaction(rt.sessions) as session:
+        missing = missing_image(session, image)
+        if missing is not None:
+            raise ApiError(400, "IMAGE_NOT_FOUND", f"image: {missing}")
         model = Model(
             model_no=body.model_no,
             model_ver=body.model_ver,
             train_type=body.train_type.value,
             memo=body.memo,
             params=params,
-            image=body.image or rt.settings.default_image,
+            image=image,
             dataset=body.dataset,
             resources=body.resources.model_dump(exclude_none=True),
         )

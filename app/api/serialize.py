@@ -17,6 +17,7 @@ from app.domain.checkpoints import checkpoint_epochs
 from app.domain.states import JobStatus, ModelStatus, StepState, TrainType
 from app.domain.timefmt import format_duration, format_time
 from app.domain.transitions import allowed_commands
+from app.services.images import missing_image
 from app.services.queries import queue_position, queued_job_of
 from app.services.status_writes import snapshot
 
@@ -65,8 +66,17 @@ def model_summary(model: Model, tz: ZoneInfo) -> responses.ModelSummary:
         "step2MetricSaveYn": model.step2_metric_save_yn,
         "progress": progress(model),
         "queuePosition": _model_queue_position(model),
-        "allowedCommands": [c.api_name for c in allowed_commands(snapshot(model))],
+        "allowedCommands": [
+            c.api_name for c in allowed_commands(snapshot(model, _image_missing(model)))
+        ],
     }
+
+
+def _image_missing(model: Model) -> str | None:
+    """Why no live node has the model's image (then no command that starts a container is
+    offered); one query per session (app/services/images.py)."""
+    session = object_session(model)
+    return missing_image(session, model.image) if session is not None else None
 
 
 def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
