@@ -245,17 +245,18 @@ prepare_wheelhouse() {
 build_example() {
   local t0 helper="$EXAMPLE_DIR/helper"
   prepare_wheelhouse
-  # The helper goes in as a wheel built from this checkout's trainer/ (what a user's image does).
-  rm -rf "$helper" && mkdir -p "$helper"
-  "$HOST_PYTHON" -m pip wheel --quiet --no-deps -w "$helper" "$TRAINER_DIR" >/dev/null \
-    || die "could not build the trainyard_trainer wheel from $TRAINER_DIR"
+  # The helper's distribution as it is in this checkout (trainer/pyproject.toml and the
+  # package): the image pip-installs it from there, offline (no wheel to build on the host).
+  rm -rf "$helper" && mkdir -p "$helper/trainyard_trainer"
+  cp "$TRAINER_DIR/pyproject.toml" "$helper/"
+  cp "$TRAINER_DIR"/trainyard_trainer/*.py "$helper/trainyard_trainer/"
   log "building $EXAMPLE_IMAGE from examples/pytorch/Dockerfile (offline: --network none)"
   t0=$SECONDS
   if ! build_out=$(docker build --network none \
       --build-arg "BASE_IMAGE=$BASE_IMAGE" \
       --label "trainyard.example.hash=$1" \
       -t "$EXAMPLE_IMAGE" "$EXAMPLE_DIR" 2>&1); then
-    echo "$build_out" >&2
+    echo "$build_out" | tail -n 30 >&2
     die "docker build of $EXAMPLE_IMAGE failed"
   fi
   log "  built in $((SECONDS - t0))s; size $(docker image inspect -f '{{.Size}}' "$EXAMPLE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
