@@ -181,7 +181,7 @@ def test_section_8_error_messages_and_the_buttons_they_leave(page, live_server, 
         "incomplete": (
             {"status_cd": "ERROR", "step1_state": "ERROR"},
             "OUTPUT_INCOMPLETE: val.csv-missing",
-            "산출물 부족 — [재실행]",
+            "검증 파일 없음 — [재실행]",
             ["🔄 재실행"],
         ),
         "completion-failed": (

@@ -209,24 +209,80 @@
 
   // ---- last_error (§8) ---------------------------------------------------------------------
 
-  const REASONS = {
-    'val.csv-lines-mismatch': '검증 데이터 부족 - 학습이 완료되지 않음 (val.csv 행 수가 예상보다 적음)',
-    'val.csv-missing': '검증 파일 없음 - val.csv를 찾을 수 없음',
-    'total-epoch-missing': '설정 오류 - 에폭 정보(total_epoch) 없음',
-    'output-dir-missing': '산출물 디렉토리 없음',
+  /** A Korean noun with its particle filled: josa('학습', '이', '가') → '학습이', josa('테스트', '을', '를') → '테스트를'. */
+  function josa(word, withFinal, withoutFinal) {
+    const code = word.charCodeAt(word.length - 1) - 0xac00;
+    const hasFinal = code >= 0 && code <= 11171 && code % 28 !== 0;
+    return word + (hasFinal ? withFinal : withoutFinal);
+  }
+
+  // The guide's §8 words, exactly as written there (status-guide.ko.txt §8.1 L684-694, §8.2
+  // L698-716). `display` is §8.1's "프론트 표시"; `title`/`message`/`icon`/`sev` are §8.2's.
+  // A code §8.2 leaves out takes its title from §8.1's display, its message from §8.1's "의미"
+  // and the ❌ error severity.
+  // Messages name the step ("학습"): `{what}` is filled with 학습 or 테스트 and its particle.
+  const GUIDE_CODES = {
+    'SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE': {
+      icon: '⚠️', sev: 'warning', title: '서버 재시작으로 인한 중단',
+      message: '서버가 재시작되면서 {what이} 중단되었습니다. 산출물을 확인하여 {what} 상태를 복구합니다.',
+      display: '서버 재시작으로 인한 중단 - 산출물 확인 필요',
+    },
+    'val.csv-lines-mismatch': {
+      icon: '📊', sev: 'warning', title: '검증 데이터 부족',
+      message: '검증 데이터 라인 수가 예상보다 적습니다. {what이} 완료되지 않았을 가능성이 있습니다.',
+      display: '검증 데이터 부족 - {what이} 완료되지 않음',
+    },
+    'val.csv-missing': {
+      icon: '❌', sev: 'error', title: '검증 파일 없음',
+      message: 'val.csv 파일을 찾을 수 없습니다. {what이} 실패했을 가능성이 높습니다.',
+      display: '검증 파일 없음 - {what} 실패',
+    },
+    'total-epoch-missing': {
+      icon: '❌', sev: 'error', title: '설정 오류',
+      message: 'paramsJson에 total_epoch 없음',
+      display: '설정 오류 - 에폭 정보 없음',
+    },
+    'output-dir-missing': {
+      icon: '❌', sev: 'error', title: '산출물 디렉토리 없음',
+      message: '산출물 디렉토리 없음',
+      display: '산출물 디렉토리 없음 - {what} 실패',
+    },
+  };
+
+  // Reasons of the test step (EVAL) that the guide does not list.
+  const TEST_REASONS = {
     'test.csv-missing': '테스트 결과 파일(test.csv) 없음',
     'results-zip-missing': '테스트 결과 ZIP 파일 없음',
   };
 
-  function explainReason(reason) {
+  function fillStep(text, what) {
+    return text
+      .replace(/\{what이\}/g, josa(what, '이', '가'))
+      .replace(/\{what\}/g, what);
+  }
+
+  /** The guide's entry for a code or reason, found as §8.2 finds it (`lastError.includes(key)`). */
+  function guideEntry(text, what) {
+    const key = Object.keys(GUIDE_CODES).find((k) => text.includes(k));
+    if (!key) return null;
+    const g = GUIDE_CODES[key];
+    return {
+      key, icon: g.icon, sev: g.sev, title: g.title,
+      message: fillStep(g.message, what), display: fillStep(g.display, what),
+    };
+  }
+
+  function explainReason(reason, what = '학습') {
     if (!reason) return '';
     const r = reason.trim();
     if (r.startsWith('metrics-parse-error')) {
       const detail = r.replace(/^metrics-parse-error:?\s*/, '');
       return `메트릭 CSV 형식 오류 — ${detail || 'CSV를 읽을 수 없음'}`;
     }
-    const key = Object.keys(REASONS).find((k) => r.includes(k));
-    return key ? REASONS[key] : r;
+    const entry = guideEntry(r, what);
+    if (entry) return `${entry.display}: ${entry.message}`;
+    const key = Object.keys(TEST_REASONS).find((k) => r.includes(k));
+    return key ? TEST_REASONS[key] : r;
   }
 
   const EXIT_HINTS = {
@@ -258,13 +314,13 @@
       case 'DATASET_NOT_FOUND':
         return {
           title: '데이터셋 없음',
-          text: `이 모델의 데이터셋 폴더가 노드의 DATASET_ROOT에 없어 ${what}을(를) 시작하지 못했습니다.`,
+          text: `이 모델의 데이터셋 폴더가 노드의 DATASET_ROOT에 없어 ${josa(what, '을', '를')} 시작하지 못했습니다.`,
           action: retryWhenReady('데이터셋을 DATASET_ROOT에 다시 넣은'),
         };
       case 'DATASET_INVALID':
         return {
           title: '데이터셋 형식 오류',
-          text: `데이터셋의 manifest.csv를 읽을 수 없어 ${what}을(를) 시작하지 못했습니다.`,
+          text: `데이터셋의 manifest.csv를 읽을 수 없어 ${josa(what, '을', '를')} 시작하지 못했습니다.`,
           action: retryWhenReady('manifest.csv를 고친'),
         };
       default: // CONTAINER_START_FAILED
@@ -274,6 +330,15 @@
           action: retryWhenReady('관리자에게 노드 상태를 확인해 달라고 요청한'),
         };
     }
+  }
+
+  /** The reason after a code's colon ("…_OUTPUT_INCOMPLETE: val.csv-missing"), in the guide's words. */
+  function reasonOf(err, what) {
+    const reason = err.split(':').slice(1).join(':').trim();
+    if (!reason) return null;
+    const g = guideEntry(reason, what);
+    return g ? { icon: g.icon, title: g.title, text: g.message, display: g.display }
+      : { icon: '📊', title: '', text: explainReason(reason, what), display: '' };
   }
 
   /** What to say about a model's last_error, or null when nothing is wrong now. */
@@ -298,32 +363,32 @@
       return {
         sev: m.statusCd === 'ERROR' || m.step2Status === 'ERROR' ? 'error' : 'warning',
         icon: '⚠️', title: `${what} ${m.statusCd === 'STOPPED' ? '중단됨' : '오류'}`,
-        text: `${what}이(가) 끝나지 못했습니다.${ckptText}`, action: retry, code: '',
+        text: `${josa(what, '이', '가')} 끝나지 못했습니다.${ckptText}`, action: retry, code: '',
       };
     }
     if (err.startsWith('CANCELED_BY_USER')) {
       return {
         sev: 'warning', icon: '⚠️', title: '사용자가 취소함',
-        text: `사용자가 ${what}을(를) 취소했습니다.${ckptText}`, action: retry, code: err,
+        text: `사용자가 ${josa(what, '을', '를')} 취소했습니다.${ckptText}`, action: retry, code: err,
       };
     }
     if (err.startsWith('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE')) {
-      const reason = err.split(':').slice(1).join(':');
+      const g = guideEntry('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE', what);
       return {
-        sev: 'warning', icon: '⚠️', title: '서버 재시작으로 인한 중단',
-        text: `서버가 재시작되면서 ${what}이(가) 중단되었습니다 — 산출물 확인 필요.`
-          + (reason ? ` (${explainReason(reason)})` : '') + ckptText,
+        sev: g.sev, icon: g.icon, title: g.title, text: g.message + ckptText, display: g.display,
+        reason: reasonOf(err, what),
+        // §8.1 (L686) says [재실행], §7 (L673) [재실행] [이어하기]: resume is offered when a
+        // checkpoint makes it possible (docs/dashboard.md, "Where the guide contradicts itself").
         action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
         code: err,
       };
     }
     if (err.startsWith('NODE_LOST_OUTPUT_INCOMPLETE')) {
-      const reason = err.split(':').slice(1).join(':');
       return {
         sev: 'warning', icon: '⚠️', title: '노드 응답 없음으로 인한 중단',
-        text: `${what}을(를) 실행하던 노드가 응답하지 않아 중단으로 처리했습니다.`
-          + (reason ? ` (${explainReason(reason)})` : '') + ckptText
-          + ' 새 실행은 그 노드가 돌아와 이전 컨테이너를 정리한 뒤 시작됩니다.',
+        text: `${josa(what, '을', '를')} 실행하던 노드가 응답하지 않아 중단으로 처리했습니다.`
+          + ckptText + ' 새 실행은 그 노드가 돌아와 이전 컨테이너를 정리한 뒤 시작됩니다.',
+        reason: reasonOf(err, what),
         action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
         code: err,
       };
@@ -361,6 +426,13 @@
     if (err.startsWith('OUTPUT_INCOMPLETE')) {
       const reason = err.replace(/^OUTPUT_INCOMPLETE:?\s*/, '');
       const csv = reason.startsWith('metrics-parse-error');
+      const g = csv ? null : guideEntry(reason, what);
+      if (g) {
+        return {
+          sev: g.sev, icon: g.icon, title: g.title, text: g.message, display: g.display,
+          action: retry, code: err, showLog: true,
+        };
+      }
       return {
         sev: 'error', icon: csv ? '📊' : '❌', title: csv ? '메트릭 CSV 형식 오류' : '산출물 부족',
         text: csv
@@ -377,17 +449,25 @@
         sev: 'error', icon: '❌', title: launch ? `${what} 시작 실패` : `${what} 결과 처리 실패`,
         text: (launch
           ? `${what} 컨테이너를 여러 번 시도했지만 시작하지 못했습니다 (노드의 Docker 응답 없음 등).`
-          : `${what}은(는) 끝났지만 결과 판정·메트릭 저장이 여러 번 실패해 중단했습니다.`)
+          : `${josa(what, '은', '는')} 끝났지만 결과 판정·메트릭 저장이 여러 번 실패해 중단했습니다.`)
           + (reason ? ` 마지막 오류: ${reason}.` : '') + ' 관리자에게 노드 상태를 확인해 달라고 요청한 뒤 다시 실행하세요.',
         action: retry, code: err,
       };
     }
-    const known = Object.keys(REASONS).find((k) => err.includes(k));
-    if (known) {
-      return { sev: 'warning', icon: '📊', title: explainReason(known).split(' (')[0], text: explainReason(err), action: retry, code: err };
+    const g = guideEntry(err, what);  // a bare §8 reason, whatever carries it
+    if (g) {
+      return { sev: g.sev, icon: g.icon, title: g.title, text: g.message, display: g.display, action: retry, code: err };
     }
     // A code this page does not know (a newer server): say so, and show it as it came.
     return { sev: 'error', icon: '⚠️', title: '오류 발생', text: err, action: retry, code: '' };
+  }
+
+  /** The guide's words for the reason a code carries: its title and message, then §8.1's display. */
+  function reasonLine(reason) {
+    if (!reason) return '';
+    const head = reason.title ? `${reason.icon} <b>${esc(reason.title)}</b>: ` : '';
+    const display = reason.display ? ` <span class="muted">(${esc(reason.display)})</span>` : '';
+    return `<div class="err-reason" data-error-reason>${head}${esc(reason.text)}${display}</div>`;
   }
 
   function errorBox(info, { logTail = null, uuid = null } = {}) {
@@ -397,7 +477,9 @@
     return `<div class="errbox sev-${info.sev}" data-error>
       <span class="err-title">${info.icon} ${esc(info.title)}</span>
       — <span class="err-action">${esc(info.action)}</span>${logLink}
+      ${info.display ? `<div class="err-display" data-error-display>${esc(info.display)}</div>` : ''}
       <div class="err-text">${esc(info.text)}${info.code ? ` <span class="err-code">${esc(info.code)}</span>` : ''}</div>
+      ${reasonLine(info.reason)}
       ${logTail ? `<pre data-error-log>${esc(logTail)}</pre>` : ''}
     </div>`;
   }
@@ -419,7 +501,13 @@
           STOPPED: '학습 완료 (테스트 중단됨)',
           ERROR: '학습 완료 (테스트 오류)',
         }[m.step2Status] || '학습 완료';
-      case 'STOPPED': return '학습 중단됨 - 재시작 가능';
+      case 'STOPPED': {
+        // §7 names two stops by their cause (L580/L672, L646); any other keeps §5.1's (L358).
+        const err = m.lastError || '';
+        if (err.startsWith('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE')) return '산출물 부족으로 중단됨';
+        if (err.startsWith('CANCELED_BY_USER')) return '사용자가 학습을 취소함';
+        return '학습 중단됨 - 재시작 가능';
+      }
       case 'ERROR': return '오류 발생 - 재시작 필요';
       default: return '';
     }
