@@ -40,13 +40,14 @@ def _node_jobs(node: str) -> list[tuple[int, str]]:
 
     from app.db.models import Job
     from app.db.session import make_engine, make_session_factory
+    from app.services.queries import held_by
 
     engine = make_engine(load_settings().database_url)
     try:
         with make_session_factory(engine)() as session:
             rows = session.execute(
                 select(Job.id, Job.status_cd)
-                .where(Job.node == node, Job.container_gone_dttm.is_(None))
+                .where(held_by(node))
                 .order_by(Job.id)
             )
             return [(job_id, status) for job_id, status in rows]

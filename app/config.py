@@ -83,6 +83,13 @@ class Settings:
     bounds: Bounds = field(default_factory=Bounds)
     # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.
     job_file_limits: Limits = field(default_factory=Limits)
+    # GET …/logs?follow=1 (app/api/logstream.py): one stream holds one gunicorn worker thread
+    # (a whole sync worker), so it ends after this long (the client resumes with
+    # Last-Event-ID); below gunicorn's default --timeout of 30 s so a sync worker is never
+    # killed mid-stream.
+    log_follow_max_s: float = 25.0
+    log_follow_keepalive_s: float = 10.0  # a comment line while nothing new was printed
+    log_follow_streams: int = 2  # live streams one API process serves at once; more: 503
 
     @property
     def tz(self) -> ZoneInfo:
@@ -110,7 +117,11 @@ def load_settings() -> Settings:
             json=int(_env("JOB_FILE_MAX_JSON_MB", "5")) * MiB,
             split_list=int(_env("JOB_FILE_MAX_SPLIT_LIST_MB", "256")) * MiB,
             results_zip=int(_env("JOB_FILE_MAX_ZIP_MB", "8192")) * MiB,
+            job_log=int(_env("JOB_LOG_MAX_MB", "64")) * MiB,
         ),
+        log_follow_max_s=float(_env("LOG_FOLLOW_MAX_S", "25")),
+        log_follow_keepalive_s=float(_env("LOG_FOLLOW_KEEPALIVE_S", "10")),
+        log_follow_streams=max(1, int(_env("LOG_FOLLOW_STREAMS", "2"))),
         max_body_bytes=int(_env("API_MAX_BODY_BYTES", str(1024 * 1024))),
         max_params_bytes=int(_env("API_MAX_PARAMS_BYTES", str(64 * 1024))),
         allow_insecure_no_token=_env("ALLOW_INSECURE_NO_TOKEN", "0") == "1",

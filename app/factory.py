@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
+from app.appstate import AppState
 from app.config import Settings, load_settings
-from app.runtime import Runtime
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 def register_extensions(app: Flask, settings: Settings) -> None:
     # A longer body is a 413 while it is read, even one sent without a Content-Length.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["trainyard"] = Runtime.from_settings(settings)
+    app.extensions["trainyard"] = AppState.from_settings(settings)
 
 
 def register_logging(app: Flask) -> None:

@@ -49,16 +49,19 @@ class FileKind(Enum):
     JSON = "json"  # progress.json, test/summary.json
     SPLIT_LIST = "split_list"  # tmp/{train,val,test}.txt
     RESULTS_ZIP = "results_zip"  # test/results_epoch_<E>.zip (served as a download)
+    JOB_LOG = "job_log"  # logs/job-<id>/<offset>.log: a segment of a job's stored log
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Size caps in bytes (README: JOB_FILE_MAX_CSV_MB, _JSON_MB, _SPLIT_LIST_MB, _ZIP_MB)."""
+    """Size caps in bytes (README: JOB_FILE_MAX_CSV_MB, _JSON_MB, _SPLIT_LIST_MB, _ZIP_MB;
+    JOB_LOG_MAX_MB: all of a job's stored log together, app/joblogs.py)."""
 
     metrics_csv: int = 2048 * MiB
     json: int = 5 * MiB
     split_list: int = 256 * MiB
     results_zip: int = 8192 * MiB
+    job_log: int = 64 * MiB
 
     def of(self, kind: FileKind) -> int:
         return int(getattr(self, kind.value))
@@ -481,6 +484,56 @@ def rename(source: JobPath, target: JobPath) -> None:
             os.close(dst_dir)
     finally:
         os.close(src_dir)
+
+
+def open_append(path: JobPath, mode: int = 0o644) -> BinaryIO:
+    """A regular file beneath the root opened for appending, created when missing (the caller
+    closes it). A link, FIFO, device or folder there is refused, as `open_file` refuses it."""
+    if not path.parts:
+        raise JobFileError(str(path), Reason.DIRECTORY)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY
+    folder = _open_folder(path.parent)
+    try:
+        fd = os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)
+    except OSError as exc:
+        raise _refused_file(folder, path, exc) from None
+    finally:
+        os.close(folder)
+    try:
+        _refuse_unless_regular(path, os.fstat(fd))
+        return os.fdopen(fd, "ab")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _refused_file(folder: int, path: JobPath, exc: OSError) -> JobFileError:
+    try:
+        info = os.stat(path.name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "")
+    if stat.S_ISREG(info.st_mode):
+        return JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "")
+    try:
+        _refuse_unless_regular(path, info)
+    except JobFileError as refused:
+        return refused
+    return JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "")
+
+
+def remove_file(path: JobPath) -> None:
+    """Unlink `path` (a link is removed, not followed); no error when it is already gone."""
+    folder = _open_folder(path.parent)
+    try:
+        os.unlink(path.name, dir_fd=folder)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        raise JobFileError(str(path), Reason.DIRECTORY) from None
+    except OSError as exc:
+        raise JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "") from None
+    finally:
+        os.close(folder)
 
 
 def write_file(path: JobPath, data: bytes, mode: int = 0o644) -> None:

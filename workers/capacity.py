@@ -1,10 +1,11 @@
 """How much one node may hold, and which waiting job goes next (issue 12, capacity).
 
-A node holds a job from its claim until its container is confirmed removed
-(`container_gone_dttm`): a claimed job being launched, a running container and an ended one
-not yet removed all count. At most NODE_MAX_JOBS of them, and the sum of their memory limits
-(the job's `resources.memory_mb`, else DEFAULT_JOB_MEMORY_MB: what the container is given)
-at most NODE_MEMORY_MB. GPU jobs are bounded by their GPU leases as well (workers/gpus.py).
+A node holds a job from its claim until its container is confirmed removed (its container
+phase holds it, app/domain/container_phases.py): a claimed job being launched, a running
+container and an ended one not yet removed all count. At most NODE_MAX_JOBS of them, and the
+sum of their memory limits (the job's `resources.memory_mb`, else DEFAULT_JOB_MEMORY_MB: what
+the container is given) at most NODE_MEMORY_MB. GPU jobs are bounded by their GPU leases as
+well (workers/gpus.py).
 
 Race-free: a claim locks its node's `tb_node` row (FOR UPDATE) before counting, in the claim's
 transaction, so a second claim on the same node waits for the first to commit and then counts
@@ -32,6 +33,7 @@ from app.config import Bounds
 from app.db.models import GpuLease, Job, Node
 from app.domain.states import JobStatus
 from app.domain.timefmt import utcnow
+from app.services.queries import held_by, holds_container
 from workers.settings import NodeSettings
 
 # How many of the oldest waiting jobs one look at the queue reads: the yield check and the
@@ -84,7 +86,7 @@ def lock_node(session: Session, node: str) -> None:
 
 def load_of(session: Session, node: NodeSettings) -> Load:
     resources = session.scalars(
-        select(Job.resources).where(Job.node == node.node, Job.container_gone_dttm.is_(None))
+        select(Job.resources).where(held_by(node.node))
     ).all()
     held = set(session.scalars(select(GpuLease.gpu_id).where(GpuLease.node == node.node)))
     return Load(
@@ -144,9 +146,7 @@ def waiting_jobs(
     busy_models = set(
         session.scalars(
             select(Job.model_id).where(
-                Job.model_id.in_({row.model_id for row in rows}),
-                Job.node.is_not(None),
-                Job.container_gone_dttm.is_(None),
+                Job.model_id.in_({row.model_id for row in rows}), holds_container()
             )
         )
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -32,14 +31,12 @@ from app.domain.completion import (
     short_reason,
 )
 from app.domain.states import JobType
-from app.domain.timefmt import utcnow
 from app.domain.transitions import JobEvent, JobObservation
 from app.jobfiles import JobPath, job_root
-from app.services.outbox import publish_pending
+from app.services.observations import observe
 from app.services.publisher import Publisher
-from app.services.status_writes import apply, lock_job, stamp_step_times
-from workers import outputs
-from workers.requeue import record_attempt_error
+from app.services.status_writes import lock_job, stamp_step_times
+from workers import container_writes, outputs
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +44,8 @@ log = logging.getLogger(__name__)
 def complete_job(
     db: sessionmaker[Session], settings: Settings, publisher: Publisher | None, job_id: int
 ) -> str:
-    attempt = _begin_attempt(db, job_id)
-    if attempt is _ALREADY_ENDED:
+    attempt = container_writes.begin_completion_try(db, job_id)
+    if attempt is container_writes.ALREADY_ENDED:
         return _keep_data_of_ended_job(db, settings, job_id)
     if isinstance(attempt, str):
         return attempt
@@ -62,64 +59,40 @@ def complete_job(
         reason = short_reason(exc)
         log.warning("completion of job %s failed (try %s of %s): %s", job_id, number,
                     limits.max_attempts, reason)  # fmt: skip
-        record_attempt_error(db, job_id, reason)
+        container_writes.record_attempt_error(db, job_id, reason)
         if number >= limits.max_attempts:
             return _give_up(db, publisher, job_id, reason)
         return f"job {job_id}: completion try {number} failed ({reason}); the sweep retries"
-
-
-#: `_begin_attempt`'s answer for a job judged (or canceled) before this message.
-_ALREADY_ENDED = "already ended"
-
-
-def _begin_attempt(db: sessionmaker[Session], job_id: int) -> tuple[int, str | None] | str:
-    """Count this try in its own commit, before it starts. Returns (its number, the previous
-    try's error), `_ALREADY_ENDED`, or why there is nothing to judge. Locks only the job row
-    (the model row may be held by a stuck earlier try; that wait is bounded by lock_timeout)."""
-    with transaction(db) as session:
-        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one_or_none()
-        if job is None:
-            return f"job {job_id} does not exist"
-        if job.status.is_terminal:
-            return _ALREADY_ENDED
-        if job.container_ended_dttm is None:
-            return f"job {job_id}'s container has not ended"
-        previous = job.last_attempt_error
-        job.completion_attempts += 1
-        job.last_attempt_dttm = utcnow()
-        # What stays if this try never reports back (a hang, a killed worker).
-        job.last_attempt_error = "a try did not finish"
-        return job.completion_attempts, previous
 
 
 def _give_up(
     db: sessionmaker[Session], publisher: Publisher | None, job_id: int, reason: str | None
 ) -> str:
     """The attempts are used up: end the job through the status-write path."""
-    with transaction(db) as session:
-        locked = lock_job(session, job_id)
-        if locked is None:
-            return f"job {job_id} does not exist"
-        model, job = locked
+
+    def look(_session: Session, _model: Model, job: Job) -> JobObservation | str:
         if job.status.is_terminal:  # a slow earlier try got there first
             return f"job {job_id} already ended as {job.status_cd}"
-        given_up = gave_up(COMPLETION_FAILED, reason, job.container_exit_code)
-        write = apply(session, model, _with_container_times(given_up, job), job)
-        verdict = f"job {job_id}: {model.last_error}"
-    if publisher is not None and write.outbox_ids:
-        publish_pending(db, publisher, only_ids=write.outbox_ids)
-    log.error("%s (gave up after %s tries)", verdict, job.completion_attempts)
+        return _with_container_times(
+            gave_up(COMPLETION_FAILED, reason, job.container_exit_code), job
+        )
+
+    write = observe(db, publisher, job_id, look)
+    if isinstance(write, str):
+        return write
+    verdict = f"job {job_id}: {write.model.last_error}"
+    tries = write.job.completion_attempts if write.job is not None else "?"
+    log.error("%s (gave up after %s tries)", verdict, tries)
     return verdict if write.accepted else f"{verdict} (refused: {write.decision})"
 
 
 def _judge_and_ingest(
     db: sessionmaker[Session], settings: Settings, publisher: Publisher | None, job_id: int
 ) -> str:
-    with transaction(db) as session:
-        locked = lock_job(session, job_id)
-        if locked is None:
-            return f"job {job_id} does not exist"
-        model, job = locked
+    """Judge by the recorded end and the outputs; the metric rows commit with the verdict."""
+    judged: list[JobObservation] = []
+
+    def look(session: Session, model: Model, job: Job) -> JobObservation | str:
         if job.status.is_terminal:
             return f"job {job_id} already ended as {job.status_cd}"
         output_dir = layout.job_output_dir(job_root(settings), model.uuid, job.type, job.id)
@@ -130,12 +103,14 @@ def _judge_and_ingest(
             observation = _ingest(session, model, job, output_dir, observation)
         else:  # a failed or stopped run keeps the curves of the epochs it finished
             _ingest_what_is_there(session, model, job, output_dir)
-        observation = _with_container_times(observation, job)
-        write = apply(session, model, observation, observed=job)
-        job.last_attempt_error = None  # this try finished (the verdict says how the job did)
-        verdict = f"job {job_id}: {observation.event} {observation.error or ''}".strip()
-    if publisher is not None and write.outbox_ids:
-        publish_pending(db, publisher, only_ids=write.outbox_ids)
+        container_writes.completion_try_finished(job)
+        judged.append(observation)
+        return _with_container_times(observation, job)
+
+    write = observe(db, publisher, job_id, look)
+    if isinstance(write, str):
+        return write
+    verdict = f"job {job_id}: {judged[0].event} {judged[0].error or ''}".strip()
     log.info(verdict)
     return verdict if write.accepted else f"{verdict} (refused: {write.decision})"
 

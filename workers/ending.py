@@ -1,6 +1,7 @@
 """When a container ends (or is found missing, or is stopped on cancel), on the node that owns it.
 
-Record before remove: the exit code, OOM flag, finish time and log tail are committed before
+Record before remove: the rest of the container's output is stored with its log
+(app/joblogs.py), and the exit code, OOM flag, finish time and log tail are committed, before
 the container is removed. Then the judgement (SPEC §5) and the metric ingest run as one
 `complete_job` task on the metrics queue (workers/completion.py), published through the
 outbox in the same commit, so a crash between the two steps loses nothing.
@@ -9,23 +10,20 @@ outbox in the same commit, so a crash between the two steps loses nothing.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from app import jobfiles, messaging
+from app import jobfiles
 from app.db.models import Job, Model
 from app.db.session import transaction
 from app.domain import layout
-from app.domain.jobtext import storable_or_none
 from app.domain.states import JobType
 from app.domain.timefmt import utcnow
 from app.services.observations import record_progress
-from app.services.outbox import enqueue, publish_pending
-from workers import outputs
+from app.services.outbox import publish_pending
+from workers import container_writes, outputs
 from workers.context import WorkerContext
-from workers.gpus import release_gpus
+from workers.logcollector import runtime_tail, store_final_log
 from workers.requeue import republish_queued
 from workers.runtime.base import ContainerState
 
@@ -48,17 +46,22 @@ def observe_end(
         return
     stored, job_type, model_uuid = row
     name = ctx.container_of(job_id, stored)
-    tail = ctx.runtime.logs_tail(name, ctx.node.log_tail_lines) if state is not None else ""
-    if launch_error:  # "IMAGE_NOT_FOUND: …" first, then what a created container printed
-        tail = f"{launch_error}\n{tail}".strip()
+    tail = ""
+    if state is not None:
+        # Everything it printed is stored before the end is recorded: a reader that sees the
+        # end has every byte (workers/logcollector.py).
+        stored_tail = store_final_log(ctx, job_id, name, model_uuid)
+        tail = stored_tail if stored_tail is not None else runtime_tail(ctx, name)
+    if launch_error:
+        tail = f"{launch_error}\n{tail}".strip()  # "IMAGE_NOT_FOUND: …" first
     if JobType(job_type) is JobType.TRAIN:
         _record_final_progress(ctx, job_id, model_uuid)
 
     outbox_ids: list[int] = []
     with transaction(ctx.db) as session:
-        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
-        if job.container_ended_dttm is None:
-            outbox_ids += record_end(
+        job = container_writes.lock_job_row(session, job_id)
+        if job is not None and not job.container_phase.end_recorded:
+            outbox_ids += container_writes.record_end(
                 session,
                 job,
                 ended_at=(state.finished_at if state else None) or utcnow(),
@@ -75,49 +78,10 @@ def observe_end(
     remove_container(ctx, job_id, name)
 
 
-def record_end(
-    session: Session,
-    job: Job,
-    *,
-    ended_at: datetime,
-    exit_code: int | None,
-    missing: bool,
-    oom_killed: bool,
-    log_tail: str | None,
-    node_lost: bool = False,
-    started_at: datetime | None = None,
-    launch_error: str | None = None,
-) -> list[int]:
-    """Write what is known of how the job's container ended and queue its judgement
-    (`complete_job`) in the same commit. Returns the outbox ids.
-
-    A job already ended (a cancel, applied by the API before its container stopped) is
-    queued too: its judgement is done, but the epochs its container finished meanwhile are
-    ingested then (SPEC §9, "Every ending keeps its data")."""
-    job.container_ended_dttm = ended_at
-    # The container's own start (the runtime's), kept for the judgement: the start
-    # observation may have lost the race with the end, or be the launcher's clock.
-    job.started_dttm = started_at or job.started_dttm
-    job.container_exit_code = exit_code
-    job.container_missing = missing
-    job.oom_killed = oom_killed
-    job.log_tail = storable_or_none(log_tail)  # a job's log may hold NUL or invalid UTF-8
-    job.launch_error = storable_or_none(launch_error)  # may quote an engine's message
-    if node_lost:
-        job.node_lost = True
-    message = enqueue(session, messaging.COMPLETE_JOB, messaging.QUEUE_METRICS, {"job_id": job.id})
-    return [message.id]
-
-
 def remove_container(ctx: WorkerContext, job_id: int, name: str) -> None:
     """Remove, then mark gone and free the GPUs; then wake the jobs that waited for either."""
     ctx.runtime.remove(name)
-    with transaction(ctx.db) as session:
-        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
-        job.container_gone_dttm = job.container_gone_dttm or utcnow()
-        had_gpus = bool(job.gpu_ids)
-        model_id = job.model_id
-        release_gpus(session, job_id)
+    model_id, had_gpus = container_writes.mark_gone(ctx.db, job_id)
     republish_queued(ctx, model_id=model_id)
     if had_gpus:
         republish_queued(ctx, gpu_only=True)

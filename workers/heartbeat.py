@@ -19,12 +19,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.db.models import Job, Node
+from app.db.models import Node
 from app.db.session import transaction
 from app.domain.timefmt import utcnow
 from app.services.outbox import publish_pending
+from workers import container_writes
 from workers.context import WorkerContext
-from workers.ending import record_end
 
 log = logging.getLogger(__name__)
 
@@ -85,31 +85,13 @@ class Heartbeat:
 def end_jobs_of_lost_nodes(ctx: WorkerContext) -> int:
     """Jobs claimed by silent nodes, whose end nobody recorded, are judged by their outputs."""
     cutoff = utcnow() - timedelta(seconds=ctx.node.node_lost_after_s)
-    outbox_ids: list[int] = []
     with transaction(ctx.db) as session:
         lost = set(session.scalars(select(Node.name).where(Node.last_seen_dttm < cutoff)))
         if not lost:
             return 0
-        jobs = session.scalars(
-            select(Job)
-            .where(
-                Job.node.in_(lost),
-                Job.container_ended_dttm.is_(None),
-                Job.container_gone_dttm.is_(None),
-            )
-            .with_for_update(skip_locked=True)
-        ).all()
+        note = f"sent no heartbeat since {cutoff:%H:%M:%S}"
+        jobs, outbox_ids = container_writes.record_nodes_lost(session, lost, note)
         for job in jobs:
             log.warning("node %s is silent: judging job %s by its outputs", job.node, job.id)
-            outbox_ids += record_end(
-                session,
-                job,
-                ended_at=utcnow(),
-                exit_code=None,
-                missing=True,
-                oom_killed=False,
-                log_tail=f"NODE_LOST: node {job.node} sent no heartbeat since {cutoff:%H:%M:%S}",
-                node_lost=True,
-            )
     publish_pending(ctx.db, ctx.publisher, only_ids=outbox_ids)
     return len(jobs)

@@ -45,16 +45,15 @@ from app.domain.completion import (
     short_reason,
 )
 from app.domain.states import JobStatus, JobType
-from app.domain.timefmt import utcnow
 from app.domain.transitions import INVALID_RUNTIME_SETTINGS, JobEvent, JobObservation
 from app.services.datasets import DatasetUnavailable, write_splits
 from app.services.observations import record_observation
+from app.services.queries import holds_container
 from app.services.status_writes import apply, lock_job
-from workers import capacity, outputs
+from workers import capacity, container_writes, outputs
 from workers.context import WorkerContext
 from workers.ending import observe_end, stop_and_collect
-from workers.gpus import take_gpus
-from workers.requeue import record_attempt_error, release_claim, send_launch, wake_waiting
+from workers.requeue import send_launch, wake_waiting
 from workers.runtime.base import (
     LABEL_ATTEMPT,
     LABEL_JOB_ID,
@@ -138,12 +137,7 @@ def _claim(ctx: WorkerContext, job_id: int, yielded_to: list[int]) -> Claim | st
             if ctx.node.draining:  # a job it already holds still launches (finish, don't take)
                 return f"node {me} is draining: job {job_id} is left to other nodes"
             blocker = session.scalar(
-                select(Job.id).where(
-                    Job.model_id == model.id,
-                    Job.id != job.id,
-                    Job.node.is_not(None),
-                    Job.container_gone_dttm.is_(None),
-                )
+                select(Job.id).where(Job.model_id == model.id, Job.id != job.id, holds_container())
             )
             if blocker is not None:
                 return f"waiting: job {blocker}'s container is not gone yet"
@@ -153,16 +147,8 @@ def _claim(ctx: WorkerContext, job_id: int, yielded_to: list[int]) -> Claim | st
             waits = _wait_for_capacity(ctx, session, job, yielded_to)
             if waits is not None:
                 return waits
-            gpu_ids: list[int] = []
-            if wanted:
-                taken = take_gpus(session, me, ctx.node.gpu_ids, wanted, job.id)
-                if taken is None:
-                    return f"waiting: no free GPU on node {me}"
-                gpu_ids = taken
-            job.node = me
-            job.claimed_dttm = job.last_attempt_dttm = utcnow()
-            job.gpu_ids = gpu_ids
-            job.launch_attempts += 1
+            if not container_writes.claim(session, job, me, ctx.node.gpu_ids, wanted):
+                return f"waiting: no free GPU on node {me}"
         return Claim(
             job_id=job.id,
             job_type=job.type,
@@ -271,13 +257,13 @@ def _release_after_error(ctx: WorkerContext, claim: Claim, exc: Exception) -> st
     reason = short_reason(exc)
     log.warning("launch of job %s failed after its claim: %s", claim.job_id, reason)
     try:
-        record_attempt_error(ctx.db, claim.job_id, reason)
+        container_writes.record_attempt_error(ctx.db, claim.job_id, reason)
         state = ctx.runtime.inspect(claim.container_name)
         if state is not None and state.status != "created":  # it started: reconcile follows it
             return f"launch of job {claim.job_id} failed ({reason}); container {state.status}"
         if state is not None:
             ctx.runtime.remove(claim.container_name)
-        released = release_claim(ctx.db, claim.job_id, ctx.node.node)
+        released = container_writes.release_claim(ctx.db, claim.job_id, ctx.node.node)
     except Exception as again:
         log.warning("job %s stays claimed until the node's reconcile: %s", claim.job_id, again)
         return f"launch of job {claim.job_id} failed ({reason}); claim kept for the reconcile"

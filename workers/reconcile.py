@@ -30,11 +30,12 @@ from app.domain.timefmt import as_utc, utcnow
 from app.domain.transitions import JobEvent, JobObservation
 from app.services.observations import record_observation, record_progress
 from app.services.outbox import publish_pending
-from workers import outputs
+from app.services.queries import held_by
+from workers import container_writes, outputs
 from workers.context import WorkerContext
 from workers.ending import observe_end, remove_container, stop_and_collect
 from workers.heartbeat import end_jobs_of_lost_nodes
-from workers.requeue import count_launch_attempt, release_claim, republish_queued
+from workers.requeue import republish_queued
 from workers.runtime.base import LABEL_JOB_ID, ContainerState
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def _claimed_jobs(ctx: WorkerContext) -> list[tuple[Job, str]]:
         rows = session.execute(
             select(Job, Model.uuid)
             .join(Model, Model.id == Job.model_id)
-            .where(Job.node == ctx.node.node, Job.container_gone_dttm.is_(None))
+            .where(held_by(ctx.node.node))
             .order_by(Job.id)
         ).all()
         session.expunge_all()
@@ -100,7 +101,7 @@ def _wanted_by_a_live_job(ctx: WorkerContext, state: ContainerState) -> bool:
         return (
             job is not None
             and job.node == ctx.node.node
-            and job.container_gone_dttm is None
+            and job.container_phase.holds_container
             and job.container_name == state.name
         )
 
@@ -110,7 +111,7 @@ def reconcile_job(
 ) -> str:
     name = job.container_name or f"trainyard-job-{job.id}"
     never_started = state is None or state.status == "created"
-    if never_started and job.status is JobStatus.QUEUED and job.container_ended_dttm is None:
+    if never_started and job.status is JobStatus.QUEUED and not job.container_phase.end_recorded:
         # Claimed, no container running. A launch in flight, or one that is over: this node
         # died before creating it, or the launch failed and could not give the claim back
         # (the runtime did not answer). Past the bound the claim is lost: release it and
@@ -120,12 +121,12 @@ def reconcile_job(
             return "launching"
         if state is not None:
             ctx.runtime.remove(name)
-        if release_claim(ctx.db, job.id, ctx.node.node):
+        if container_writes.release_claim(ctx.db, job.id, ctx.node.node):
             republish_queued(ctx, model_id=job.model_id)
         return "requeued"
     name = ctx.container_of(job.id, job.container_name)
     if state is None:
-        if job.container_ended_dttm is not None:
+        if job.container_phase.end_recorded:
             remove_container(ctx, job.id, name)  # recorded, removed, not yet marked gone
             return "marked gone"
         observe_end(ctx, job.id, None)  # vanished: the outputs decide (SPEC §5)
@@ -161,7 +162,7 @@ def sync_job(ctx: WorkerContext, job_id: int) -> dict[str, Any]:
     job, model_uuid = row
     if job.node != ctx.node.node:
         return {"jobId": job_id, "outcome": f"job is on node {job.node}"}
-    if job.container_gone_dttm is None:
+    if job.container_phase.holds_container:
         state = ctx.runtime.inspect(ctx.container_of(job.id, job.container_name))
         outcome = reconcile_job(ctx, job, str(model_uuid), state, startup=False)
     else:
@@ -199,13 +200,13 @@ def _runtime_silent(
     for job, _model_uuid in jobs:
         if (
             job.status is not JobStatus.QUEUED
-            or job.container_ended_dttm is not None
+            or job.container_phase.end_recorded
             or job.id in ctx.launching
             or not (startup or _claim_lost(ctx, job))
             or not bounds.due(job.launch_attempts, job.last_attempt_dttm, now)
         ):
             continue
-        attempts = count_launch_attempt(ctx.db, job.id, reason)
+        attempts = container_writes.count_launch_attempt(ctx.db, job.id, reason)
         log.warning("job %s: launch attempt %s of %s lost: %s", job.id, attempts,
                     bounds.max_attempts, reason)  # fmt: skip
         if attempts >= bounds.max_attempts:

@@ -16,17 +16,14 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
 
 from app import messaging
 from app.db.models import Job
-from app.db.session import transaction
 from app.domain.states import JobStatus
 from app.domain.timefmt import utcnow
 from workers import capacity
 from workers.context import WorkerContext
-from workers.gpus import release_gpus
 
 log = logging.getLogger(__name__)
 
@@ -96,44 +93,3 @@ def send_launch(ctx: WorkerContext, job_id: int, queue: str, why: str) -> bool:
         return False
     return True
 
-
-def release_claim(db: sessionmaker[Session], job_id: int, node: str) -> bool:
-    """Give back a claim whose launch is over without a container: the job is unclaimed again
-    (any node may take it) and its GPUs are free. Only a job still QUEUED, still this node's
-    and with no container end recorded; returns whether it was released."""
-    with transaction(db) as session:
-        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one_or_none()
-        if (
-            job is None
-            or job.status is not JobStatus.QUEUED
-            or job.node != node
-            or job.container_ended_dttm is not None
-        ):
-            return False
-        job.node = None
-        job.claimed_dttm = None
-        job.gpu_ids = None
-        release_gpus(session, job_id)
-    return True
-
-
-def record_attempt_error(db: sessionmaker[Session], job_id: int, reason: str) -> None:
-    """Why the job's last launch or completion attempt failed (the give-up message quotes it)
-    and when: the backoff before the next attempt counts from here."""
-    with transaction(db) as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(last_attempt_error=reason, last_attempt_dttm=utcnow())
-        )
-
-
-def count_launch_attempt(db: sessionmaker[Session], job_id: int, reason: str) -> int:
-    """One more failed launch attempt of a job that stays claimed (its node's runtime does
-    not answer, so whether a container exists is unknown). Returns the count."""
-    with transaction(db) as session:
-        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
-        job.launch_attempts += 1
-        job.last_attempt_error = reason
-        job.last_attempt_dttm = utcnow()
-        return job.launch_attempts

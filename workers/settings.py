@@ -33,6 +33,15 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+def _non_negative_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise ValueError(f"{name} must be a whole number of seconds (0: off), got {text!r}")
+    return int(text)
+
+
 def _usable_cpus() -> int:
     """NODE_MAX_JOBS by default: one training container per CPU core this worker may use.
     A training is CPU-bound (Docker sets no CPU limit unless the job asks for `cpus`), so
@@ -72,6 +81,10 @@ class NodeSettings:
     drain_file: Path  # while it exists the node claims no new job (`trainyard drain NODE`)
     max_jobs: int  # containers this node holds at once (claimed, running or not yet removed)
     memory_mb: int  # the sum of their memory limits never exceeds this
+    # How often the log collector stores what running containers printed (workers/logcollector.py).
+    log_collect_interval_s: float = 1.0
+    # A model's stallTimeoutS when it sets none (0: no stall detection), in seconds.
+    default_stall_timeout_s: int = 0
 
     @classmethod
     def from_env(cls) -> NodeSettings:
@@ -94,6 +107,8 @@ class NodeSettings:
             drain_file=drain_file(home, node),
             max_jobs=_positive_int("NODE_MAX_JOBS", _usable_cpus()),
             memory_mb=_positive_int("NODE_MEMORY_MB", host_memory_default_mb(default_memory_mb)),
+            log_collect_interval_s=float(os.environ.get("LOG_COLLECT_INTERVAL_S", "1")),
+            default_stall_timeout_s=_non_negative_int("DEFAULT_STALL_TIMEOUT_S", 0),
         )
 
     @property

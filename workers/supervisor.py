@@ -16,9 +16,11 @@ from sqlalchemy import select
 
 from app.db.models import Job
 from app.domain.timefmt import utcnow
+from app.services.queries import held_by
 from workers.context import WorkerContext
 from workers.ending import observe_end
 from workers.heartbeat import Heartbeat, beat
+from workers.logcollector import LogCollector
 from workers.reconcile import reconcile_node, sweep
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="trainyard-supervisor", daemon=True)
         self.heartbeat = Heartbeat(ctx)
+        self.logs = LogCollector(ctx)
 
     def start(self) -> None:
         """Reconcile once before returning, so the node's view is settled before its Celery
@@ -40,10 +43,12 @@ class Supervisor:
             lambda: log.info("startup reconcile: %s", reconcile_node(self.ctx, startup=True))
         )
         self.thread.start()
+        self.logs.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self.stopping.set()
         self.thread.join(timeout_s)
+        self.logs.stop(timeout_s)
         self.heartbeat.stop()
 
     def _run(self) -> None:
@@ -74,11 +79,7 @@ class Supervisor:
         ctx = self.ctx
         with ctx.db() as session:
             job_id = session.scalar(
-                select(Job.id).where(
-                    Job.container_name == name,
-                    Job.node == ctx.node.node,
-                    Job.container_gone_dttm.is_(None),
-                )
+                select(Job.id).where(Job.container_name == name, held_by(ctx.node.node))
             )
         if job_id is None or job_id in ctx.launching:
             return

@@ -22,14 +22,14 @@ from flask import request
 
 from app.api.envelope import ApiError
 from app.api.params import quote
-from app.runtime import runtime
+from app.appstate import state
 from app.serve import is_loopback
 
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def guard_host() -> None:
-    settings = runtime().settings
+    settings = state().settings
     if settings.api_token or settings.allow_insecure_no_token:
         return
     try:  # "name:port", "[v6]:port" or "name": the port does not matter here
@@ -48,7 +48,7 @@ def guard_host() -> None:
 def guard_writes() -> None:
     if request.method not in _MUTATING:
         return
-    settings = runtime().settings
+    settings = state().settings
     require_token(settings.api_token)
     require_json_content_type()
     require_body_within(settings.max_body_bytes)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 from swagger_ui_bundle import swagger_ui_path
 
 from app.api import responses as r
-from app.api.schemas import CreateModel, ListQuery, LogQuery, SeriesQuery
+from app.api.schemas import CreateModel, JobQuery, ListQuery, LogQuery, SeriesQuery
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
@@ -36,13 +36,34 @@ class Operation:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     media_type: str = "application/json"
+    # Other answers of the same route: another JSON answer type (chosen by the query; the
+    # body is any one of them) and non-JSON media types ({media type: a _RAW kind}).
+    also: tuple[Any, ...] = ()
+    other_media: tuple[tuple[str, str], ...] = ()
+    headers: tuple[dict[str, Any], ...] = ()  # request headers it reads
 
 
 _COMMAND_ERRORS = (400, 404, 409)
+_LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    "description": "With follow=1: the last event id received (a byte offset); the stream "
+    "resumes just after it (EventSource sends it by itself when it reconnects).",
+}
 _RAW = {  # answers that are not an envelope: the whole body is described as it is
     "html": {"type": "string"},
     "zip": {"type": "string", "format": "binary"},
     "document": {"type": "object"},
+    "text": {"type": "string"},
+    "events": {
+        "type": "string",
+        "description": "Server-sent events: per log line `id: <byte offset after it>` and "
+        "`data: <the line, escaped>`; `: keep-alive` comments; `event: end` once the "
+        "container ended and all was sent. At most LOG_FOLLOW_MAX_S per connection: "
+        "reconnect with Last-Event-ID.",
+    },
 }
 
 OPERATIONS = (
@@ -60,8 +81,15 @@ OPERATIONS = (
     Operation("get", "/api/models/{uuid}/metrics/test", "metrics",
               "test.csv rows of every EVAL job", r.EvalTestRows),
     Operation("get", "/api/models/{uuid}/logs", "results",
-              "Log tail of the current/last job (or ?jobId=); stored when a container ends, "
-              "so a running job has none yet (`note` says so)", r.LogAnswer, query=LogQuery),
+              "Log tail of the current/last job (or ?jobId=), stored when a container ends; "
+              "?offset=N: the whole stored log from byte N (LogChunk); ?follow=1: the log "
+              "live as server-sent events (Last-Event-ID resumes)", r.LogAnswer,
+              (400, 404, 409), query=LogQuery, also=(r.LogChunk,),
+              other_media=(("text/event-stream", "events"),), headers=(_LAST_EVENT_ID,)),
+    Operation("get", "/api/models/{uuid}/logs/download", "results",
+              "The whole stored log of the current/last job (or ?jobId=) as a text file "
+              "(escaped as the stream is)", "text", (400, 404, 409),
+              query=JobQuery, media_type="text/plain"),
     Operation("get", "/api/models/{uuid}/results", "results",
               "Latest successful test: summary.json and test.csv rows", r.Results),
     Operation("get", "/api/models/{uuid}/results/download", "results",
@@ -129,9 +157,10 @@ def _components() -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
     """Every schema, generated; and the $ref of each operation's body by (kind, name)."""
     inputs: list[tuple[Any, Any, Any]] = []
     for op in OPERATIONS:
-        if not isinstance(op.answer, str):
-            inputs.append((("answer", _schema_name(op.answer)), "serialization",
-                           TypeAdapter(_envelope(op.answer))))
+        for answer in (op.answer, *op.also):
+            if not isinstance(answer, str):
+                inputs.append((("answer", _schema_name(answer)), "serialization",
+                               TypeAdapter(_envelope(answer))))
         if op.body is not None:
             inputs.append((("body", op.body.__name__), "validation", TypeAdapter(op.body)))
     inputs.append((("answer", "Error"), "serialization", TypeAdapter(r.Error)))
@@ -220,15 +249,22 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
             )
     if op.answer is r.CommandAnswer:  # app/api/train.py reads it for commands only
         params.append(_IDEMPOTENCY)
+    params.extend(op.headers)
     return params
 
 
 def _operation(op: Operation, refs: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    success: dict[str, Any]
     if isinstance(op.answer, str):
         success = _RAW[op.answer]
     else:
         success = refs[("answer", _schema_name(op.answer))]
+    if op.also:
+        alternatives = [refs[("answer", _schema_name(answer))] for answer in op.also]
+        success = {"oneOf": [success, *alternatives]}
     content = {op.media_type: {"schema": success}}
+    for media_type, kind in op.other_media:
+        content[media_type] = {"schema": _RAW[kind]}
     answers: dict[str, Any] = {str(op.status): {"description": "success", "content": content}}
     # The host guard (app/api/auth.py) and an outage (app/api/unavailable.py) answer any request.
     errors = set(op.errors) | {403, 503}

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from app.api.unavailable import RETRY_AFTER_S, unavailable_dependency
-from app.runtime import runtime
+from app.appstate import state
 from app.services.publisher import CeleryPublisher
 
 bp = Blueprint("health", __name__, url_prefix="/api")
@@ -16,7 +16,7 @@ bp = Blueprint("health", __name__, url_prefix="/api")
 
 @bp.get("/health")
 def health() -> tuple[Response, int]:
-    rt = runtime()
+    rt = state()
     checks: dict[str, dict[str, object]] = {}
     try:
         with rt.engine.connect() as conn:

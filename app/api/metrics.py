@@ -14,9 +14,9 @@ from flask import Blueprint, Response, request
 from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
+from app.appstate import state
 from app.metrics.series import CHART_SPLITS, UnknownMetric, chart, provisional_best, test_rows
 from app.metrics.summary import metric_summary
-from app.runtime import runtime
 
 bp = Blueprint("metrics", __name__, url_prefix="/api/models")
 
@@ -37,7 +37,7 @@ def series(model_uuid: str) -> tuple[Response, int]:
         )
     max_points = _max_points(request.args.get("maxPoints"))
     wanted = [m.strip() for m in request.args.get("metrics", "").split(",") if m.strip()]
-    with runtime().reads() as session:
+    with state().reads() as session:
         model = model_or_404(session, key)
         try:
             return ok(chart(session, model, split, max_points, wanted or None))
@@ -48,7 +48,7 @@ def series(model_uuid: str) -> tuple[Response, int]:
 @bp.get("/<model_uuid>/metrics/summary")
 def summary(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
-    with runtime().reads() as session:
+    with state().reads() as session:
         model = model_or_404(session, key)
         params = model.params or {}
         best = model.best_epoch
@@ -65,7 +65,7 @@ def summary(model_uuid: str) -> tuple[Response, int]:
 @bp.get("/<model_uuid>/metrics/test")
 def test(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
-    with runtime().reads() as session:
+    with state().reads() as session:
         return ok(test_rows(session, model_or_404(session, key)))
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from app.appstate import state
 from app.observability import TrainyardCollector
-from app.runtime import runtime
 
 bp = Blueprint("prom", __name__)
 
@@ -21,7 +21,7 @@ def _registry() -> CollectorRegistry:
     """One registry per app (never the global one: tests build many apps in one process)."""
     registry = current_app.extensions.get(_REGISTRY_KEY)
     if registry is None:
-        rt = runtime()
+        rt = state()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(TrainyardCollector(rt.engine, rt.settings.broker_url))
         current_app.extensions[_REGISTRY_KEY] = registry

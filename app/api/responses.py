@@ -118,6 +118,9 @@ class Job(TypedDict):
     statusCd: JobStatusCd
     statusName: str
     exitCode: int | None
+    # The container's own exit code (e.g. 143: it ended on SIGTERM after a cancel, when the
+    # job's exitCode is -1); null while it runs or when no container ever ran.
+    containerExitCode: int | None
     oomKilled: bool | None
     errorMessage: str | None
     node: str | None
@@ -148,6 +151,9 @@ class ModelDetail(ModelSummary):
     image: str
     dataset: str | None
     resources: ResourceRequests
+    # No log output and no progress.json change this long → the job ends STALLED; null: the
+    # node's DEFAULT_STALL_TIMEOUT_S (0 unless set: off), 0: never.
+    stallTimeoutS: int | None
     createdDttm: Dttm
     checkpointEpochs: list[int]
     jobs: list[Job]
@@ -249,10 +255,25 @@ class LogAnswer(TypedDict):
     statusCd: NotRequired[JobStatusCd]
     statusName: NotRequired[str]
     exitCode: NotRequired[int | None]
+    containerExitCode: NotRequired[int | None]
     oomKilled: NotRequired[bool | None]
     errorMessage: NotRequired[str | None]
     finishedDttm: NotRequired[Dttm]
     running: NotRequired[bool]
+    streamUrl: NotRequired[str]  # the whole log, live (text/event-stream)
+    downloadUrl: NotRequired[str]  # the whole stored log as a text file
+
+
+@closed
+class LogChunk(TypedDict):
+    """GET …/logs?offset=N: the stored log from byte `offset` (later than N when that part
+    was rotated away, JOB_LOG_MAX_MB), escaped (invalid UTF-8 and NUL as \\xNN)."""
+
+    jobId: int
+    text: str
+    offset: int
+    nextOffset: int  # ask for this offset next
+    complete: bool  # the container ended and nothing follows nextOffset
 
 
 @closed

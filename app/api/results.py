@@ -16,20 +16,19 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, request, send_file
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import jobfiles
-from app.api import responses
+from app import jobfiles, joblogs
+from app.api import logstream, responses
 from app.api.envelope import ApiError, ok
 from app.api.params import is_ascii_digits, model_or_404, parse_uuid, quote
+from app.api.serialize import log_answer
+from app.appstate import state
 from app.db.models import Job, Model
 from app.domain import layout
-from app.domain.states import JobStatus, JobType
 from app.domain.timefmt import format_time
 from app.jobfiles import FileKind, JobFileError, JobPath, LineTooLong
-from app.runtime import runtime
-from app.services.queries import jobs_of
+from app.services.queries import job_to_show, latest_successful_eval
 
 bp = Blueprint("results", __name__, url_prefix="/api/models")
 
@@ -37,7 +36,6 @@ bp = Blueprint("results", __name__, url_prefix="/api/models")
 MAX_TEST_ROWS = 1000
 #: a test.csv line longer than this is not a result row.
 MAX_TEST_LINE_BYTES = 64 * 1024
-_LIVE = frozenset({JobStatus.QUEUED.value, JobStatus.RUNNING.value})
 
 
 def _job_id_query() -> int | None:
@@ -53,20 +51,33 @@ def _job_id_query() -> int | None:
 
 
 @bp.get("/<model_uuid>/logs")
-def logs(model_uuid: str) -> tuple[Response, int]:
+def logs(model_uuid: str) -> tuple[Response, int] | Response:
     """The log tail of the model's current (or last) job, or of `?jobId=` among its jobs.
 
     The tail is stored when a container ends (before it is removed); a job still queued or
-    running has none yet, and the answer says so in `note`.
+    running has none yet, and the answer says so in `note`. The whole log, stored as the job
+    runs: `?offset=N` (a JSON chunk), `?follow=1` (a live event stream), `/logs/download`
+    (app/api/logstream.py).
     """
     key = parse_uuid(model_uuid)
     wanted = _job_id_query()
-    rt = runtime()
+    following = logstream.parse_follow(request.args.get("follow"))
+    offset = logstream.parse_offset(request.args.get("offset"), "offset")
+    if following:  # EventSource sends the last id it received when it reconnects
+        resumed = logstream.parse_offset(request.headers.get("Last-Event-ID"), "Last-Event-ID")
+        offset = resumed if resumed is not None else offset
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
-        jobs = jobs_of(session, model)
-        job = _pick_job(model, jobs, wanted)
+        job = _job_to_show_or_404(session, model, wanted)
+        if job is not None and (following or offset is not None):
+            folder = joblogs.log_dir(jobfiles.job_root(rt.settings), model.uuid, job.id)
+            if following:
+                return logstream.follow(rt, job.id, folder, offset or 0)
+            return ok(logstream.chunk(rt, job, folder, offset or 0))
         if job is None:
+            if following or offset is not None:
+                raise ApiError(404, "JOB_NOT_FOUND", "This model has no jobs yet.")
             no_jobs: responses.LogAnswer = {
                 "jobId": None,
                 "logTail": None,
@@ -74,70 +85,43 @@ def logs(model_uuid: str) -> tuple[Response, int]:
                 "note": "This model has no jobs yet.",
             }
             return ok(no_jobs)
-        return ok(_log_answer(job, rt.settings.tz))
+        return ok(log_answer(model, job, rt.settings.tz))
 
 
-def _pick_job(model: Model, jobs: list[Job], wanted: int | None) -> Job | None:
-    if wanted is not None:
-        for job in jobs:
-            if job.id == wanted:
-                return job
-        raise ApiError(404, "JOB_NOT_FOUND", f"This model has no job {wanted}.")
-    for job in jobs:
-        if job.id == model.current_attempt_id:
-            return job
-    return jobs[-1] if jobs else None
-
-
-def _log_answer(job: Job, tz: Any) -> responses.LogAnswer:
-    tail = job.log_tail
-    if tail is None and job.error_message and job.status_cd == JobStatus.FAILED.value:
-        tail = job.error_message  # a failure keeps the log tail as its error message
-    live = job.status_cd in _LIVE
-    if tail:
-        note = None
-    elif live:
-        note = (
-            f"Job {job.id} is {job.status_cd}: its log tail is stored when the container ends. "
-            "Progress and curves update while it runs."
+@bp.get("/<model_uuid>/logs/download")
+def logs_download(model_uuid: str) -> Response:
+    """The whole stored log of the current (or last) job, or of `?jobId=`, as a text file."""
+    key = parse_uuid(model_uuid)
+    wanted = _job_id_query()
+    rt = state()
+    with rt.reads() as session:
+        model = model_or_404(session, key)
+        job = _job_to_show_or_404(session, model, wanted)
+        if job is None:
+            raise ApiError(404, "JOB_NOT_FOUND", "This model has no jobs yet.")
+        folder = joblogs.log_dir(jobfiles.job_root(rt.settings), model.uuid, job.id)
+        name = (
+            f"{_safe_part(model.model_no)}_{_safe_part(model.model_ver)}_"
+            f"{str(model.uuid)[:8]}_job_{job.id}.log"
         )
-    else:
-        note = f"No log was stored for job {job.id}."
-    return {
-        "jobId": job.id,
-        "attempt": job.attempt,
-        "jobType": job.job_type,
-        "statusCd": job.status_cd,
-        "statusName": JobStatus(job.status_cd).display_name,
-        "exitCode": job.exit_code,
-        "oomKilled": job.oom_killed,
-        "errorMessage": job.error_message,
-        "finishedDttm": format_time(job.finished_dttm, tz),
-        "running": live,
-        "available": bool(tail),
-        "logTail": tail,
-        "note": note,
-    }
+    response = Response(logstream.download(folder), mimetype="text/plain")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _job_to_show_or_404(session: Session, model: Model, wanted: int | None) -> Job | None:
+    try:
+        return job_to_show(session, model, wanted)
+    except LookupError:
+        raise ApiError(404, "JOB_NOT_FOUND", f"This model has no job {wanted}.") from None
 
 
 def _latest_successful_eval_or_404(session: Session, model: Model) -> Job:
-    job = _latest_successful_eval(session, model)
+    job = latest_successful_eval(session, model)
     if job is None:
         raise ApiError(404, "NO_RESULTS", "This model has no successful test yet.")
     return job
-
-
-def _latest_successful_eval(session: Session, model: Model) -> Job | None:
-    return session.scalars(
-        select(Job)
-        .where(
-            Job.model_id == model.id,
-            Job.job_type == JobType.EVAL.value,
-            Job.status_cd == JobStatus.SUCCESS.value,
-        )
-        .order_by(Job.id.desc())
-        .limit(1)
-    ).one_or_none()
 
 
 def _eval_epoch(job: Job) -> int | None:
@@ -212,7 +196,7 @@ def _read_test_csv(test_dir: JobPath) -> tuple[list[str], list[dict[str, Any]], 
 def results(model_uuid: str) -> tuple[Response, int]:
     """The latest successful test (EVAL job): summary.json and the rows of test.csv."""
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         job = _latest_successful_eval_or_404(session, model)
@@ -251,7 +235,7 @@ def _safe_part(text: str) -> str:
 def download(model_uuid: str) -> Response:
     """The results zip of the latest successful test."""
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         job = _latest_successful_eval_or_404(session, model)

@@ -96,6 +96,9 @@ class CreateModel(_Strict):
     image: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     dataset: str | None = None
     resources: Resources = Field(default_factory=Resources)
+    # stallTimeoutS: no log output and no progress.json change for this many seconds → the
+    # job ends STALLED. null: the node's DEFAULT_STALL_TIMEOUT_S; 0: never (30 days at most).
+    stall_timeout_s: Annotated[StrictInt, Field(ge=0, le=2_592_000)] | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -124,11 +127,33 @@ class SeriesQuery(BaseModel):
     metrics: Annotated[str, Field(description="comma-separated metric names (default: all)")] = ""
 
 
+class JobQuery(BaseModel):
+    """?jobId= alone (GET …/logs/download), for the OpenAPI document."""
+
+    jobId: Annotated[int, Field(ge=0, description="one of the model's jobs (default: current)")]
+
+
 class LogQuery(BaseModel):
     """The query of GET …/logs for the OpenAPI document (parsed in app/api/results.py);
     every query parameter is documented as optional."""
 
     jobId: Annotated[int, Field(ge=0, description="one of the model's jobs (default: current)")]
+    offset: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="the whole stored log from this byte offset on: a JSON chunk "
+            "(LogChunk), or with follow=1 where the stream starts (Last-Event-ID wins)",
+        ),
+    ]
+    follow: Annotated[
+        Literal["1", "0"],
+        Field(
+            description="1: a text/event-stream of the log, one event per line (`id:` the "
+            "byte offset after it, `data:` the line), `event: end` when the container ended; "
+            "each stream lasts at most LOG_FOLLOW_MAX_S, resume with Last-Event-ID"
+        ),
+    ]
 
 
 def describe_validation_error(exc: Any) -> str:

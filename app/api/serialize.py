@@ -14,7 +14,7 @@ from sqlalchemy.orm import object_session
 from app.api import responses
 from app.db.models import Job, Model
 from app.domain.checkpoints import checkpoint_epochs
-from app.domain.states import JobStatus, ModelStatus, StepState, TrainType
+from app.domain.states import JOB_ACTIVE, JobStatus, ModelStatus, StepState, TrainType
 from app.domain.timefmt import format_duration, format_time
 from app.domain.transitions import allowed_commands
 from app.services.images import missing_image
@@ -88,6 +88,7 @@ def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
         "statusCd": status.value,
         "statusName": status.display_name,
         "exitCode": job.exit_code,
+        "containerExitCode": job.container_exit_code,
         "oomKilled": job.oom_killed,
         "errorMessage": job.error_message,
         "node": job.node,
@@ -127,9 +128,47 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "image": model.image,
         "dataset": model.dataset,
         "resources": cast(responses.ResourceRequests, model.resources),  # what CreateModel stored
+        "stallTimeoutS": model.stall_timeout_s,
         "createdDttm": format_time(model.created_dttm, tz),
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch
         ),
         "jobs": [job_detail(job, tz) for job in jobs],
+    }
+
+
+def log_answer(model: Model, job: Job, tz: ZoneInfo) -> responses.LogAnswer:
+    """GET /api/models/<uuid>/logs: a job's stored log tail, or a note saying why none is,
+    and where its whole log is streamed and downloaded."""
+    status = JobStatus(job.status_cd)
+    tail = job.log_tail
+    if tail is None and job.error_message and status is JobStatus.FAILED:
+        tail = job.error_message  # a failure keeps the log tail as its error message
+    live = status in JOB_ACTIVE
+    if tail:
+        note = None
+    elif live:
+        note = (
+            f"Job {job.id} is {job.status_cd}: its log tail is stored when the container ends; "
+            "follow its whole log live with ?follow=1 (or page it with ?offset=)."
+        )
+    else:
+        note = f"No log was stored for job {job.id}."
+    return {
+        "jobId": job.id,
+        "attempt": job.attempt,
+        "jobType": job.job_type,
+        "statusCd": status.value,
+        "statusName": status.display_name,
+        "exitCode": job.exit_code,
+        "containerExitCode": job.container_exit_code,
+        "oomKilled": job.oom_killed,
+        "errorMessage": job.error_message,
+        "finishedDttm": format_time(job.finished_dttm, tz),
+        "running": live,
+        "available": bool(tail),
+        "logTail": tail,
+        "note": note,
+        "streamUrl": f"/api/models/{model.uuid}/logs?follow=1&jobId={job.id}",
+        "downloadUrl": f"/api/models/{model.uuid}/logs/download?jobId={job.id}",
     }

@@ -11,8 +11,8 @@ from app.api import responses
 from app.api.envelope import ApiError, error_body, ok
 from app.api.params import model_not_found, model_or_404, parse_epoch, parse_uuid
 from app.api.serialize import job_detail, model_summary
+from app.appstate import state
 from app.domain.transitions import Command, CommandRequest, Reason, Rejected
-from app.runtime import runtime
 from app.services.commands import (
     Idempotency,
     IdempotencyKeyReused,
@@ -35,7 +35,7 @@ _REJECTION_STATUS = {
 
 
 def _render(write: StatusWrite) -> Reply:
-    tz = runtime().settings.tz
+    tz = state().settings.tz
     if isinstance(write.decision, Rejected):
         status = _REJECTION_STATUS.get(write.decision.reason, 409)
         return Reply(status, error_body(write.decision.reason.value, write.decision.message))
@@ -60,7 +60,7 @@ def _idempotency() -> Idempotency | None:
 
 
 def _command(model_uuid: uuid.UUID, command_request: CommandRequest) -> tuple[Response, int]:
-    rt = runtime()
+    rt = state()
     try:
         reply = execute_command(
             rt.sessions, rt.publisher, model_uuid, command_request, _render, _idempotency()
@@ -107,7 +107,7 @@ def test_cancel(model_uuid: str) -> tuple[Response, int]:
 
 def _require_epoch_within_training(model_uuid: uuid.UUID, epoch: int) -> None:
     """An epoch beyond total_epoch is bad input (400), not a state conflict."""
-    with runtime().reads() as session:
+    with state().reads() as session:
         model = model_or_404(session, model_uuid)
         if epoch > model.total_epoch:
             raise ApiError(
@@ -121,7 +121,7 @@ def _require_epoch_within_training(model_uuid: uuid.UUID, epoch: int) -> None:
 def status_sync(model_uuid: str) -> tuple[Response, int]:
     """Ask the owning node to reconcile the model's live job, then return the model."""
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         sync = request_sync(session, rt.publisher, model)
@@ -136,7 +136,7 @@ def status_sync(model_uuid: str) -> tuple[Response, int]:
 @bp.post("/create-tmp/<model_uuid>")
 def create_tmp(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         try:
@@ -148,7 +148,7 @@ def create_tmp(model_uuid: str) -> tuple[Response, int]:
 @bp.get("/counts/<model_uuid>")
 def counts(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
-    rt = runtime()
+    rt = state()
     with rt.reads() as session:
         model = model_or_404(session, key)
         try:

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from app.domain.container_phases import ContainerPhase, phase_of
 from app.domain.states import JobStatus, JobType, StepState
 
 # JSONB on PostgreSQL, JSON text on SQLite.
@@ -55,6 +56,9 @@ class Model(Base):
     image: Mapped[str] = mapped_column(String(255))
     dataset: Mapped[str | None] = mapped_column(String(255))
     resources: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # No progress.json change and no log output this long → the node ends the job STALLED
+    # (workers/logcollector.py); None: the node's DEFAULT_STALL_TIMEOUT_S, 0: never.
+    stall_timeout_s: Mapped[int | None] = mapped_column(Integer)
 
     # Written only by app.services.status_writes; status_cd is derived from the two steps.
     status_cd: Mapped[str] = mapped_column(String(16), default=StepState.READY.value)
@@ -160,6 +164,17 @@ class Job(Base):
     @property
     def status(self) -> JobStatus:
         return JobStatus(self.status_cd)
+
+    @property
+    def container_phase(self) -> ContainerPhase:
+        """Where its container's life stands (app/domain/container_phases.py); the columns
+        behind it are written only by workers/container_writes.py. In SQL:
+        app.services.queries.in_phase / holds_container."""
+        return phase_of(
+            claimed=self.node is not None,
+            end_recorded=self.container_ended_dttm is not None,
+            gone=self.container_gone_dttm is not None,
+        )
 
 
 # Metric tables: one row per CSV data row, the values in typed columns. A wide row of typed

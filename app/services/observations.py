@@ -15,8 +15,29 @@ from app.services.outbox import publish_pending
 from app.services.publisher import Publisher
 from app.services.status_writes import StatusWrite, apply, lock_job
 
-#: Extra writes that must commit together with the transition (e.g. the metric ingest).
-AlsoWrite = Callable[[Session, Model, Job], None]
+#: Reads the locked rows and says what the worker observed, or why there is nothing to apply
+#: (a str). It may write what must commit together with the transition (the metric ingest).
+Look = Callable[[Session, Model, Job], JobObservation | str]
+
+
+def observe(
+    factory: sessionmaker[Session], publisher: Publisher | None, job_id: int, look: Look
+) -> StatusWrite | str:
+    """The one path of a worker's report on a job: lock the job's model row, `look` at the
+    rows, apply what it observed, commit, then publish what the transition queued. Returns
+    the write, or why nothing was applied (no such job, or `look`'s answer)."""
+    with transaction(factory) as session:
+        locked = lock_job(session, job_id)
+        if locked is None:
+            return f"job {job_id} does not exist"
+        model, job = locked
+        observed = look(session, model, job)
+        if isinstance(observed, str):
+            return observed
+        write = apply(session, model, observed, observed=job)
+    if publisher is not None and write.outbox_ids:
+        publish_pending(factory, publisher, only_ids=write.outbox_ids)
+    return write
 
 
 def record_observation(
@@ -24,24 +45,15 @@ def record_observation(
     publisher: Publisher | None,
     job_id: int,
     observation: JobObservation,
-    also: AlsoWrite | None = None,
 ) -> StatusWrite:
     """Apply a worker's observation of one job, exactly once.
 
     A repeat (the job already ended, a redelivered message, a second sweep) is rejected by
     the domain and writes nothing, so callers may report the same end as often as they like.
-    `also` runs in the same transaction only when the transition is accepted.
     """
-    with transaction(factory) as session:
-        locked = lock_job(session, job_id)
-        if locked is None:
-            raise LookupError(f"no job {job_id}")
-        model, job = locked
-        write = apply(session, model, observation, observed=job)
-        if write.accepted and also is not None:
-            also(session, model, job)
-    if publisher is not None and write.outbox_ids:
-        publish_pending(factory, publisher, only_ids=write.outbox_ids)
+    write = observe(factory, publisher, job_id, lambda _session, _model, _job: observation)
+    if isinstance(write, str):
+        raise LookupError(f"no job {job_id}")
     return write
 
 

@@ -1,4 +1,4 @@
-"""Read side: create, find and list models."""
+"""Read side: find and list models and jobs; the named conditions on a job's container phase."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.db.models import Installation, Job, Model
-from app.domain.states import JobStatus
+from app.domain.container_phases import ContainerPhase
+from app.domain.states import JobStatus, JobType
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,67 @@ def installation_id(session: Session) -> str:
     return value
 
 
+def in_phase(phase: ContainerPhase) -> ColumnElement[bool]:
+    """SQL for `Job.container_phase is phase` (the same columns as phase_of reads)."""
+    claimed, ended, gone = (
+        Job.node.is_not(None),
+        Job.container_ended_dttm.is_not(None),
+        Job.container_gone_dttm.is_not(None),
+    )
+    return {
+        ContainerPhase.UNCLAIMED: Job.node.is_(None),
+        ContainerPhase.CLAIMED: and_(claimed, ~ended, ~gone),
+        ContainerPhase.ENDED: and_(ended, ~gone),
+        ContainerPhase.GONE: gone,
+    }[phase]
+
+
+def holds_container() -> ColumnElement[bool]:
+    """SQL for `Job.container_phase.holds_container`: claimed by a node, container not
+    confirmed gone. Until then the job counts on its node and its model starts no other."""
+    return and_(Job.node.is_not(None), Job.container_gone_dttm.is_(None))
+
+
+def held_by(node: str) -> ColumnElement[bool]:
+    """The jobs `node` holds (claimed by it, container not confirmed gone)."""
+    return and_(Job.node == node, holds_container())
+
+
 def find_model(session: Session, model_uuid: uuid.UUID) -> Model | None:
     return session.scalars(select(Model).where(Model.uuid == model_uuid)).one_or_none()
 
 
 def jobs_of(session: Session, model: Model) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.model_id == model.id).order_by(Job.id)))
+
+
+def job_to_show(session: Session, model: Model, job_id: int | None) -> Job | None:
+    """The model's job `job_id` (LookupError when it has none such), else its current
+    attempt, else its last job; None when it has no jobs."""
+    jobs = jobs_of(session, model)
+    if job_id is not None:
+        for job in jobs:
+            if job.id == job_id:
+                return job
+        raise LookupError(f"model {model.uuid} has no job {job_id}")
+    for job in jobs:
+        if job.id == model.current_attempt_id:
+            return job
+    return jobs[-1] if jobs else None
+
+
+def latest_successful_eval(session: Session, model: Model) -> Job | None:
+    """The model's newest EVAL job that succeeded: the one its results come from."""
+    return session.scalars(
+        select(Job)
+        .where(
+            Job.model_id == model.id,
+            Job.job_type == JobType.EVAL.value,
+            Job.status_cd == JobStatus.SUCCESS.value,
+        )
+        .order_by(Job.id.desc())
+        .limit(1)
+    ).one_or_none()
 
 
 def queue_position(session: Session, job: Job) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -49,3 +50,30 @@ def force_states(db: sessionmaker[Session], model_id: int, **values: Any) -> Non
     """Put a model into a state directly: a test fixture, standing in for a finished worker."""
     with db.begin() as session:
         session.execute(update(Model).where(Model.id == model_id).values(**values))
+
+
+def sse_events(response: Any) -> Iterator[dict[str, str]]:
+    """The stream's events as they come: {id, event, data}; comments as {comment}."""
+    buffer = b""
+    for piece in response.response:
+        buffer += piece if isinstance(piece, bytes) else piece.encode()
+        while b"\n\n" in buffer:
+            block, buffer = buffer.split(b"\n\n", 1)
+            event: dict[str, str] = {}
+            for line in block.decode().split("\n"):
+                field, _, value = line.partition(":")
+                if field == "":
+                    event.setdefault("comment", value.strip())
+                else:
+                    event[field] = value[1:] if value.startswith(" ") else value
+            yield event
+
+
+def sse_lines(events: Iterator[dict[str, str]], count: int) -> list[dict[str, str]]:
+    got: list[dict[str, str]] = []
+    for event in events:
+        if "data" in event and "event" not in event:
+            got.append(event)
+            if len(got) == count:
+                return got
+    raise AssertionError(f"the stream ended after {len(got)} of {count} lines")

@@ -21,7 +21,7 @@ from app.domain.transitions import JobEvent, JobObservation
 from app.services.observations import record_observation
 from tests.integration.helpers import create_model
 from workers.completion import complete_job
-from workers.ending import record_end
+from workers.container_writes import claim, record_end
 
 TRAIN_CSV = "epoch,loss\n1,0.9\n2,0.8\n3,0.7\n"
 VAL_CSV = "epoch,val_loss\n1,0.95\n2,0.85\n"
@@ -48,6 +48,7 @@ def _end(
     with transaction(db) as session:
         job = session.get(Job, job_id)
         assert job is not None
+        assert claim(session, job, "test-node", (), 0)  # a node ends only what it claimed
         record_end(
             session,
             job,

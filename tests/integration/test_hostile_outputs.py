@@ -25,7 +25,7 @@ from app.domain.transitions import JobEvent, JobObservation
 from app.services.observations import record_observation
 from tests.integration.helpers import create_model
 from workers.completion import complete_job
-from workers.ending import record_end
+from workers.container_writes import claim, record_end
 
 SECRET = "s3cr3t-token-of-the-api-process"
 
@@ -216,6 +216,7 @@ def _ended_training(
     with transaction(db) as session:
         job = session.get(Job, job_id)
         assert job is not None
+        assert claim(session, job, "test-node", (), 0)  # a node ends only what it claimed
         record_end(
             session,
             job,

@@ -49,6 +49,13 @@ CHECKS = [
 ]
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A follow stream of a running job lasts LOG_FOLLOW_MAX_S: short here, and as many at
+    once as the examples open."""
+    return settings.with_overrides(log_follow_max_s=0.3, log_follow_streams=1000)
+
+
 def _seed(
     client: FlaskClient, db: sessionmaker[Session], settings: Settings, tmp: Path
 ) -> list[str]:

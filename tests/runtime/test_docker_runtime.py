@@ -386,6 +386,33 @@ def test_logs_tail(docker_runtime: DockerRuntime, spec: Any) -> None:
     assert docker_runtime.logs_tail(f"trainyard-rt-{SESSION}-nope") == ""
 
 
+def test_logs_since_reads_while_it_runs_each_message_once(
+    docker_runtime: DockerRuntime, spec: Any
+) -> None:
+    # Bursts of lines within the same second and within the same timestamp's reach: the cursor
+    # (timestamp, messages taken at it) neither repeats nor drops one across reads.
+    s = spec(
+        "i=1; while [ $i -le 300 ]; do echo line-$i; i=$((i+1)); done; sleep 1.5; "
+        "echo to-stderr >&2; sleep 0.3; echo last"
+    )
+    docker_runtime.launch(s)
+    read, cursor, while_running = b"", None, b""
+    while True:
+        running = not docker_runtime.inspect(s.name).ended
+        got = docker_runtime.logs_since(s.name, cursor)
+        read, cursor = read + got.data, got.cursor
+        if running:
+            while_running = read
+        elif not got.data:
+            break
+        time.sleep(0.05)
+    expected = [f"line-{i}" for i in range(1, 301)] + ["to-stderr", "last"]
+    assert read.decode().splitlines() == expected
+    assert b"line-300" in while_running  # read before the container ended
+    assert docker_runtime.logs_since(s.name, cursor).data == b""
+    assert docker_runtime.logs_since(f"trainyard-rt-{SESSION}-nope", None).data == b""
+
+
 def test_remove(docker_runtime: DockerRuntime, spec: Any) -> None:
     s = spec("sleep 60")
     docker_runtime.launch(s)

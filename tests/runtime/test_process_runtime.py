@@ -387,6 +387,29 @@ def test_logs_tail(process_runtime: ProcessRuntime, spec: Any) -> None:
     assert process_runtime.logs_tail("trainyard-rt-nope") == ""
 
 
+def test_logs_since_reads_while_it_runs_each_byte_once(
+    process_runtime: ProcessRuntime, spec: Any
+) -> None:
+    s = spec(
+        "import time\nfor i in range(1, 301): print(f'line-{i}')\n"
+        "time.sleep(1.5)\nprint('last')"
+    )
+    process_runtime.launch(s)
+    read, cursor, while_running = b"", None, b""
+    while True:
+        running = not process_runtime.inspect(s.name).ended
+        got = process_runtime.logs_since(s.name, cursor)
+        read, cursor = read + got.data, got.cursor
+        if running:
+            while_running = read
+        elif not got.data:
+            break
+        time.sleep(0.05)
+    assert read.decode().splitlines() == [f"line-{i}" for i in range(1, 301)] + ["last"]
+    assert b"line-300" in while_running
+    assert process_runtime.logs_since("trainyard-rt-nope", None).data == b""
+
+
 def test_remove(process_runtime: ProcessRuntime, spec: Any) -> None:
     s = spec("import time; print('ready', flush=True); time.sleep(60)")
     process_runtime.launch(s)

@@ -113,6 +113,20 @@ class ContainerState:
         return not self.running and self.status in ("exited", "dead")
 
 
+#: The most log bytes one `logs_since` call returns; the next call continues where it stopped.
+LOG_READ_MAX_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LogRead:
+    """What a container printed after a cursor: `data` (stdout and stderr interleaved, as
+    `logs_tail` gives them) and the cursor to pass next time. A cursor is the runtime's own
+    opaque text; None (or "") means "from the first byte"."""
+
+    data: bytes
+    cursor: str
+
+
 class ContainerRuntimeError(Exception):
     """Base class of the errors a runtime raises on purpose."""
 
@@ -166,6 +180,11 @@ class ContainerRuntime(Protocol):
     def images(self) -> list[str] | None:
         """The image references this node can run ("repo:tag", sorted), for the heartbeat;
         None when any reference runs (a runtime without images)."""
+        ...
+
+    def logs_since(self, name: str, cursor: str | None) -> LogRead:
+        """What the container printed after `cursor` (at most LOG_READ_MAX_BYTES), each byte
+        once across calls that pass the cursor along; nothing when it does not exist."""
         ...
 
     def remove(self, name: str) -> None:

@@ -27,10 +27,12 @@ from app.domain.completion import IMAGE_NOT_FOUND
 from app.domain.timefmt import as_utc, utcnow
 from app.domain.transitions import INVALID_RUNTIME_SETTINGS
 from workers.runtime.base import (
+    LOG_READ_MAX_BYTES,
     AlreadyExists,
     ContainerState,
     LaunchError,
     LaunchSpec,
+    LogRead,
     managed_labels,
     nvidia_visible_devices,
     ownership_labels,
@@ -200,6 +202,50 @@ class DockerRuntime:
             return ""
         return raw.decode("utf-8", errors="replace")
 
+    def logs_since(self, name: str, cursor: str | None) -> LogRead:
+        """The cursor is `<timestamp> <n>`: Docker's timestamp of the last message taken
+        (RFC 3339 with a fixed nine-digit fraction, so timestamps compare as text) and how
+        many messages carrying exactly that timestamp were taken. `since` is given whole
+        seconds before it (the daemon returns messages at or after it); the messages up to
+        the cursor are skipped here, so none is taken twice and none is lost."""
+        last, taken = _parse_log_cursor(cursor)
+        since = parse_rfc3339(last) if last else None
+        try:
+            frames = self._api.logs(
+                name,
+                stdout=True,
+                stderr=True,
+                stream=True,
+                follow=False,
+                timestamps=True,
+                since=int(since.timestamp()) if since is not None and since.timestamp() >= 1
+                else None,
+            )
+        except NotFound:
+            return LogRead(b"", cursor or "")
+        parts: list[bytes] = []
+        size, skip = 0, taken
+        try:
+            for frame in frames:  # one frame per message (a long line comes in several)
+                stamp_bytes, _, payload = frame.partition(b" ")
+                stamp = stamp_bytes.decode("ascii", "replace")
+                if last and stamp < last:
+                    continue
+                if last and stamp == last and skip > 0:
+                    skip -= 1
+                    continue
+                parts.append(payload)
+                size += len(payload)
+                taken = taken + 1 if stamp == last else 1
+                last = stamp
+                if size >= LOG_READ_MAX_BYTES:
+                    break
+        except NotFound:
+            pass  # removed while it was being read: what was read counts
+        finally:
+            frames.close()
+        return LogRead(b"".join(parts), f"{last} {taken}" if last else "")
+
     def list_managed(self, node: str | None = None) -> list[ContainerState]:
         labels = _label_filter(ownership_labels(self.installation, node))
         states = []
@@ -269,6 +315,11 @@ class DockerRuntime:
         except APIError as exc:
             if exc.status_code != 409:  # 409: a removal is already in progress
                 raise
+
+
+def _parse_log_cursor(cursor: str | None) -> tuple[str, int]:
+    stamp, _, count = (cursor or "").partition(" ")
+    return (stamp, int(count)) if stamp and count.isdigit() else ("", 0)
 
 
 def _state_from_attrs(attrs: dict[str, Any]) -> ContainerState:

@@ -67,10 +67,12 @@ from typing import Any
 from app.domain.completion import CONTAINER_START_FAILED, DATASET_NOT_FOUND
 from app.domain.timefmt import as_utc, utcnow
 from workers.runtime.base import (
+    LOG_READ_MAX_BYTES,
     AlreadyExists,
     ContainerState,
     LaunchError,
     LaunchSpec,
+    LogRead,
     managed_labels,
     nvidia_visible_devices,
     ownership_labels,
@@ -226,6 +228,18 @@ class ProcessRuntime:
 
     def logs_tail(self, name: str, lines: int = 50) -> str:
         return _tail(_log_path(self.state_dir, name), lines)
+
+    def logs_since(self, name: str, cursor: str | None) -> LogRead:
+        # The cursor is a byte offset in the process's log file.
+        offset = int(cursor) if cursor and cursor.isdigit() else 0
+        try:
+            handle = _log_path(self.state_dir, name).open("rb")
+        except FileNotFoundError:
+            return LogRead(b"", str(offset))
+        with handle:
+            handle.seek(offset)
+            data = handle.read(LOG_READ_MAX_BYTES)
+        return LogRead(data, str(offset + len(data)))
 
     def list_managed(self, node: str | None = None) -> list[ContainerState]:
         ours = ownership_labels(self.installation, node)

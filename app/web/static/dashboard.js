@@ -416,6 +416,16 @@
         action: retry, code: err, showLog: true,
       };
     }
+    if (err.startsWith('STALLED')) {
+      // The node ended a job that printed nothing and made no progress for stallTimeoutS.
+      return {
+        sev: 'error', icon: '⏳', title: `${what} 멈춤 감지 (STALLED)`,
+        text: `${josa(what, '이', '가')} 설정된 시간 동안 로그 출력도 진행(progress.json) 변화도 없어 중단시켰습니다. `
+          + 'DataLoader 워커의 공유 메모리 부족, 교착 상태, 네트워크 대기 등을 로그에서 확인하세요. '
+          + '정상적으로 오래 걸리는 작업이라면 모델의 멈춤 감지 시간(stallTimeoutS)을 늘리세요.',
+        action: retry, code: err, showLog: true,
+      };
+    }
     if (err.startsWith('OOM_KILLED')) {
       return {
         sev: 'error', icon: '❌', title: '메모리 부족 (OOM)',
@@ -911,7 +921,7 @@
       <section><h3>진행 상황</h3><div data-sec="steps"></div></section>
       <section id="sec-curves"><h3>학습 곡선</h3><div data-sec="curves"><p class="note">불러오는 중…</p></div></section>
       <section id="sec-results"><h3>테스트 결과</h3><div data-sec="results"><p class="note">불러오는 중…</p></div></section>
-      <section id="sec-logs"><h3>로그 (마지막 부분)</h3><div data-sec="logs"><p class="note">불러오는 중…</p></div></section>
+      <section id="sec-logs"><h3>로그</h3><div data-sec="logs"><p class="note">불러오는 중…</p></div></section>
       <section id="sec-jobs"><h3>작업 이력 (시도)</h3><div data-sec="jobs"></div></section>
       <section><h3>모델 정보</h3><div data-sec="info"></div></section>`;
     refreshPanel().then(() => {
@@ -927,6 +937,7 @@
 
   function closePanel(updateHash = true) {
     if (!state.panel) return;
+    stopLogStream(state.panel);
     state.panel = null;
     $('#panel').hidden = true;
     $('#panel-backdrop').hidden = true;
@@ -1022,7 +1033,9 @@
       const kind = j.jobType === 'TRAIN'
         ? `학습${params.resume_from ? ` (이어하기 E${esc(params.resume_from)}~)` : ''}`
         : `테스트 (Epoch ${esc(params.epoch ?? '-')})`;
-      const exit = j.exitCode === null || j.exitCode === undefined ? '-' : esc(j.exitCode);
+      const exit = (j.exitCode === null || j.exitCode === undefined ? '-' : esc(j.exitCode))
+        + (j.containerExitCode !== null && j.containerExitCode !== undefined && j.containerExitCode !== j.exitCode
+          ? `<span class="sub" title="컨테이너 자체의 종료 코드 (143: SIGTERM, 137: SIGKILL)">컨테이너 ${esc(j.containerExitCode)}</span>` : '');
       const oom = j.oomKilled ? ' <span class="badge badge-ERROR">OOM</span>' : '';
       const msg = j.errorMessage
         ? (j.errorMessage.length > 80 || j.errorMessage.includes('\n')
@@ -1052,10 +1065,59 @@
       <dt>이미지</dt><dd class="mono">${esc(d.image || '-')}</dd>
       <dt>데이터셋</dt><dd>${esc(d.dataset || '-')}</dd>
       <dt>자원</dt><dd class="mono">${esc(res)}</dd>
+      <dt>멈춤 감지</dt><dd>${d.stallTimeoutS === null || d.stallTimeoutS === undefined ? '노드 기본값' : (d.stallTimeoutS === 0 ? '끔' : `${esc(d.stallTimeoutS)}초`)}</dd>
       <dt>등록</dt><dd>${esc(d.createdDttm || '-')}</dd>
       <dt>메모</dt><dd>${esc(d.memo || '-')}</dd>
       <dt>하이퍼파라미터</dt><dd><pre class="log">${esc(JSON.stringify(d.params || {}, null, 2))}</pre></dd>
     </dl>`;
+  }
+
+  // The log view: the stored tail of an ended job; the whole log, live, while a job runs
+  // (GET …/logs?follow=1, server-sent events: EventSource resumes with Last-Event-ID by itself
+  // when the server ends a stream after LOG_FOLLOW_MAX_S, and `end` says the container ended).
+  const LIVE_LOG_LINES = 2000;
+
+  function stopLogStream(p) {
+    if (p && p.logStream) {
+      p.logStream.source.close();
+      p.logStream = null;
+    }
+  }
+
+  function startLogStream(p, data) {
+    if (p.logStream && p.logStream.jobId === data.jobId) return;
+    stopLogStream(p);
+    const stream = { jobId: data.jobId, lines: [], source: new EventSource(data.streamUrl) };
+    p.logStream = stream;
+    let pending = false;
+    const draw = () => {
+      pending = false;
+      const pre = p.logStream === stream && document.querySelector('#panel-body pre[data-log-live]');
+      if (!pre) return;
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = stream.lines.join('\n');
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    };
+    stream.source.onmessage = (ev) => {
+      stream.lines.push(ev.data);
+      if (stream.lines.length > LIVE_LOG_LINES) stream.lines.splice(0, stream.lines.length - LIVE_LOG_LINES);
+      if (!pending) { pending = true; requestAnimationFrame(draw); }
+    };
+    stream.source.onerror = () => {
+      // A refused stream (e.g. 503: the API serves LOG_FOLLOW_STREAMS at once) is not retried
+      // by EventSource: say so, and let the next refresh of the view try again.
+      if (stream.source.readyState !== EventSource.CLOSED || stream.ended) return;
+      if (p.logStream === stream) p.logStream = null;
+      p.logsKey = null;
+      const note = document.querySelector('#panel-body [data-log-live-note]');
+      if (note) note.textContent = '⚠️ 실시간 로그 연결이 끊겼습니다. 잠시 후 다시 연결합니다.';
+    };
+    stream.source.addEventListener('end', () => {
+      stream.source.close();
+      stream.ended = true;
+      const note = document.querySelector('#panel-body [data-log-live-note]');
+      if (note) note.textContent = '✔ 컨테이너가 종료되었습니다. 전체 로그는 다운로드할 수 있습니다.';
+    });
   }
 
   async function loadLogs(p, lastJob) {
@@ -1065,9 +1127,19 @@
       const data = await api('GET', `/api/models/${p.uuid}/logs${jobId ? `?jobId=${jobId}` : ''}`);
       if (state.panel !== p) return;
       p.logTail = data.logTail;
+      const download = data.downloadUrl
+        ? ` <a href="${esc(data.downloadUrl)}" class="model-link" data-log-download download>전체 로그 다운로드</a>` : '';
       const head = data.jobId
-        ? `<p class="note">시도 ${esc(data.attempt)} (${data.jobType === 'EVAL' ? '테스트' : '학습'}, 작업 #${esc(data.jobId)}) ${jobBadge(data.statusCd)}${jobId ? ' <button type="button" class="btn btn-plain" data-log-job="">현재 작업 로그</button>' : ''}</p>` : '';
-      const note = data.note ? `<p class="note" data-log-note>ℹ️ ${esc(data.running ? '실행 중인 작업의 로그는 컨테이너가 끝날 때 저장됩니다. 진행률과 학습 곡선은 실행 중에도 갱신됩니다.' : data.note)}</p>` : '';
+        ? `<p class="note">시도 ${esc(data.attempt)} (${data.jobType === 'EVAL' ? '테스트' : '학습'}, 작업 #${esc(data.jobId)}) ${jobBadge(data.statusCd)}${jobId ? ' <button type="button" class="btn btn-plain" data-log-job="">현재 작업 로그</button>' : ''}${download}</p>` : '';
+      if (data.running && data.streamUrl) {
+        const live = p.logStream && p.logStream.jobId === data.jobId ? p.logStream.lines.join('\n') : '';
+        setSection('logs', `${head}<p class="note" data-log-live-note>● 실행 중 — 로그를 실시간으로 보여 줍니다 (최근 ${LIVE_LOG_LINES}줄).</p><pre class="log log-live" data-log-live>${esc(live)}</pre>`);
+        startLogStream(p, data);
+        renderPanel();
+        return;
+      }
+      stopLogStream(p);
+      const note = data.note ? `<p class="note" data-log-note>ℹ️ ${esc(data.note)}</p>` : '';
       const body = data.logTail ? `<pre class="log" data-log>${esc(data.logTail)}</pre>` : '';
       setSection('logs', head + note + body);
       renderPanel();
@@ -1455,6 +1527,8 @@
     if (v('memo').trim()) body.memo = v('memo').trim();
     if (v('dataset').trim()) body.dataset = v('dataset').trim();
     if (v('image').trim()) body.image = v('image').trim();
+    const stall = numberOrRaw(v('stallTimeoutS'), true);
+    if (stall !== undefined) body.stallTimeoutS = stall;
     const submit = $('#create-submit');
     submit.disabled = true;
     try {

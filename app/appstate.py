@@ -1,4 +1,6 @@
-"""What a running API process holds: settings, the database engine, the broker publisher."""
+"""What a running API process holds: settings, the database engines, the broker publisher.
+
+(Not to be confused with workers/runtime/, the container runtimes.)"""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from app.services.queries import CountCache
 
 
 @dataclass
-class Runtime:
+class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]  # writes (and reads inside a write)
@@ -36,7 +38,7 @@ class Runtime:
             self.read_engine.dispose()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Runtime:
+    def from_settings(cls, settings: Settings) -> AppState:
         engine = make_engine(settings.database_url, API_CONNECT_TIMEOUT_S)
         read_engine = make_read_engine(settings.database_url, API_CONNECT_TIMEOUT_S)
         return cls(
@@ -50,5 +52,5 @@ class Runtime:
         )
 
 
-def runtime() -> Runtime:
+def state() -> AppState:
     return current_app.extensions["trainyard"]

@@ -1,0 +1,73 @@
+"""Creating a model (POST /api/models): the checks that need the settings, and the row."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.db.models import Model
+from app.db.session import transaction
+from app.services.images import missing_image
+
+
+class InvalidField(ValueError):
+    """A field the body's schema accepted that this installation cannot take; the message
+    names the field."""
+
+
+class ImageNotFound(ValueError):
+    """No live node has the model's image (app/services/images.py); the message names it."""
+
+
+def create_model(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    model_no: str,
+    model_ver: str,
+    train_type: str,
+    memo: str | None,
+    params: dict[str, Any],
+    image: str | None,
+    dataset: str | None,
+    resources: dict[str, Any],
+    stall_timeout_s: int | None = None,
+) -> Model:
+    """Insert a READY model and return it, every column loaded (the API serializes it after
+    the commit)."""
+    if dataset and not (settings.dataset_root / dataset).is_dir():
+        raise InvalidField(f"dataset: no dataset '{dataset}' under DATASET_ROOT.")
+    _require_params_fit(params, settings.max_params_bytes)
+    image = image or settings.default_image
+    with transaction(factory) as session:
+        missing = missing_image(session, image)
+        if missing is not None:
+            raise ImageNotFound(f"image: {missing}")
+        model = Model(
+            model_no=model_no,
+            model_ver=model_ver,
+            train_type=train_type,
+            memo=memo,
+            params=params,
+            image=image,
+            dataset=dataset,
+            resources=resources,
+            stall_timeout_s=stall_timeout_s,
+        )
+        session.add(model)
+        session.flush()
+        session.refresh(model)  # the server's defaults (created_dttm, …), read in this commit
+    return model
+
+
+def _require_params_fit(params: dict[str, Any], limit: int) -> None:
+    """Params travel with every job (database row, queue message, trainer argv): keep them
+    small whatever the body limit is."""
+    size = len(json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > limit:
+        raise InvalidField(
+            f"params: {size} bytes as JSON, more than the {limit} allowed (API_MAX_PARAMS_BYTES)."
+        )
