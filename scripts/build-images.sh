@@ -4,22 +4,33 @@
 #   trainyard/base:bookworm    a minimal Debian bookworm + python3 root filesystem, made with
 #                              debootstrap from the Debian package mirror and `docker import`ed
 #   trainyard/trainer:latest   the reference trainer (trainer/Dockerfile) on top of that base
+#   trainyard/example-pytorch:latest
+#                              the PyTorch example (examples/pytorch): torch's CPU wheel and its
+#                              dependencies are downloaded on the host into a wheelhouse
+#                              (examples/pytorch/wheels), then `docker build --network none`
 #   trainyard/postgres:15,     compose's PostgreSQL and Redis from Debian packages on that base
 #   trainyard/redis:7          (scripts/build-service-images.sh, run at the end)
 #
-# Usage: scripts/build-images.sh [--force] [--force-trainer]
-#   --force          rebuild both images even when they exist
-#   --force-trainer  rebuild only the trainer image
+# Usage: scripts/build-images.sh [--force] [--force-trainer] [--no-examples]
+#   --force          rebuild every image even when it exists
+#   --force-trainer  rebuild only the trainer image (and the example built on the same helper)
+#   --no-examples    skip the PyTorch example image
 #
 # Idempotent: an image that exists is kept. The trainer image carries a label with a hash of
 # trainer/Dockerfile, .dockerignore, train.py and trainyard_trainer/*.py + the base image id,
-# and is rebuilt when that changes (so a stale trainer is never used after editing them).
+# and is rebuilt when that changes (so a stale trainer is never used after editing them). The
+# example image carries the same kind of label (its Dockerfile, requirements.txt, train.py,
+# the helper's sources, the base image id).
 #
 # Environment:
 #   TRAINYARD_DEBIAN_MIRROR   Debian mirror URL (default: the first bookworm `debian` URI in
 #                             /etc/apt/sources.list*, else http://deb.debian.org/debian)
 #   TRAINYARD_BASE_IMAGE      base image tag    (default trainyard/base:bookworm)
 #   TRAINYARD_TRAINER_IMAGE   trainer image tag (default trainyard/trainer:latest)
+#   TRAINYARD_EXAMPLE_PYTORCH_IMAGE  the PyTorch example's tag (default trainyard/example-pytorch:latest)
+#   TRAINYARD_TORCH_INDEX_URL where the host's pip downloads torch from (default: pip's own
+#                             configuration); it must offer the CPU build, e.g.
+#                             https://download.pytorch.org/whl/cpu
 #   TRAINYARD_CACHE_DIR       where downloaded .debs are kept between builds
 #                             (default ${XDG_CACHE_HOME:-$HOME/.cache}/trainyard/debootstrap)
 set -euo pipefail
@@ -29,14 +40,19 @@ TRAINER_IMAGE="${TRAINYARD_TRAINER_IMAGE:-trainyard/trainer:latest}"
 SUITE=bookworm
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TRAINER_DIR="$REPO_ROOT/trainer"
+EXAMPLE_IMAGE="${TRAINYARD_EXAMPLE_PYTORCH_IMAGE:-trainyard/example-pytorch:latest}"
+EXAMPLE_DIR="$REPO_ROOT/examples/pytorch"
 
 force_base=0
 force_trainer=0
+force_example=0
+examples=1
 for arg in "$@"; do
   case "$arg" in
-    --force) force_base=1; force_trainer=1 ;;
-    --force-trainer) force_trainer=1 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --force) force_base=1; force_trainer=1; force_example=1 ;;
+    --force-trainer) force_trainer=1; force_example=1 ;;
+    --no-examples) examples=0 ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-images: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -190,7 +206,82 @@ else
   log "$TRAINER_IMAGE is up to date, keeping it (use --force-trainer to rebuild)"
 fi
 
-# --- (c) service images (PostgreSQL, Redis) for compose on hosts with no registry -------------
+# --- (c) the PyTorch example -----------------------------------------------------------------
+HOST_PYTHON=python3
+[ -x "$REPO_ROOT/.venv/bin/python" ] && HOST_PYTHON="$REPO_ROOT/.venv/bin/python"
+
+# The wheelhouse the offline build installs from: pip, torch's CPU build and its dependencies,
+# for the base image's Python. Downloaded once; again only when requirements.txt changes.
+prepare_wheelhouse() {
+  local wheels="$EXAMPLE_DIR/wheels" stamp want py_ver glibc arch t0 torch_index=() platforms=()
+  want=$(sha256sum "$EXAMPLE_DIR/requirements.txt" | cut -c1-16)
+  stamp="$wheels/.requirements-$want"
+  if [ -f "$stamp" ]; then log "  wheelhouse up to date ($(du -sh "$wheels" | cut -f1))"; return; fi
+  t0=$SECONDS
+  read -r py_ver glibc arch < <(docker run --rm --network none --entrypoint python3 "$BASE_IMAGE" -c \
+    'import platform, sys; print("%d.%d.%d" % sys.version_info[:3], platform.libc_ver()[1] or "2.17", platform.machine())') \
+    || die "cannot run python3 in $BASE_IMAGE"
+  platforms=(--platform "manylinux2014_$arch")
+  for minor in $(seq 17 "${glibc#2.}"); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
+  [ -n "${TRAINYARD_TORCH_INDEX_URL:-}" ] && torch_index=(--index-url "$TRAINYARD_TORCH_INDEX_URL")
+  rm -rf "$wheels" && mkdir -p "$wheels"
+  log "  downloading torch (CPU build) and its dependencies for Python $py_ver into examples/pytorch/wheels"
+  # --no-deps everywhere: requirements.txt pins the whole set, and a resolver asked for a
+  # dependency of torch could pick a CUDA build of torch on its own.
+  "$HOST_PYTHON" -m pip download --quiet --no-deps --dest "$wheels" "${torch_index[@]}" \
+      --only-binary=:all: --python-version "$py_ver" --implementation cp "${platforms[@]}" \
+      "$(grep -E '^torch==' "$EXAMPLE_DIR/requirements.txt")" \
+    || die "pip download of torch failed (set TRAINYARD_TORCH_INDEX_URL to an index with the CPU build)"
+  ls "$wheels"/torch-*+cpu-*.whl >/dev/null 2>&1 \
+    || die "pip downloaded $(ls "$wheels") — not a CPU build of torch; set TRAINYARD_TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu)"
+  grep -E '^[A-Za-z0-9_.-]+==' "$EXAMPLE_DIR/requirements.txt" | grep -v '^torch==' \
+    | xargs "$HOST_PYTHON" -m pip download --quiet --no-deps --dest "$wheels" --only-binary=:all: \
+        --python-version "$py_ver" --implementation cp "${platforms[@]}" \
+    || die "pip download of torch's dependencies failed"
+  touch "$stamp"
+  log "  wheelhouse: $(ls "$wheels" | wc -l) wheels, $(du -sh "$wheels" | cut -f1) in $((SECONDS - t0))s"
+}
+
+build_example() {
+  local t0 helper="$EXAMPLE_DIR/helper"
+  prepare_wheelhouse
+  # The helper's distribution as it is in this checkout (trainer/pyproject.toml and the
+  # package): the image pip-installs it from there, offline (no wheel to build on the host).
+  rm -rf "$helper" && mkdir -p "$helper/trainyard_trainer"
+  cp "$TRAINER_DIR/pyproject.toml" "$helper/"
+  cp "$TRAINER_DIR"/trainyard_trainer/*.py "$helper/trainyard_trainer/"
+  log "building $EXAMPLE_IMAGE from examples/pytorch/Dockerfile (offline: --network none)"
+  t0=$SECONDS
+  if ! build_out=$(docker build --network none \
+      --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+      --label "trainyard.example.hash=$1" \
+      -t "$EXAMPLE_IMAGE" "$EXAMPLE_DIR" 2>&1); then
+    echo "$build_out" | tail -n 30 >&2
+    die "docker build of $EXAMPLE_IMAGE failed"
+  fi
+  log "  built in $((SECONDS - t0))s; size $(docker image inspect -f '{{.Size}}' "$EXAMPLE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+}
+
+if [ "$examples" = 1 ]; then
+  example_inputs=("$EXAMPLE_DIR/Dockerfile" "$EXAMPLE_DIR/.dockerignore" "$EXAMPLE_DIR/requirements.txt"
+                  "$EXAMPLE_DIR/train.py" "$TRAINER_DIR/pyproject.toml")
+  while IFS= read -r f; do example_inputs+=("$f"); done \
+    < <(find "$TRAINER_DIR/trainyard_trainer" -maxdepth 1 -name '*.py' -type f | LC_ALL=C sort)
+  example_hash=$( { for f in "${example_inputs[@]}"; do echo "${f#"$REPO_ROOT"/}"; cat "$f"; done
+                    echo "$base_id"; } | sha256sum | cut -c1-16)
+  have_example=""
+  if image_exists "$EXAMPLE_IMAGE"; then
+    have_example=$(docker image inspect -f '{{index .Config.Labels "trainyard.example.hash"}}' \
+      "$EXAMPLE_IMAGE" 2>/dev/null || true)
+  fi
+  if [ "$force_example" = 1 ] || [ "$have_example" != "$example_hash" ]; then
+    build_example "$example_hash"
+  else
+    log "$EXAMPLE_IMAGE is up to date, keeping it (use --force-trainer to rebuild)"
+  fi
+fi
+
+# --- (d) service images (PostgreSQL, Redis) for compose on hosts with no registry -------------
 bash "$REPO_ROOT/scripts/build-service-images.sh"
 
-log "done in $((SECONDS - script_start))s: $BASE_IMAGE, $TRAINER_IMAGE"
+log "done in $((SECONDS - script_start))s: $BASE_IMAGE, $TRAINER_IMAGE$([ "$examples" = 1 ] && echo ", $EXAMPLE_IMAGE")"

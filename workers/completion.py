@@ -125,7 +125,13 @@ def _judge(model: Model, job: Job, output_dir: JobPath) -> JobObservation:
         if job.container_missing
         else ContainerEnd(int(job.container_exit_code or 0), bool(job.oom_killed))
     )
-    return judge(container, gap, job.log_tail, node_lost=bool(job.node_lost))
+    return judge(
+        container,
+        gap,
+        job.log_tail,
+        node_lost=bool(job.node_lost),
+        launch_failure=job.launch_error,
+    )
 
 
 def _ingest(

@@ -121,6 +121,7 @@ def record_end(
     log_tail: str | None,
     node_lost: bool = False,
     started_at: datetime | None = None,
+    launch_error: str | None = None,
 ) -> list[int]:
     """Write what is known of how the job's container ended and queue its judgement
     (`complete_job`) in the same commit. Returns the outbox ids. The job row is locked.
@@ -137,6 +138,8 @@ def record_end(
     job.container_missing = missing
     job.oom_killed = oom_killed
     job.log_tail = storable_or_none(log_tail)  # a job's log may hold NUL or invalid UTF-8
+    # Why no container ran, in the launcher's words: judged instead of the exit code.
+    job.launch_error = storable_or_none(launch_error)
     if node_lost:
         job.node_lost = True
     message = enqueue(session, messaging.COMPLETE_JOB, messaging.QUEUE_METRICS, {"job_id": job.id})

@@ -53,7 +53,7 @@ def observe_end(
         stored_tail = store_final_log(ctx, job_id, name, model_uuid)
         tail = stored_tail if stored_tail is not None else runtime_tail(ctx, name)
     if launch_error:
-        tail = f"LAUNCH_FAILED: {launch_error}\n{tail}".strip()
+        tail = f"{launch_error}\n{tail}".strip()  # "IMAGE_NOT_FOUND: …" first
     if JobType(job_type) is JobType.TRAIN:
         _record_final_progress(ctx, job_id, model_uuid)
 
@@ -72,6 +72,7 @@ def observe_end(
                 missing=state is None and not launch_error,
                 oom_killed=bool(state and state.oom_killed),
                 log_tail=tail or None,
+                launch_error=launch_error,
             )
     publish_pending(ctx.db, ctx.publisher, only_ids=outbox_ids)
     remove_container(ctx, job_id, name)

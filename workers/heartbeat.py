@@ -2,7 +2,8 @@
 
 Each node writes its row every SUPERVISE_INTERVAL_S from a thread of its own, so a busy
 supervisor (many containers to inspect, a slow database lock) never makes a healthy node look
-silent. The sweep presumes a node
+silent. The row carries the images the node can run (the API refuses an image no live node
+has, app/services/images.py). The sweep presumes a node
 lost after NODE_LOST_AFTER_S without a beat and ends its unfinished jobs by their outputs
 (SPEC §5, as for a missing container), so nothing stays RUNNING forever. The containers are
 not confirmed gone, so the model starts no new container until that node comes back and its
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 def beat(ctx: WorkerContext, started: bool = False) -> None:
     now = utcnow()
+    listed, images = _images(ctx)
     with transaction(ctx.db) as session:
         node = session.get(Node, ctx.node.node)
         if node is None:
@@ -43,6 +45,19 @@ def beat(ctx: WorkerContext, started: bool = False) -> None:
         node.max_jobs = ctx.node.max_jobs
         node.memory_mb = ctx.node.memory_mb
         node.drain_flag_file = ctx.node.drain_file.exists()  # shown by the API (workers/drain.py)
+        if listed:
+            node.images = images
+
+
+def _images(ctx: WorkerContext) -> tuple[bool, list[str] | None]:
+    """(listed, the runtime's images), asked before the transaction (no row lock is held
+    while the engine answers). An engine that does not answer now leaves the last list in
+    place (listed False): the beat itself must not fail for it."""
+    try:
+        return True, ctx.runtime.images()
+    except Exception as exc:
+        log.warning("could not list this node's images: %s", exc)
+        return False, None
 
 
 class Heartbeat:

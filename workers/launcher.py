@@ -36,9 +36,17 @@ from app.datasets import generate_demo_dataset
 from app.db.models import Job, Model
 from app.db.session import transaction
 from app.domain import layout
-from app.domain.completion import LAUNCH_FAILED, gave_up, short_reason
+from app.domain.completion import (
+    CONTAINER_START_FAILED,
+    DATASET_INVALID,
+    DATASET_NOT_FOUND,
+    LAUNCH_FAILED,
+    gave_up,
+    launch_error,
+    short_reason,
+)
 from app.domain.states import JobStatus, JobType
-from app.domain.transitions import JobEvent, JobObservation
+from app.domain.transitions import INVALID_RUNTIME_SETTINGS, JobEvent, JobObservation
 from app.services.datasets import DatasetUnavailable, write_splits
 from app.services.observations import record_observation
 from app.services.queries import holds_container
@@ -222,7 +230,7 @@ def _launch(ctx: WorkerContext, claim: Claim) -> str:
     try:
         spec = build_spec(ctx, claim)
     except Exception as exc:  # bad params or settings: no retry can build it
-        return _launch_failed(ctx, claim, exc)
+        return _launch_failed(ctx, claim, exc, INVALID_RUNTIME_SETTINGS)
     state = ctx.runtime.inspect(spec.name)
     # "created": a crash between create and start; launch() starts that same container.
     if state is None or state.status == "created":
@@ -232,12 +240,15 @@ def _launch(ctx: WorkerContext, claim: Claim) -> str:
             state = ctx.runtime.launch(spec)
         except AlreadyExists as exists:
             state = exists.state
-        except (LaunchError, DatasetUnavailable) as exc:
-            return _launch_failed(ctx, claim, exc)
+        except LaunchError as exc:
+            return _launch_failed(ctx, claim, exc, exc.code)
+        except DatasetUnavailable as exc:  # the folder is there (checked first), its manifest not
+            return _launch_failed(ctx, claim, exc, DATASET_INVALID)
         except OSError as exc:
             if _runtime_unreachable(exc):
                 raise  # not the job's fault: give the claim back (_release_after_error)
-            return _launch_failed(ctx, claim, exc)  # the output folder cannot be prepared
+            # The output folder cannot be prepared.
+            return _launch_failed(ctx, claim, exc, CONTAINER_START_FAILED)
     started = JobObservation(JobEvent.STARTED, started_at=state.started_at)
     write = record_observation(ctx.db, ctx.publisher, claim.job_id, started)
     if write.accepted:
@@ -281,11 +292,12 @@ def _release_after_error(ctx: WorkerContext, claim: Claim, exc: Exception) -> st
     )
 
 
-def _launch_failed(ctx: WorkerContext, claim: Claim, exc: Exception) -> str:
-    """Nothing runs: record the failure as the job's end, then clean up like any end."""
-    log.warning("launch of job %s failed: %s", claim.job_id, exc)
+def _launch_failed(ctx: WorkerContext, claim: Claim, exc: Exception, code: str) -> str:
+    """Nothing runs: record the failure, named by `code`, as the job's end, then clean up like
+    any end."""
+    log.warning("launch of job %s failed (%s): %s", claim.job_id, code, exc)
     state: ContainerState | None = getattr(exc, "state", None)
-    observe_end(ctx, claim.job_id, state, launch_error=str(exc))
+    observe_end(ctx, claim.job_id, state, launch_error=launch_error(code, str(exc)))
     return f"launch failed: {exc}"
 
 
@@ -360,6 +372,11 @@ def _ensure_split_lists(ctx: WorkerContext, claim: Claim) -> None:
     dataset = claim.dataset or ctx.node.default_dataset
     if claim.dataset is None:
         generate_demo_dataset(ctx.settings.dataset_root / dataset)
+    elif not (ctx.settings.dataset_root / dataset).is_dir():  # removed since the model's create
+        raise LaunchError(
+            f"dataset {dataset!r} is not under DATASET_ROOT on node {ctx.node.node}",
+            code=DATASET_NOT_FOUND,
+        )
     lists = layout.split_dir(jobfiles.job_root(ctx.settings), claim.model_uuid)
     if jobfiles.entry(lists / "train.txt") is None:
         write_splits(ctx.settings, dataset, claim.model_uuid, claim.params)

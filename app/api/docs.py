@@ -141,11 +141,11 @@ OPERATIONS = (
 )
 
 _ERROR_TEXTS = {
-    400: "invalid input (the message names the field)",
+    400: "invalid input (the message names the field; IMAGE_NOT_FOUND: no live node has the image)",
     401: "missing or wrong bearer token",
     403: "without API_TOKEN the API answers only requests addressed to localhost",
     404: "unknown uuid (or job, results file or node)",
-    409: "the model's state (or its dataset) forbids it",
+    409: "the model's state (or its dataset) forbids it, or no live node has its image",
     413: "request body larger than API_MAX_BODY_BYTES",
     415: "a write not sent as Content-Type: application/json",
     503: "PostgreSQL or the broker cannot be reached (Retry-After says when to try again)",

@@ -45,6 +45,8 @@ def create_model() -> tuple[Response, int]:
         )
     except models.InvalidField as exc:
         raise ApiError(400, "INVALID_FIELD", str(exc)) from None
+    except models.ImageNotFound as exc:
+        raise ApiError(400, "IMAGE_NOT_FOUND", str(exc)) from None
     return ok(model_detail(model, [], rt.settings.tz), 201)
 
 
@@ -78,7 +80,7 @@ def list_all() -> tuple[Response, int]:
         )
         tz = rt.settings.tz
         places = queue_positions(session, page.items)
-        content = [model_summary(model, tz, places) for model in page.items]
+        content = [model_summary(model, tz, places, session) for model in page.items]
         if query.with_summary:
             summaries = metric_summaries(session, [model.id for model in page.items])
             for item, model in zip(content, page.items, strict=True):

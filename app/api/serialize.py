@@ -11,7 +11,7 @@ from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import Session, object_session
 
 from app.api import responses
 from app.db.models import Job, Model
@@ -19,6 +19,7 @@ from app.domain.checkpoints import checkpoint_epochs
 from app.domain.states import JOB_ACTIVE, JobStatus, ModelStatus, StepState, TrainType
 from app.domain.timefmt import format_duration, format_time
 from app.domain.transitions import ModelSnapshot, allowed_commands
+from app.services.images import missing_image
 from app.services.queries import ModelRow, queue_position, queue_positions
 
 # Display names by stored value: a dict lookup per field instead of an enum call (the list
@@ -44,23 +45,30 @@ def progress(model: ModelRow) -> responses.Progress:
 
 
 def model_summary(
-    model: ModelRow, tz: ZoneInfo, queue_places: dict[int, int] | None = None
+    model: ModelRow,
+    tz: ZoneInfo,
+    queue_places: dict[int, int] | None = None,
+    session: Session | None = None,
 ) -> responses.ModelSummary:
     """`model`: a `Model`, or a row of `queries.SUMMARY_COLUMNS` (the list's). `queue_places`:
     `queries.queue_positions` of a whole list page, looked up in one query; without it a
-    `Model`'s own is looked up."""
+    `Model`'s own is looked up. `session` (a row's; a `Model` has its own) tells whether a live
+    node has the model's image (app/services/images.py, read once per session)."""
     if queue_places is None:
         queue_places = _queue_places(model) if isinstance(model, Model) else {}
+    if session is None and isinstance(model, Model):
+        session = object_session(model)
+    image_missing = missing_image(session, model.image) if session is not None else None
     if isinstance(model, Row):
-        summary = _row_summary(model, tz).copy()
+        summary = _row_summary(model, tz, image_missing).copy()
         summary["allowedCommands"] = list(summary["allowedCommands"])  # each answer its own
     else:
-        summary = _summary(model, tz)
+        summary = _summary(model, tz, image_missing)
     summary["queuePosition"] = queue_places.get(model.id)
     return summary
 
 
-def _summary(model: ModelRow, tz: ZoneInfo) -> responses.ModelSummary:
+def _summary(model: ModelRow, tz: ZoneInfo, image_missing: str | None) -> responses.ModelSummary:
     """Everything but the queue position, which the row does not hold."""
     step1, step2 = model.step1_state, model.step2_state
     return {
@@ -92,7 +100,13 @@ def _summary(model: ModelRow, tz: ZoneInfo) -> responses.ModelSummary:
         "queuePosition": None,
         "allowedCommands": list(
             _allowed_command_names(
-                step1, step2, model.total_epoch, model.val_interval, model.checkpoint_epoch
+                step1,
+                step2,
+                model.total_epoch,
+                model.val_interval,
+                model.checkpoint_epoch,
+                model.last_error,
+                image_missing,
             )
         ),
     }
@@ -107,13 +121,25 @@ _row_summary = functools.lru_cache(maxsize=2048)(_summary)
 
 @functools.lru_cache(maxsize=1024)
 def _allowed_command_names(
-    step1: str, step2: str, total_epoch: int, val_interval: int, checkpoint_epoch: int | None
+    step1: str,
+    step2: str,
+    total_epoch: int,
+    val_interval: int,
+    checkpoint_epoch: int | None,
+    last_error: str | None,
+    image_missing: str | None,
 ) -> tuple[str, ...]:
     """`allowed_commands` of the snapshot these values make (status_writes.snapshot), which
     is all it depends on; a list page has few distinct ones, and asking `decide()` six times
     for each of 20 rows was a tenth of a page's time."""
     model = ModelSnapshot(
-        StepState(step1), StepState(step2), total_epoch, val_interval, checkpoint_epoch
+        StepState(step1),
+        StepState(step2),
+        total_epoch,
+        val_interval,
+        checkpoint_epoch,
+        image_missing=image_missing,
+        last_error=last_error,
     )
     return tuple(c.api_name for c in allowed_commands(model))
 

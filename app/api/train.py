@@ -33,7 +33,12 @@ from app.services.sync import request_sync
 
 bp = Blueprint("train", __name__, url_prefix="/api/train")
 
-_REJECTION_STATUS = {Reason.STATE: 409, Reason.NO_CHECKPOINT: 409}
+_REJECTION_STATUS = {
+    Reason.STATE: 409,
+    Reason.NO_CHECKPOINT: 409,
+    Reason.IMAGE_NOT_FOUND: 409,
+    Reason.SETTINGS_REFUSED: 409,
+}
 
 
 def _render(write: StatusWrite) -> Reply:

@@ -140,6 +140,9 @@ class Job(Base):
     container_missing: Mapped[bool | None] = mapped_column(Boolean)  # gone before anyone saw it end
     oom_killed: Mapped[bool | None] = mapped_column(Boolean)
     log_tail: Mapped[str | None] = mapped_column(Text)
+    # Why no container could run, in the launcher's words ("IMAGE_NOT_FOUND: image 'x' is not on
+    # node n1"); judged instead of the exit code. Never from the container, which is untrusted.
+    launch_error: Mapped[str | None] = mapped_column(Text)
     container_ended_dttm: Mapped[datetime | None]
     node_lost: Mapped[bool | None] = mapped_column(Boolean)  # ended because its node went silent
     queued_dttm: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
@@ -293,6 +296,10 @@ class Node(Base):
     drain_dttm: Mapped[datetime | None]
     drain_by: Mapped[str | None] = mapped_column(String(128))
     drain_flag_file: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The images this node can run ("repo:tag", as `docker images` names them), refreshed with
+    # each heartbeat; the API refuses an image no live node has. NULL: the node runs any image
+    # reference (the process runtime) or reports none (an older worker).
+    images: Mapped[list[str] | None] = mapped_column(Json)
 
 
 class GpuLease(Base):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from app.domain.checkpoints import expected_val_rows
 from app.domain.states import JobType
-from app.domain.transitions import JobEvent, JobObservation
+from app.domain.transitions import INVALID_RUNTIME_SETTINGS, JobEvent, JobObservation
 
 MISSING_INCOMPLETE = "SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE"
 NODE_LOST_INCOMPLETE = "NODE_LOST_OUTPUT_INCOMPLETE"
@@ -16,6 +16,27 @@ NODE_LOST_INCOMPLETE = "NODE_LOST_OUTPUT_INCOMPLETE"
 COMPLETION_FAILED = "COMPLETION_FAILED"
 LAUNCH_FAILED = "LAUNCH_FAILED"
 REASON_LIMIT = 200  # characters of an attempt's error kept in last_error
+
+# Why a launch could run no container at all (workers/launcher.py), each followed by the
+# launcher's reason ("IMAGE_NOT_FOUND: image 'x:1' is not on node n1"). None of them is the
+# training code's fault, and the dashboard names each with its own remedy.
+IMAGE_NOT_FOUND = "IMAGE_NOT_FOUND"  # the image is not on the node that claimed the job
+# INVALID_RUNTIME_SETTINGS (app.domain.transitions): the engine or the launcher refused them
+DATASET_NOT_FOUND = "DATASET_NOT_FOUND"  # the model's dataset folder is not under DATASET_ROOT
+DATASET_INVALID = "DATASET_INVALID"  # it is there, but its manifest cannot be read
+CONTAINER_START_FAILED = "CONTAINER_START_FAILED"  # anything else that kept it from starting
+LAUNCH_ERROR_CODES = frozenset(
+    {IMAGE_NOT_FOUND, INVALID_RUNTIME_SETTINGS, DATASET_NOT_FOUND, DATASET_INVALID,
+     CONTAINER_START_FAILED}
+)  # fmt: skip
+
+
+def launch_error(code: str, reason: str) -> str:
+    """`CODE: reason` in one short line, as last_error keeps it."""
+    if code not in LAUNCH_ERROR_CODES:
+        raise ValueError(f"unknown launch error code {code!r}")
+    line = " ".join(reason.split())
+    return f"{code}: {line}"[: REASON_LIMIT + len(code) + 2]
 
 
 def short_reason(exc: BaseException) -> str:
@@ -79,9 +100,14 @@ def judge(
     gap: str | None,
     log_tail: str | None,
     node_lost: bool = False,
+    launch_failure: str | None = None,
 ) -> JobObservation:
     """The SPEC §5 table. `container` is None when the container is missing — or unknowable,
-    because its node went silent (`node_lost`): then too the outputs decide."""
+    because its node went silent (`node_lost`): then too the outputs decide. A launch that ran
+    no container (`launch_failure`, see `launch_error`) is judged by why, not by Docker's 125."""
+    if launch_failure is not None:
+        exit_code = container.exit_code if container is not None else -1
+        return JobObservation(JobEvent.FAILED, exit_code, launch_failure, log_tail)
     if container is None:
         if gap is None:
             return JobObservation(JobEvent.SUCCEEDED, exit_code=0)

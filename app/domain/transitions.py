@@ -25,6 +25,7 @@ from app.domain.states import (
 )
 
 CANCELED_BY_USER = "CANCELED_BY_USER"
+INVALID_RUNTIME_SETTINGS = "INVALID_RUNTIME_SETTINGS"  # app.domain.completion's launch code
 
 
 class Command(StrEnum):
@@ -58,6 +59,8 @@ class Reason(StrEnum):
 
     STATE = "STATE_CONFLICT"  # 409
     NO_CHECKPOINT = "NO_CHECKPOINT"  # 409
+    IMAGE_NOT_FOUND = "IMAGE_NOT_FOUND"  # 409: no live node has the model's image
+    SETTINGS_REFUSED = "INVALID_RUNTIME_SETTINGS"  # 409: a node refused the model's settings
     JOB_ENDED = "JOB_ALREADY_ENDED"  # a stale or repeated observation: nothing to do
     NOT_CURRENT_JOB = "NOT_CURRENT_JOB"
 
@@ -69,6 +72,9 @@ class ModelSnapshot:
     total_epoch: int
     val_interval: int
     checkpoint_epoch: int | None = None  # latest checkpoint the current training wrote
+    # Why no live node could run the model's image now (app/services/images.py); None: one can.
+    image_missing: str | None = None
+    last_error: str | None = None
 
     @property
     def status(self) -> ModelStatus:
@@ -213,6 +219,29 @@ def _epoch_has_checkpoint(model: ModelSnapshot, request: CommandRequest) -> Reje
     )
 
 
+def _image_on_a_live_node(model: ModelSnapshot, request: CommandRequest) -> Rejected | None:
+    """A command that starts a container is refused while it could only end IMAGE_NOT_FOUND."""
+    if model.image_missing is None:
+        return None
+    return Rejected(Reason.IMAGE_NOT_FOUND, f"Can't {request.command}: {model.image_missing}")
+
+
+def _settings_not_refused(model: ModelSnapshot, request: CommandRequest) -> Rejected | None:
+    """A model whose runtime settings a node refused (INVALID_RUNTIME_SETTINGS) would only be
+    refused again: a model's settings cannot change, so a new model is the way on."""
+    if not (model.last_error or "").startswith(INVALID_RUNTIME_SETTINGS):
+        return None
+    return Rejected(
+        Reason.SETTINGS_REFUSED,
+        f"Can't {request.command}: the node refused this model's runtime settings "
+        f"({model.last_error}). Register a new model with settings the nodes accept.",
+    )
+
+
+_IMAGE_GUARD = Guard("the image is on a live node", _image_on_a_live_node)
+_SETTINGS_GUARD = Guard("no node refused the runtime settings", _settings_not_refused)
+
+
 # --- the command table (SPEC §4) ------------------------------------------------------------
 
 
@@ -283,15 +312,19 @@ def _test_cancel(model: ModelSnapshot, request: CommandRequest) -> Accepted:
 COMMAND_RULES: dict[Command, CommandRule] = {
     rule.command: rule
     for rule in (
-        CommandRule(Command.RUN, (_model_in(ModelStatus.READY),), _run),
+        CommandRule(Command.RUN, (_model_in(ModelStatus.READY), _IMAGE_GUARD), _run),
         CommandRule(
-            Command.RESTART, (_model_in(ModelStatus.STOPPED, ModelStatus.ERROR),), _restart
+            Command.RESTART,
+            (_model_in(ModelStatus.STOPPED, ModelStatus.ERROR), _SETTINGS_GUARD, _IMAGE_GUARD),
+            _restart,
         ),
         CommandRule(
             Command.RESUME,
             (
                 _model_in(ModelStatus.STOPPED),
                 Guard("a checkpoint exists", _has_checkpoint_to_resume),
+                _SETTINGS_GUARD,
+                _IMAGE_GUARD,
             ),
             _resume,
         ),
@@ -302,6 +335,8 @@ COMMAND_RULES: dict[Command, CommandRule] = {
                 _step_is(1, StepState.COMPLETED),
                 _step_is(2, StepState.IN_PROGRESS, negate=True),
                 Guard("the epoch has a checkpoint", _epoch_has_checkpoint),
+                _SETTINGS_GUARD,
+                _IMAGE_GUARD,
             ),
             _test_run,
         ),

@@ -10,11 +10,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db.models import Model
 from app.db.session import transaction
+from app.services.images import missing_image
 
 
 class InvalidField(ValueError):
     """A field the body's schema accepted that this installation cannot take; the message
     names the field."""
+
+
+class ImageNotFound(ValueError):
+    """No live node has the model's image (app/services/images.py); the message names it."""
 
 
 def create_model(
@@ -41,14 +46,18 @@ def create_model(
     if dataset and not (settings.dataset_root / dataset).is_dir():
         raise InvalidField(f"dataset: no dataset '{dataset}' under DATASET_ROOT.")
     _require_params_fit(params, settings.max_params_bytes)
+    image = image or settings.default_image
     with transaction(factory) as session:
+        missing = missing_image(session, image)
+        if missing is not None:
+            raise ImageNotFound(f"image: {missing}")
         model = Model(
             model_no=model_no,
             model_ver=model_ver,
             train_type=train_type,
             memo=memo,
             params=params,
-            image=image or settings.default_image,
+            image=image,
             dataset=dataset,
             resources=resources,
             stall_timeout_s=stall_timeout_s,

@@ -37,6 +37,8 @@ class ModelRow(Protocol):
     @property
     def memo(self) -> str | None: ...
     @property
+    def image(self) -> str: ...
+    @property
     def status_cd(self) -> str: ...
     @property
     def step1_state(self) -> str: ...
@@ -95,6 +97,7 @@ SUMMARY_COLUMNS = (
     Model.current_attempt_id,
     Model.best_epoch,
     Model.last_error,
+    Model.image,
     Model.epochs_done,
     Model.checkpoint_epoch,
     _param("total_epoch"),

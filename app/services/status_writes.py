@@ -22,6 +22,7 @@ from app.domain.jobtext import storable_or_none
 from app.domain.states import JOB_ACTIVE, JobStatus, JobType, StepState, derive_model_status
 from app.domain.timefmt import utcnow
 from app.domain.transitions import (
+    STOPPING_COMMANDS,
     Accepted,
     Action,
     Command,
@@ -34,6 +35,7 @@ from app.domain.transitions import (
     Rejected,
     decide,
 )
+from app.services.images import missing_image
 from app.services.outbox import enqueue
 from app.services.queries import installation_id
 
@@ -77,13 +79,15 @@ def lock_job(session: Session, job_id: int) -> tuple[Model, Job] | None:
     return model, job
 
 
-def snapshot(model: Model) -> ModelSnapshot:
+def snapshot(model: Model, image_missing: str | None = None) -> ModelSnapshot:
     return ModelSnapshot(
         step1=StepState(model.step1_state),
         step2=StepState(model.step2_state),
         total_epoch=model.total_epoch,
         val_interval=model.val_interval,
         checkpoint_epoch=model.checkpoint_epoch,
+        image_missing=image_missing,
+        last_error=model.last_error,
     )
 
 
@@ -117,7 +121,10 @@ def apply(
 ) -> StatusWrite:
     """Decide and write one transition. `model` must be locked by the caller's transaction."""
     job = _job_for(session, model, action, observed)
-    decision = decide(snapshot(model), _job_snapshot(model, job) if job else None, action)
+    missing = None
+    if isinstance(action, CommandRequest) and action.command not in STOPPING_COMMANDS:
+        missing = missing_image(session, model.image)  # a command that starts a container
+    decision = decide(snapshot(model, missing), _job_snapshot(model, job) if job else None, action)
     if isinstance(decision, Rejected):
         return StatusWrite(decision, model, job)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -284,11 +286,22 @@ def test_only_leased_gpus_are_visible_whatever_the_image_says(
         docker_client.images.remove(tag)
 
 
-def test_launch_errors(docker_runtime: DockerRuntime, docker_client: Any, spec: Any) -> None:
+def test_launch_errors(
+    docker_runtime: DockerRuntime, docker_client: Any, spec: Any, node: str
+) -> None:
     missing_image = spec("exit 0", image="trainyard/does-not-exist:never")
-    with pytest.raises(LaunchError):
+    with pytest.raises(LaunchError) as missing:
         docker_runtime.launch(missing_image)
+    assert missing.value.code == "IMAGE_NOT_FOUND"
+    assert str(missing.value) == f"image 'trainyard/does-not-exist:never' is not on node {node}"
     assert docker_runtime.inspect(missing_image.name) is None
+
+    # Settings the engine refuses (more CPUs than the machine has): not the image's fault.
+    too_many = replace(spec("exit 0"), cpus=float(os.cpu_count() or 1) * 1000)
+    with pytest.raises(LaunchError) as refused:
+        docker_runtime.launch(too_many)
+    assert refused.value.code == "INVALID_RUNTIME_SETTINGS", refused.value
+    assert docker_runtime.inspect(too_many.name) is None
 
     missing_dir = spec("exit 0", output_dir=Path(f"/nonexistent-{SESSION}"))
     with pytest.raises(LaunchError):
@@ -304,6 +317,12 @@ def test_launch_errors(docker_runtime: DockerRuntime, docker_client: Any, spec: 
         with pytest.raises(LaunchError, match="Docker socket"):
             docker_runtime.launch(sneaky)
         assert docker_runtime.inspect(sneaky.name) is None
+
+
+def test_images_are_the_engines_tags(docker_runtime: DockerRuntime, test_image: str) -> None:
+    images = docker_runtime.images()
+    assert images is not None and test_image in images and images == sorted(images)
+    assert "<none>:<none>" not in images
 
 
 def test_list_managed_filters_by_node(

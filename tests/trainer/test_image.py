@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(DOCKER_PROBLEM is not None, reason=DOCKER_PROBLE
 @pytest.fixture(scope="module")
 def image() -> str:
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "build-images.sh")],
+        ["bash", str(REPO / "scripts" / "build-images.sh"), "--no-examples"],
         capture_output=True,
         text=True,
         timeout=1200,
@@ -51,7 +51,7 @@ def image() -> str:
     assert "trainyard/trainer:latest" in proc.stdout
     # a second run finds both images and builds nothing
     again = subprocess.run(
-        ["bash", str(REPO / "scripts" / "build-images.sh")],
+        ["bash", str(REPO / "scripts" / "build-images.sh"), "--no-examples"],
         capture_output=True,
         text=True,
         timeout=120,

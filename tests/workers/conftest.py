@@ -39,11 +39,12 @@ def docker_client() -> docker.DockerClient | None:
 
 @pytest.fixture(scope="session")
 def trainer_image() -> str:
-    """Build the base and trainer images once (no registry: built locally)."""
+    """Build the base and trainer images once (no registry: built locally). Not the PyTorch
+    example (minutes on a fresh machine): tests/e2e/test_pytorch_example.py builds that one."""
     client = docker_client()
     if client is None:
         pytest.fail("no Docker engine answers: run scripts/services.sh (it starts dockerd)")
-    subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh")], check=True)
+    subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), "--no-examples"], check=True)
     return TRAINER_IMAGE
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from app.domain import sandbox
+from app.domain.completion import CONTAINER_START_FAILED
 from app.domain.timefmt import as_utc
 
 log = logging.getLogger(__name__)
@@ -162,11 +163,15 @@ class AlreadyExists(ContainerRuntimeError):
 class LaunchError(ContainerRuntimeError):
     """The container could not be created or started (missing image, bad mount source, exec
     failure, no GPU driver...). `state` is the container as it was left (Docker keeps a
-    container that failed to start in "created"), or None when nothing was created."""
+    container that failed to start in "created"), or None when nothing was created. `code`
+    names the cause (app.domain.completion: IMAGE_NOT_FOUND, INVALID_RUNTIME_SETTINGS, ...)."""
 
-    def __init__(self, message: str, state: ContainerState | None = None) -> None:
+    def __init__(
+        self, message: str, state: ContainerState | None = None, code: str = CONTAINER_START_FAILED
+    ) -> None:
         super().__init__(message)
         self.state = state
+        self.code = code
 
 
 @runtime_checkable
@@ -190,6 +195,11 @@ class ContainerRuntime(Protocol):
 
     def logs_tail(self, name: str, lines: int = 50) -> str:
         """The last `lines` lines of stdout+stderr ("" when the container is gone)."""
+        ...
+
+    def images(self) -> list[str] | None:
+        """The image references this node can run ("repo:tag", sorted), for the heartbeat;
+        None when any reference runs (a runtime without images)."""
         ...
 
     def logs_since(self, name: str, cursor: str | None) -> LogRead:

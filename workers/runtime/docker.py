@@ -24,7 +24,9 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import DeviceRequest, LogConfig, Mount
 
 from app.domain import sandbox
+from app.domain.completion import IMAGE_NOT_FOUND
 from app.domain.timefmt import as_utc, utcnow
+from app.domain.transitions import INVALID_RUNTIME_SETTINGS
 from workers.runtime.base import (
     LOG_READ_MAX_BYTES,
     AlreadyExists,
@@ -86,8 +88,15 @@ class DockerRuntime:
             try:
                 self._client.containers.create(**kwargs)
             except ImageNotFound as exc:
-                raise LaunchError(f"image {spec.image!r} is not on this node: {exc}") from exc
+                raise LaunchError(
+                    f"image {spec.image!r} is not on node {self.node}", code=IMAGE_NOT_FOUND
+                ) from exc
             except APIError as exc:
+                if exc.status_code == 400:  # the engine refused a setting (cpus, memory, mount…)
+                    raise LaunchError(
+                        f"the engine refused the container's settings: {_why(exc)}",
+                        code=INVALID_RUNTIME_SETTINGS,
+                    ) from exc
                 if exc.status_code != 409:
                     raise LaunchError(f"create {spec.name!r} failed: {_why(exc)}") from exc
                 existing = self.inspect(spec.name)
@@ -187,6 +196,16 @@ class DockerRuntime:
         if state is None:
             raise LaunchError(f"container {name!r} vanished right after it started")
         return state
+
+    def images(self) -> list[str] | None:
+        """Every tagged image on the engine: any of them can be a job's image."""
+        tags = {
+            tag
+            for image in self._api.images()
+            for tag in image.get("RepoTags") or ()
+            if tag and tag != "<none>:<none>"
+        }
+        return sorted(tags)
 
     # -- observe ----------------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from app.domain import sandbox
+from app.domain.completion import CONTAINER_START_FAILED, DATASET_NOT_FOUND
 from app.domain.timefmt import as_utc, utcnow
 from workers.runtime.base import (
     LOG_READ_MAX_BYTES,
@@ -126,7 +127,8 @@ class ProcessRuntime:
         for label, path in (("output_dir", spec.output_dir), ("dataset_dir", spec.dataset_dir)):
             # Docker refuses a bind mount whose source is missing; so do we, before any record.
             if path is not None and not Path(path).is_dir():
-                raise LaunchError(f"{label} {path} does not exist")
+                code = DATASET_NOT_FOUND if label == "dataset_dir" else CONTAINER_START_FAILED
+                raise LaunchError(f"{label} {path} does not exist", code=code)
         path = _record_path(self.state_dir, spec.name)
         existing: dict[str, Any] | None = None
         with _locked(self.state_dir):
@@ -234,6 +236,9 @@ class ProcessRuntime:
     def inspect(self, name: str) -> ContainerState | None:
         rec = _read(_record_path(self.state_dir, name))
         return None if rec is None else self._state(rec)
+
+    def images(self) -> list[str] | None:
+        return None  # no images: every job runs this node's entrypoint, whatever its image
 
     def logs_tail(self, name: str, lines: int = 50) -> str:
         return _tail(_log_path(self.state_dir, name), lines)

@@ -293,6 +293,45 @@
     143: '종료 신호(SIGTERM)로 멈췄습니다.',
   };
 
+  /** A launch that ran no container (docs/dashboard.md): what happened and what to do. */
+  function launchErrorText(code, what, again) {
+    const retryWhenReady = (fix) => (again ? `${fix} 뒤 ${again}` : fix);
+    switch (code) {
+      case 'IMAGE_NOT_FOUND':
+        return {
+          title: `${what} 이미지 없음`,
+          text: `노드에 이 모델의 학습 이미지가 없어 컨테이너를 시작하지 못했습니다. 학습 코드 오류가 아닙니다.`,
+          action: again
+            ? retryWhenReady('이미지를 노드에 준비한')
+            : '관리자에게 이미지를 노드에 빌드하거나 불러와(docker build / docker load) 달라고 요청하세요. 준비되면 [재실행] 버튼이 나타납니다',
+        };
+      case 'INVALID_RUNTIME_SETTINGS':
+        return {
+          title: '실행 설정 오류',
+          text: `노드가 이 모델의 실행 설정(resources: memory_mb, cpus, gpus 등)을 거부해 ${what} 컨테이너를 시작하지 못했습니다. 같은 설정으로는 다시 실행해도 실패합니다.`,
+          action: '노드가 받아들이는 설정으로 새 모델을 등록하세요',
+        };
+      case 'DATASET_NOT_FOUND':
+        return {
+          title: '데이터셋 없음',
+          text: `이 모델의 데이터셋 폴더가 노드의 DATASET_ROOT에 없어 ${josa(what, '을', '를')} 시작하지 못했습니다.`,
+          action: retryWhenReady('데이터셋을 DATASET_ROOT에 다시 넣은'),
+        };
+      case 'DATASET_INVALID':
+        return {
+          title: '데이터셋 형식 오류',
+          text: `데이터셋의 manifest.csv를 읽을 수 없어 ${josa(what, '을', '를')} 시작하지 못했습니다.`,
+          action: retryWhenReady('manifest.csv를 고친'),
+        };
+      default: // CONTAINER_START_FAILED
+        return {
+          title: `${what} 컨테이너 시작 실패`,
+          text: `컨테이너를 시작하지 못했습니다 (이미지의 ENTRYPOINT 실행 실패, 출력 폴더 준비 실패 등). 학습 코드가 실행되기 전의 오류입니다.`,
+          action: retryWhenReady('관리자에게 노드 상태를 확인해 달라고 요청한'),
+        };
+    }
+  }
+
   /** The reason after a code's colon ("…_OUTPUT_INCOMPLETE: val.csv-missing"), in the guide's words. */
   function reasonOf(err, what) {
     const reason = err.split(':').slice(1).join(':').trim();
@@ -352,6 +391,20 @@
         reason: reasonOf(err, what),
         action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
         code: err,
+      };
+    }
+    const launch = /^(IMAGE_NOT_FOUND|INVALID_RUNTIME_SETTINGS|DATASET_NOT_FOUND|DATASET_INVALID|CONTAINER_START_FAILED)\b:?\s*([\s\S]*)$/.exec(err);
+    if (launch) {
+      // No container ran: never the training code's fault. The buttons come from
+      // allowedCommands: restart and test run are not offered while no live node has the
+      // image, and never again after a node refused the model's settings.
+      const [, code, reason] = launch;
+      const again = trainCtx ? (can.restart ? '[재실행]' : '') : (can.test ? '[테스트 재실행]' : '');
+      const info = launchErrorText(code, what, again);
+      return {
+        sev: 'error', icon: '🚫', title: info.title,
+        text: `${info.text}${reason ? ` (${reason})` : ''}`,
+        action: info.action, code: err,
       };
     }
     const exit = /^CONTAINER_EXIT_(-?\d+)/.exec(err);

@@ -1,0 +1,88 @@
+"""Which images the live nodes can run: each node lists its images with its heartbeat
+(workers/heartbeat.py, `tb_node.images`), and the API refuses a model whose image no live node
+has, at create and at every command that starts a container, instead of a launch that fails
+with IMAGE_NOT_FOUND.
+
+When the API cannot know, it does not refuse: no node is alive (the job waits in the queue for
+one), a live node runs any image (the process runtime, `images` NULL), or the reference is a
+digest (`repo@sha256:…`), which a node's tag list does not show. The launch still names a
+missing image IMAGE_NOT_FOUND then.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import Node
+from app.domain.timefmt import utcnow
+
+_CACHE_KEY = "trainyard.live_images"
+_DOCKER_HUB_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/")
+
+
+def node_lost_after_s() -> float:
+    """NODE_LOST_AFTER_S, the silence after which the sweep presumes a node lost (README):
+    a node silent that long does not count as having any image."""
+    return float(os.environ.get("NODE_LOST_AFTER_S", "").strip() or "120")
+
+
+def normalize_image(reference: str) -> str:
+    """The name `docker images` shows: Docker Hub's prefixes dropped, `:latest` added to a
+    reference without a tag (`python` → `python:latest`, `docker.io/library/python:3.12` →
+    `python:3.12`). A digest reference is returned as it is."""
+    ref = reference.strip()
+    if "@" in ref:
+        return ref
+    for prefix in _DOCKER_HUB_PREFIXES:
+        if ref.startswith(prefix):
+            ref = ref[len(prefix) :]
+            break
+    if ":" not in ref.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
+@dataclass(frozen=True)
+class LiveImages:
+    nodes: tuple[str, ...]  # the live nodes that listed their images
+    images: frozenset[str]  # every image any of them has
+    any_image: bool  # no live node, or one that runs any image: nothing can be refused
+
+
+def live_images(session: Session) -> LiveImages:
+    """The live nodes' images, read once per session (a list page asks for each model)."""
+    cached = session.info.get(_CACHE_KEY)
+    if isinstance(cached, LiveImages):
+        return cached
+    cutoff = utcnow() - timedelta(seconds=node_lost_after_s())
+    rows = session.execute(
+        select(Node.name, Node.images).where(Node.last_seen_dttm >= cutoff).order_by(Node.name)
+    ).all()
+    listed = [(name, images) for name, images in rows if images is not None]
+    answer = LiveImages(
+        nodes=tuple(name for name, _ in listed),
+        images=frozenset(normalize_image(i) for _, images in listed for i in images),
+        any_image=not rows or len(listed) < len(rows),
+    )
+    session.info[_CACHE_KEY] = answer
+    return answer
+
+
+def missing_image(session: Session, image: str) -> str | None:
+    """None when a live node has `image` (or nobody can tell, see the module's docstring);
+    else why not, naming the image and the live nodes."""
+    live = live_images(session)
+    if live.any_image or "@" in image:
+        return None
+    if normalize_image(image) in live.images:
+        return None
+    nodes = ", ".join(live.nodes)
+    return (
+        f"image '{image}' is on no live node (nodes: {nodes}). Build or load it on a node "
+        "(docker build / docker load; `make images` builds the project's own), then try again."
+    )
