@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import jobfiles, messaging
-from app.datasets import generate_demo_dataset
+from app.datasets import dataset_exists, generate_demo_dataset
 from app.db.models import Job, Model
 from app.db.session import transaction
 from app.domain import layout
@@ -372,7 +372,7 @@ def _ensure_split_lists(ctx: WorkerContext, claim: Claim) -> None:
     dataset = claim.dataset or ctx.node.default_dataset
     if claim.dataset is None:
         generate_demo_dataset(ctx.settings.dataset_root / dataset)
-    elif not (ctx.settings.dataset_root / dataset).is_dir():  # removed since the model's create
+    elif not dataset_exists(ctx.settings.dataset_root, dataset):  # removed since its create
         raise LaunchError(
             f"dataset {dataset!r} is not under DATASET_ROOT on node {ctx.node.node}",
             code=DATASET_NOT_FOUND,

@@ -49,6 +49,11 @@ def _cell(row: list[str], index: dict[str, int], name: str) -> str:
     return row[index[name]].strip() if name in index else ""
 
 
+def dataset_exists(dataset_root: Path, name: str) -> bool:
+    """Whether DATASET_ROOT holds a dataset folder `name` (the operator's, not a job's)."""
+    return (Path(dataset_root) / name).is_dir()
+
+
 def read_manifest(dataset_dir: Path) -> list[Sample]:
     """Parse `dataset_dir/manifest.csv` into samples, in file order.
 

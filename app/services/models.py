@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.datasets import dataset_exists
 from app.db.models import Model
 from app.db.session import transaction
 from app.services.images import missing_image
@@ -43,7 +44,7 @@ def create_model(
 ) -> Model:
     """Insert a READY model and return it, every column loaded (the API serializes it after
     the commit)."""
-    if dataset and not (settings.dataset_root / dataset).is_dir():
+    if dataset and not dataset_exists(settings.dataset_root, dataset):
         raise InvalidField(f"dataset: no dataset '{dataset}' under DATASET_ROOT.")
     _require_params_fit(params, settings.max_params_bytes)
     image = image or settings.default_image
