@@ -58,6 +58,7 @@ def test_openapi_documents_every_api_route(app: Flask, client: FlaskClient) -> N
         if not rule.rule.startswith("/api") or rule.rule.startswith("/api/docs/assets"):
             continue
         path = rule.rule.replace("<model_uuid>", "{uuid}").replace("<epoch>", "{epoch}")
+        path = path.replace("<name>", "{name}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, f"{method} {path} is not in the OpenAPI document"
     assert "CreateModel" in document["components"]["schemas"]
