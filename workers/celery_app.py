@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import redis
 from celery import Celery, signals
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
 from app import messaging
@@ -90,13 +91,19 @@ class RedisTransport(kombu_redis.Transport):
 
 #: The URL schemes kombu serves with its Redis transport (`kombu.transport.TRANSPORT_ALIASES`).
 REDIS_SCHEMES = ("redis", "rediss")
+_TRANSPORT = f"{__name__}:RedisTransport"
+
+# kombu picks a transport by the broker URL's scheme: redis:// and rediss:// get the class
+# above in every process that imports this module (worker, API publisher, Flower). Not the
+# `broker_transport` setting: that renames the URL's scheme, and Flower's queue view, which
+# reads the scheme, then answers "'redis' broker is not supported".
+for _scheme in REDIS_SCHEMES:
+    TRANSPORT_ALIASES[_scheme] = _TRANSPORT
 
 
 def make_celery(broker_url: str | None = None) -> Celery:
     url = broker_url or load_settings().broker_url
     celery = Celery("trainyard", broker=url, backend=url, include=["workers.tasks"])
-    if urlsplit(url).scheme in REDIS_SCHEMES:
-        celery.conf.broker_transport = f"{__name__}:RedisTransport"
     celery.conf.update(
         REQUIRED_SETTINGS,
         broker_transport_options={
@@ -133,8 +140,8 @@ def assert_settings(celery: Celery) -> None:
     if options.get("visibility_timeout") != VISIBILITY_TIMEOUT_S:
         wrong["broker_transport_options.visibility_timeout"] = options.get("visibility_timeout")
     scheme = urlsplit(str(celery.conf.broker_url or "")).scheme
-    if scheme in REDIS_SCHEMES and celery.conf.broker_transport != f"{__name__}:RedisTransport":
-        wrong["broker_transport"] = celery.conf.broker_transport
+    if scheme in REDIS_SCHEMES and TRANSPORT_ALIASES.get(scheme) != _TRANSPORT:
+        wrong["kombu transport for " + scheme] = TRANSPORT_ALIASES.get(scheme)
     if wrong:
         raise RuntimeError(f"worker settings differ from workers/celery_app.py: {wrong}")
 

@@ -225,8 +225,10 @@ def test_environment_and_gpus(
         "'JOB_PARAM', 'PATH')}"
         ", open('env-' + os.environ['JOB_PARAM'] + '.json', 'w')); print(os.getcwd())"
     )
-    gpu = spec(code, gpu_ids=(0, 2), env={"JOB_PARAM": "gpu", "CUDA_VISIBLE_DEVICES": "5"})
+    gpu = spec(code, gpu_ids=(0, 2), env={"JOB_PARAM": "gpu"})
     cpu = spec(code, env={"JOB_PARAM": "cpu"})
+    with pytest.raises(ValueError, match="CUDA_VISIBLE_DEVICES"):  # the platform's to set
+        spec(code, gpu_ids=(0, 2), env={"CUDA_VISIBLE_DEVICES": "5"})
     for s in (gpu, cpu):
         process_runtime.launch(s)
         assert ended(process_runtime, s.name).exit_code == 0, process_runtime.logs_tail(s.name)
@@ -234,7 +236,7 @@ def test_environment_and_gpus(
     assert process_runtime.logs_tail(gpu.name).strip() == str(out_dir)
     seen_gpu = json.loads((out_dir / "env-gpu.json").read_text())
     seen_cpu = json.loads((out_dir / "env-cpu.json").read_text())
-    assert seen_gpu["CUDA_VISIBLE_DEVICES"] == "0,2"  # the lease wins over spec.env
+    assert seen_gpu["CUDA_VISIBLE_DEVICES"] == "0,2"  # the lease, not the worker's "7"
     assert seen_cpu["CUDA_VISIBLE_DEVICES"] == ""  # set, and empty: no GPU for a CPU job
     assert seen_gpu["NVIDIA_VISIBLE_DEVICES"] == "0,2"  # as the Docker runtime sets it
     assert seen_cpu["NVIDIA_VISIBLE_DEVICES"] == "void"
