@@ -1,6 +1,8 @@
 """Only workers/container_writes.py writes a job's container columns (issue 13, item 5), as only
 app/services/status_writes.py writes status: no module of app/ or workers/ assigns them,
-adds to them, or names them in an UPDATE's `.values(…)` or a `Job(…)` constructor."""
+adds to them, sets them with `setattr(job, "node", …)`, or names them in an UPDATE's
+`.values(…)` (as keywords, or as keys of a dict: `{"node": …}`, `{Job.node: …}`) or a `Job(…)`
+constructor."""
 
 from __future__ import annotations
 
@@ -56,12 +58,28 @@ def _writes(tree: ast.AST) -> list[tuple[int, str]]:
                     found.append((node.lineno, sub.attr))
         if isinstance(node, ast.Call):
             func = node.func
-            named = (isinstance(func, ast.Attribute) and func.attr == "values") or (
-                isinstance(func, ast.Name) and func.id == "Job"
-            )
+            is_values = isinstance(func, ast.Attribute) and func.attr == "values"
+            named = is_values or (isinstance(func, ast.Name) and func.id == "Job")
             if named:
                 found += [(node.lineno, k.arg) for k in node.keywords if k.arg in COLUMNS]
+            if is_values:
+                for arg in node.args:
+                    if isinstance(arg, ast.Dict):
+                        found += [(node.lineno, c) for c in map(_column_key, arg.keys) if c]
+            if isinstance(func, ast.Name) and func.id == "setattr" and len(node.args) >= 2:
+                column = _column_key(node.args[1])
+                if column:
+                    found.append((node.lineno, column))
     return sorted(found)
+
+
+def _column_key(key: ast.expr | None) -> str | None:
+    """The column a dict key or setattr name means: "node" or `Job.node`."""
+    if isinstance(key, ast.Constant) and key.value in COLUMNS:
+        return str(key.value)
+    if isinstance(key, ast.Attribute) and key.attr in COLUMNS:
+        return key.attr
+    return None
 
 
 def test_only_container_writes_writes_the_container_columns() -> None:
@@ -97,4 +115,23 @@ def test_the_rule_catches_the_writes_it_replaced() -> None:
         "last_attempt_dttm",
         "launch_attempts",
         "last_attempt_error",
+    ]
+
+
+def test_the_rule_catches_indirect_writes() -> None:
+    """A new module that writes through setattr or a `.values({…})` dict is flagged too; a
+    setattr of another name, or a dict naming no column, is not."""
+    source = (
+        "def f(job, me, session):\n"
+        "    setattr(job, 'node', me)\n"
+        "    setattr(job, 'status_cd', 'X')\n"
+        "    session.execute(update(Job).values({'gpu_ids': [0], 'status_cd': 'X'}))\n"
+        "    session.execute(update(Job).values({Job.oom_killed: True}))\n"
+        "    job.node_lost = True\n"
+    )
+    assert [c for _, c in _writes(ast.parse(source))] == [
+        "node",
+        "gpu_ids",
+        "oom_killed",
+        "node_lost",
     ]
