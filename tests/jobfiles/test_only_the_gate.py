@@ -1,8 +1,9 @@
 """Nothing but the gate (app/jobfiles.py) touches a job's files (issue 10, docs/security.md).
 
 The rule, kept simple so it stays true: a module of app/ or workers/ that knows where job
-outputs live — it imports app.domain.layout or app.jobfiles, mentions `output_root`, or reads
-metric files (app/metrics) — calls none of the file-system functions below. It hands JobPaths
+outputs live — it imports app.domain.layout or app.jobfiles, mentions `output_root` (or
+`scratch_root`: a job writes its scratch folder too), or reads metric files (app/metrics) —
+calls none of the file-system functions below. It hands JobPaths
 to app.jobfiles instead, which opens beneath the root without following links. Descriptors the
 gate returned may be used (`os.fstat(handle.fileno())`, `send_file(handle)`): no path there.
 """
@@ -47,12 +48,38 @@ FORBIDDEN = frozenset(
         "touch",
         "mkstemp",
         "send_file",
+        # os.path's and Path's other questions to a path, and copies: each follows a link
+        "isfile",
+        "isdir",
+        "islink",
+        "lexists",
+        "getsize",
+        "getmtime",
+        "readlink",
+        "realpath",
+        "samefile",
+        "is_fifo",
+        "is_socket",
+        "utime",
+        "truncate",
+        "copyfile",
+        "copy2",
+        "copytree",
+        "rmtree",  # `from shutil import rmtree`
     }
 )
 #: `os.replace` / `os.remove` / `shutil.*` are path calls; `str.replace` or a runtime's
 #: `remove(container)` are not.
 FORBIDDEN_QUALIFIED = frozenset(
-    {("os", "replace"), ("os", "remove"), ("shutil", "move"), ("shutil", "rmtree")}
+    {
+        ("os", "replace"),
+        ("os", "remove"),
+        ("os", "access"),
+        ("os", "link"),
+        ("os", "symlink"),
+        ("shutil", "move"),
+        ("shutil", "copy"),
+    }
 )
 
 #: Modules in scope that may still make such a call, and why it is not a job file.
@@ -60,11 +87,20 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("app/api/results.py", "send_file"): "streams the descriptor jobfiles.open_file returned",
 }
 
+#: Modules in scope whose every such call is let through, and why.
+ALLOWED_MODULES: dict[str, str] = {
+    # Not a job file's exemption but a known gap, kept visible here: make_scratch/
+    # remove_scratch/disk_usage_mb work on a job's scratch folder by path (links are not
+    # followed, and the container is gone before removal), not through app.jobfiles.
+    "workers/runtime/base.py": "the scratch folder's helpers: NOT behind the gate yet",
+    "workers/runtime/process.py": "its own state folder (records, stdout logs); scratch: env",
+}
+
 
 def _knows_job_outputs(path: Path, tree: ast.AST, source: str) -> bool:
     if path.relative_to(REPO).as_posix().startswith("app/metrics/"):
         return True
-    if "output_root" in source:
+    if "output_root" in source or "scratch_root" in source:
         return True
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -111,7 +147,7 @@ def test_only_the_gate_touches_job_files() -> None:
     scanned = 0
     for path in _modules():
         name = path.relative_to(REPO).as_posix()
-        if name == GATE:
+        if name == GATE or name in ALLOWED_MODULES:
             continue
         source = path.read_text(encoding="utf-8")
         tree = ast.parse(source)
@@ -139,3 +175,31 @@ def test_the_rule_catches_a_direct_access() -> None:
     tree = ast.parse(before)
     assert _knows_job_outputs(REPO / "app/x.py", tree, before)
     assert [call for _, call in _file_calls(tree)] == ["exists", "read_text", "chown", "open"]
+
+
+def test_the_rule_catches_the_other_spellings() -> None:
+    """Through the class, os.path, a from-import or a copy: each is flagged; the string and
+    runtime methods of the same names are not."""
+    source = (
+        "from app.jobfiles import JobPath\n"
+        "from shutil import rmtree\n"
+        "def f(d, runtime):\n"
+        "    Path.read_text(d / 'train.csv')\n"
+        "    os.path.isfile(d)\n"
+        "    os.path.getsize(d)\n"
+        "    rmtree(d)\n"
+        "    shutil.copy(d, '/tmp/x')\n"
+        "    os.access(d, os.R_OK)\n"
+        "    'a'.replace('a', 'b')\n"
+        "    runtime.remove('name')\n"
+    )
+    tree = ast.parse(source)
+    assert _knows_job_outputs(REPO / "workers/new.py", tree, source)
+    assert [call for _, call in _file_calls(tree)] == [
+        "read_text",
+        "isfile",
+        "getsize",
+        "rmtree",
+        "shutil.copy",
+        "os.access",
+    ]
