@@ -103,6 +103,8 @@ def test_a_bad_priority_is_a_400_naming_it(client: FlaskClient) -> None:
         assert reply.status_code == 400, body
         message = reply.get_json()["error"]["message"]
         assert "priority" in message or "urgent" in message, body
+        (field,) = body  # the field this body got wrong is the one named
+        assert field in message, (body, message)
     detail = client.get(f"/api/models/{uid}").get_json()["data"]
     assert detail["statusCd"] == "READY", "a refused command changes nothing"
 
