@@ -26,3 +26,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def read_logs_to_the_end(
+    runtime: Any, name: str, timeout: float = 60
+) -> tuple[bytes, bytes, Any]:
+    """Follow a running job's log with `logs_since` until it has ended and nothing more comes:
+    (everything read, what had been read while it still ran, the last cursor). Fails after
+    timeout seconds."""
+    deadline = time.monotonic() + timeout
+    read, cursor, while_running = b"", None, b""
+    while True:
+        assert time.monotonic() < deadline, f"{name} still writing after {timeout}s: {read!r}"
+        running = not runtime.inspect(name).ended
+        got = runtime.logs_since(name, cursor)
+        read, cursor = read + got.data, got.cursor
+        if running:
+            while_running = read
+        elif not got.data:
+            return read, while_running, cursor
+        time.sleep(0.05)

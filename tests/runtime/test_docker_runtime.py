@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 from app.domain.timefmt import utcnow
-from tests.runtime.helpers import INSTALLATION, SESSION, TEST_LABEL, wait_until
+from tests.runtime.helpers import (
+    INSTALLATION,
+    SESSION,
+    TEST_LABEL,
+    read_logs_to_the_end,
+    wait_until,
+)
 from workers.runtime.base import (
     LABEL_MANAGED,
     LABEL_NODE,
@@ -396,16 +402,7 @@ def test_logs_since_reads_while_it_runs_each_message_once(
         "echo to-stderr >&2; sleep 0.3; echo last"
     )
     docker_runtime.launch(s)
-    read, cursor, while_running = b"", None, b""
-    while True:
-        running = not docker_runtime.inspect(s.name).ended
-        got = docker_runtime.logs_since(s.name, cursor)
-        read, cursor = read + got.data, got.cursor
-        if running:
-            while_running = read
-        elif not got.data:
-            break
-        time.sleep(0.05)
+    read, while_running, cursor = read_logs_to_the_end(docker_runtime, s.name)
     expected = [f"line-{i}" for i in range(1, 301)] + ["to-stderr", "last"]
     assert read.decode().splitlines() == expected
     assert b"line-300" in while_running  # read before the container ended

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from app.domain.timefmt import utcnow
-from tests.runtime.helpers import INSTALLATION, wait_until
+from tests.runtime.helpers import INSTALLATION, read_logs_to_the_end, wait_until
 from workers.runtime.base import (
     LABEL_MANAGED,
     LABEL_NODE,
@@ -397,18 +397,10 @@ def test_logs_since_reads_while_it_runs_each_byte_once(
         "time.sleep(1.5)\nprint('last')"
     )
     process_runtime.launch(s)
-    read, cursor, while_running = b"", None, b""
-    while True:
-        running = not process_runtime.inspect(s.name).ended
-        got = process_runtime.logs_since(s.name, cursor)
-        read, cursor = read + got.data, got.cursor
-        if running:
-            while_running = read
-        elif not got.data:
-            break
-        time.sleep(0.05)
+    read, while_running, cursor = read_logs_to_the_end(process_runtime, s.name)
     assert read.decode().splitlines() == [f"line-{i}" for i in range(1, 301)] + ["last"]
     assert b"line-300" in while_running
+    assert process_runtime.logs_since(s.name, cursor).data == b""  # nothing twice
     assert process_runtime.logs_since("trainyard-rt-nope", None).data == b""
 
 
