@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.services.queries import installation_id
-from tests.integration.helpers import CAPACITY_NODE
-from workers.context import WorkerContext, build_context
-from workers.runtime.process import ProcessRuntime
-from workers.settings import NodeSettings
+from tests.integration.helpers import CAPACITY_NODE, process_node
+from workers.context import WorkerContext
 
 
 @pytest.fixture
@@ -22,18 +18,9 @@ def node_ctx(
     settings: Settings, db: sessionmaker[Session], tmp_path: Path
 ) -> Iterator[WorkerContext]:
     """A node (no worker process) with room for two jobs of the default size (plenty of memory)."""
-    node = replace(
-        NodeSettings.from_env(),
-        node=CAPACITY_NODE,
-        state_dir=tmp_path / "p",
-        drain_file=tmp_path / "no-drain",
-        max_jobs=2,
-        memory_mb=64_000,
+    ctx = process_node(
+        settings, db, tmp_path, CAPACITY_NODE, drain_file=tmp_path / "no-drain", max_jobs=2,
         default_memory_mb=4096,
-    )
-    with db() as session:
-        installation = installation_id(session)
-    runtime = ProcessRuntime(tmp_path / "p", CAPACITY_NODE, installation=installation)
-    ctx = build_context(settings, node, runtime)
+    )  # fmt: skip
     yield ctx
     ctx.engine.dispose()

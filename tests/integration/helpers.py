@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -12,9 +14,33 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.config import Settings
 from app.db.models import Model
+from app.services.queries import installation_id
+from workers.context import WorkerContext, build_context
+from workers.runtime.process import ProcessRuntime
+from workers.settings import NodeSettings
 
 CAPACITY_NODE = "cap-node"  # the node of the `node_ctx` fixture (tests/integration/conftest.py)
+
+
+def process_node(
+    settings: Settings, db: sessionmaker[Session], tmp_path: Path, name: str, **node: Any
+) -> WorkerContext:
+    """A node without a worker process: the process runtime under tmp_path/p, this database's
+    installation, plenty of memory; `node` overrides its NodeSettings (max_jobs, gpu_ids, …).
+    Dispose of its engine when done."""
+    fields: dict[str, Any] = {
+        "node": name,
+        "state_dir": tmp_path / "p",
+        "drain_file": tmp_path / f"drain-{name}",
+        "memory_mb": 64_000,
+        **node,
+    }
+    with db() as session:
+        installation = installation_id(session)
+    runtime = ProcessRuntime(tmp_path / "p", name, installation=installation)
+    return build_context(settings, replace(NodeSettings.from_env(), **fields), runtime)
 
 def create_model(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {

@@ -5,7 +5,6 @@ whole stack with worker processes is tests/workers/test_nodes.py."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,14 +19,11 @@ from app.api import responses as r
 from app.config import Settings
 from app.db.models import Job, Node
 from app.domain.timefmt import utcnow
-from app.services.queries import installation_id
 from tests.conftest import TEST_DATABASE_URL
-from tests.integration.helpers import create_model
-from workers.context import WorkerContext, build_context
+from tests.integration.helpers import create_model, process_node
+from workers.context import WorkerContext
 from workers.heartbeat import beat
 from workers.launcher import Claim, claim_job
-from workers.runtime.process import ProcessRuntime
-from workers.settings import NodeSettings
 
 NODE = "gpu-node"
 
@@ -35,20 +31,9 @@ NODE = "gpu-node"
 @pytest.fixture
 def gpu_node(settings: Settings, db: sessionmaker[Session], tmp_path: Path):  # type: ignore[no-untyped-def]
     """A node that lends GPUs 0 and 1 (NODE_GPUS="0,1"), registered by its heartbeat."""
-    node = replace(
-        NodeSettings.from_env(),
-        node=NODE,
-        gpu_ids=(0, 1),
-        state_dir=tmp_path / "p",
-        drain_file=tmp_path / f"drain-{NODE}",
-        max_jobs=4,
-        memory_mb=64_000,
-        default_memory_mb=1024,
+    ctx = process_node(
+        settings, db, tmp_path, NODE, gpu_ids=(0, 1), max_jobs=4, default_memory_mb=1024
     )
-    with db() as session:
-        installation = installation_id(session)
-    runtime = ProcessRuntime(tmp_path / "p", NODE, installation=installation)
-    ctx = build_context(settings, node, runtime)
     beat(ctx, started=True)
     yield ctx
     ctx.engine.dispose()
