@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from app.domain import layout
 from app.domain.states import StepState, derive_model_status
 from tests.chaos.harness import Stack
 
@@ -124,13 +125,15 @@ def ended_runs_metrics_complete(stack: Stack, conn: psycopg.Connection[Any]) -> 
     ):
         if status not in ("SUCCESS", "FAILED", "STOPPED", "CANCELED"):
             continue
-        train_dir = stack.output_root / str(uid) / "train"
+        train_dir = layout.train_dir(stack.output_root, uid)
         for name, table in (
             ("train.csv", "tb_model_metrics_train"),
             ("val.csv", "tb_model_metrics_validation"),
         ):
             on_disk = _csv_data_rows(train_dir / name)
             if on_disk is None:
+                if status == "SUCCESS" and name == "train.csv":  # else this check saw nothing
+                    violations.append(f"model {uid}: SUCCESS without {train_dir / name}")
                 continue
             stored = conn.execute(
                 f"SELECT count(*) FROM {table} WHERE model_id = %s", (model_id,)
