@@ -426,6 +426,38 @@ def list_dir(path: JobPath) -> dict[str, Entry]:
         os.close(fd)
 
 
+def disk_usage(path: JobPath) -> int:
+    """Bytes the files beneath the folder `path` take on disk (allocated blocks, as `du`);
+    0 when it is missing. Used on a tree a job is writing (its scratch): every folder is
+    opened beneath the root without following a link, so one swapped for a link while it is
+    walked is skipped, never descended into; entries are `lstat`ed relative to their folder's
+    descriptor. A folder that cannot be opened counts as empty (as does one whose path is
+    longer than the kernel resolves: PATH_MAX)."""
+    total = 0
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        try:
+            fd = _open_folder(folder)
+        except JobFileError:
+            continue
+        try:
+            with os.scandir(fd) as entries:
+                for item in entries:
+                    try:
+                        info = item.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        folders.append(folder / item.name)
+        except OSError:
+            pass  # unreadable (or gone) while listed: what was counted stays
+        finally:
+            os.close(fd)
+    return total
+
+
 # --- writing ----------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from app import jobfiles
 from app.domain import sandbox
 from app.domain.completion import CONTAINER_START_FAILED
 from app.domain.timefmt import as_utc
@@ -279,25 +280,12 @@ def remove_scratch(scratch_root: Path, name: str) -> None:
 
 
 def disk_usage_mb(path: Path) -> int:
-    """Disk space the files under `path` take (allocated blocks, as `du`), in whole MB; links
-    are not followed and a folder that cannot be read counts as empty."""
-    total = 0
-    stack = [str(path)]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += st.st_blocks * 512
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-    return total // (1024 * 1024)
+    """Disk space the files under `path` (a scratch folder: the job writes there while this
+    runs) take, as `du`, in whole MB. Walked through the job-file gate (app/jobfiles.py): no
+    link followed, not even one swapped in for a folder during the walk; the parent of
+    `path` is the trusted root."""
+    folder = jobfiles.beneath(path.parent) / path.name
+    return jobfiles.disk_usage(folder) // jobfiles.MiB
 
 
 def ownership_labels(installation: str, node: str | None = None) -> dict[str, str]:
