@@ -37,6 +37,7 @@ from app.domain.transitions import JobEvent, JobObservation
 from app.jobfiles import FileKind, JobFileError, JobPath
 from app.services.observations import record_observation
 from workers.context import WorkerContext
+from workers.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -139,27 +140,11 @@ class _Running:
     stall_timeout_s: int
 
 
-class LogCollector:
+class LogCollector(Periodic):
     def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__("trainyard-logs", self.tick, ctx.node.log_collect_interval_s)
         self.ctx = ctx
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="trainyard-logs", daemon=True)
         self._watches: dict[int, _Watch] = {}
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self.stopping.set()
-        self.thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.tick()
-            except Exception:
-                log.exception("log collector tick failed; continuing")
-            self.stopping.wait(self.ctx.node.log_collect_interval_s)
 
     def tick(self) -> list[int]:
         """Collect every running job's output once; returns the jobs ended as stalled."""
