@@ -560,10 +560,8 @@ def remove_file(path: JobPath) -> None:
         os.unlink(path.name, dir_fd=folder)
     except FileNotFoundError:
         pass
-    except IsADirectoryError:
-        raise JobFileError(str(path), Reason.DIRECTORY) from None
     except OSError as exc:
-        raise JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "") from None
+        raise _change_failed(path, exc) from None
     finally:
         os.close(folder)
 
@@ -587,10 +585,16 @@ def write_file(path: JobPath, data: bytes, mode: int = 0o644) -> None:
             with suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=folder)
             raise
-    except IsADirectoryError:
-        raise JobFileError(str(path), Reason.DIRECTORY) from None
     except OSError as exc:
-        raise JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "") from None
+        raise _change_failed(path, exc) from None
     finally:
         os.close(folder)
+
+
+def _change_failed(path: JobPath, exc: OSError) -> JobFileError:
+    """Why removing or replacing `path` failed: a folder where a file belongs, or the OS's
+    reason."""
+    if isinstance(exc, IsADirectoryError):
+        return JobFileError(str(path), Reason.DIRECTORY)
+    return JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "")
 
