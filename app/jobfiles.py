@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import platform
 import secrets
+import shutil
 import stat
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import Enum
@@ -37,6 +40,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from app.config import Settings
+
+_log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 _LINE_BLOCK = MiB  # bounded_lines reads this much at a time
@@ -589,6 +594,45 @@ def write_file(path: JobPath, data: bytes, mode: int = 0o644) -> None:
         raise _change_failed(path, exc) from None
     finally:
         os.close(folder)
+
+
+def remove_tree(path: JobPath) -> None:
+    """Delete the folder `path` and everything in it (no error when it is missing). A link
+    in it is removed, never followed (`shutil.rmtree`'s descriptor walk). A job may have
+    left folders without write permission: each is opened up on its descriptor (fchmod,
+    no link followed) and the removal tried again; failing that, `rm -rf` (it walks any
+    depth and follows no link); what still stays is logged, never raised: removing a
+    container must not depend on what its job left."""
+    if not path.parts:
+        raise JobFileError(str(path), Reason.BAD_NAME)
+    found = entry(path)
+    if found is None:
+        return
+    if found is not Entry.DIRECTORY:
+        remove_file(path)
+        return
+    try:
+        shutil.rmtree(path.host_path, onerror=_open_up_and_retry)  # 3.11: no onexc
+        return
+    except (OSError, RecursionError) as exc:  # a tree too deep for rmtree, a file it cannot
+        first = exc
+    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path.host_path)], check=False)
+    if entry(path) is not None:
+        _log.warning("%s could not be removed: %s", path.host_path, first)
+
+
+def _open_up_and_retry(func: Callable[[str], object], failed: str, _exc: object) -> None:
+    """rmtree's error handler: give the folder holding `failed` (and `failed`, when it is a
+    folder) write permission on its descriptor, then try once more."""
+    for folder in (os.path.dirname(failed), failed):
+        with suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)
+    with suppress(FileNotFoundError):
+        func(failed)
 
 
 def _change_failed(path: JobPath, exc: OSError) -> JobFileError:

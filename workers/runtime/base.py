@@ -8,16 +8,13 @@ final state (exit code, OOM flag, finish time, log tail) before it calls `remove
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from app import jobfiles
 from app.domain import sandbox
@@ -241,42 +238,23 @@ def make_scratch(scratch_root: Path, name: str, uid: int) -> Path:
     by the container's user: owned by it when we are root, else open to all (0777, like the
     output folders: the engine's uid mapping is not ours to know)."""
     path = scratch_path(scratch_root, name)
-    Path(scratch_root).mkdir(parents=True, exist_ok=True)
-    path.mkdir(mode=0o755, exist_ok=True)
     if os.geteuid() == 0:
-        os.chown(path, uid, uid)
+        jobfiles.make_dirs(_scratch(scratch_root, name), owner=uid)
     else:
-        path.chmod(0o777)
+        jobfiles.make_dirs(_scratch(scratch_root, name), mode=0o777)
     return path
 
 
 def remove_scratch(scratch_root: Path, name: str) -> None:
-    """Delete a job attempt's scratch folder and all in it (no error if it is not there). The
-    job may have left folders without write permission: they are opened up and retried."""
-    path = scratch_path(scratch_root, name)
+    """Delete a job attempt's scratch folder and all in it (no error if it is not there),
+    through the gate (app/jobfiles.py: links removed, never followed)."""
+    jobfiles.remove_tree(_scratch(scratch_root, name))
 
-    def _open_up_and_retry(func: Any, failed: str, _exc: Any) -> None:
-        parent = os.path.dirname(failed)
-        with contextlib.suppress(OSError):
-            os.chmod(parent, 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-        with contextlib.suppress(FileNotFoundError):
-            func(failed)
 
-    try:
-        if path.is_symlink():
-            path.unlink()
-        elif path.exists():
-            shutil.rmtree(path, onerror=_open_up_and_retry)  # 3.11: no onexc
-        return
-    except (OSError, RecursionError) as exc:  # a tree too deep for rmtree, a file it cannot
-        first = exc
-    # rm walks any depth; failing that, the folder is left and said so. Never raise: removing
-    # the container (and recording it gone) must not depend on what the job left in it.
-    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], check=False)
-    if path.exists() or path.is_symlink():
-        log.warning("scratch folder %s could not be removed: %s", path, first)
+def _scratch(scratch_root: Path, name: str) -> jobfiles.JobPath:
+    """The scratch folder as the gate takes it: the scratch root is trusted, the rest is the
+    job's."""
+    return jobfiles.beneath(Path(scratch_root)) / scratch_path(scratch_root, name).name
 
 
 def disk_usage_mb(path: Path) -> int:
