@@ -33,9 +33,7 @@ from app.db.models import Job, Model
 from app.domain import layout
 from app.domain.jobtext import log_tail
 from app.domain.states import JobStatus, JobType
-from app.domain.transitions import JobEvent, JobObservation
 from app.jobfiles import FileKind, JobFileError, JobPath
-from app.services.observations import record_observation
 from workers.context import WorkerContext
 from workers.periodic import Periodic
 
@@ -212,7 +210,7 @@ class LogCollector(Periodic):
         return (info.st_mtime_ns, info.st_size)
 
     def _end_stalled(self, job: _Running) -> bool:
-        from workers.ending import stop_and_collect
+        from workers.ending import fail_and_stop
 
         ctx = self.ctx
         reason = f"no log output and no progress.json change for {job.stall_timeout_s} s"
@@ -221,10 +219,4 @@ class LogCollector(Periodic):
             tail = joblogs.tail(folder, ctx.node.log_tail_lines) or None
         except JobFileError:
             tail = None
-        observation = JobObservation(JobEvent.FAILED, -1, f"{STALLED}: {reason}", tail)
-        write = record_observation(ctx.db, ctx.publisher, job.job_id, observation)
-        if not write.accepted:  # it ended meanwhile: nothing to stop here
-            return False
-        log.warning("job %s stalled (%s): stopping %s", job.job_id, reason, job.container)
-        stop_and_collect(ctx, job.job_id)
-        return True
+        return fail_and_stop(ctx, job.job_id, f"{STALLED}: {reason}", tail)
