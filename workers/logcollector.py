@@ -86,12 +86,15 @@ def store_final_log(
 ) -> str | None:
     """The container ended: store the rest of its output, then answer the tail the job row
     keeps (LOG_TAIL_LINES whole lines, never starting inside a traceback). None when the
-    stored log cannot be used (then the caller falls back to the runtime's own tail)."""
+    stored log cannot be used (then the caller falls back to the runtime's own tail).
+
+    Whatever fails here is caught: the log folder is the job's to write (a planted link, a
+    forged cursor), and the end must be recorded whatever the job left there."""
     folder = log_folder(ctx, model_uuid, job_id)
     try:
         collect(ctx, job_id, container, folder)
         return joblogs.tail(folder, ctx.node.log_tail_lines)
-    except (JobFileError, OSError) as exc:
+    except Exception as exc:
         log.warning("job %s: its log could not be stored: %s", job_id, exc)
         return None
     finally:
