@@ -82,14 +82,11 @@ def _split_summary(session: Session, series: MetricSeries | None) -> Summary | N
     return summary
 
 
-def test_summary(session: Session, model_id: int) -> Summary | None:
-    """Over all EVAL jobs' rows: the best and worst tested epochs of each metric."""
-    return _test_summary(session, model_id, store.test_series(session, model_id))
-
-
 def _test_summary(
     session: Session, model_id: int, test_series: list[MetricSeries]
 ) -> Summary | None:
+    """Over the rows of all EVAL jobs (`test_series`, the model's): the best and worst tested
+    epochs of each metric."""
     per_metric: dict[str, list[tuple[int, float | None]]] = {}
     for series in test_series:
         names = series.metric_names
