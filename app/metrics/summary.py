@@ -64,12 +64,8 @@ def best_epoch(rows: Iterable[HasValues], index: int, mode: str) -> int | None:
     return epoch
 
 
-def split_summary(session: Session, model_id: int, split: str) -> Summary | None:
-    """The train or val summary: cached per series generation, computed when missing."""
-    return _split_summary(session, store.find_series(session, model_id, split))
-
-
 def _split_summary(session: Session, series: MetricSeries | None) -> Summary | None:
+    """The train or val summary: cached per series generation, computed when missing."""
     if series is None or not store.has_rows(session, series.split, series.model_id):
         return None  # never ingested, or a restart deleted the rows (the series row remains)
     cached = series.summary
