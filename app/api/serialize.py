@@ -158,8 +158,13 @@ def _job_queue_position(job: Job) -> int | None:
 
 
 def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.ModelDetail:
+    """`jobs`: all the model's jobs, by id. The model waits where its QUEUED job does (as
+    `queries.queue_positions` has it: at most one, the newest), so that is not looked up twice."""
+    shown = [job_detail(job, tz) for job in jobs]
+    waiting = [j["queuePosition"] for j in shown if j["queuePosition"] is not None]
+    places = {model.id: waiting[-1]} if waiting else {}
     return {
-        **model_summary(model, tz),
+        **model_summary(model, tz, places),
         "params": model.params,
         "image": model.image,
         "dataset": model.dataset,
@@ -174,7 +179,7 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch
         ),
-        "jobs": [job_detail(job, tz) for job in jobs],
+        "jobs": shown,
     }
 
 
