@@ -21,8 +21,8 @@ def _env(name: str, default: str) -> str:
 
 def node_lost_after_s() -> float:
     """NODE_LOST_AFTER_S: the silence after which a node is presumed lost. `Settings` holds
-    it for the API; app/services/images.py reads it here, from a status write that has no
-    `Settings` at hand."""
+    it for the API, `NodeSettings` for a node; app/services/images.py reads it here, from a
+    status write that has no `Settings` at hand."""
     return float(_env("NODE_LOST_AFTER_S", "120"))
 
 
