@@ -30,6 +30,7 @@ COLUMNS = frozenset(
         "completion_attempts",
         "last_attempt_dttm",
         "last_attempt_error",
+        "launch_error",
     }
 )
 
@@ -108,6 +109,8 @@ def test_the_rule_catches_the_writes_it_replaced() -> None:
         "    job.launch_attempts += 1\n"
         "    session.execute(update(Job).values(last_attempt_error='x'))\n"
         "    self.node = me\n"
+        "    session.execute(update(Job).values({'container_gone_dttm': now()}))\n"
+        "    setattr(job, 'launch_error', 'x')\n"
     )
     assert [c for _, c in _writes(ast.parse(before))] == [
         "node",
@@ -115,6 +118,8 @@ def test_the_rule_catches_the_writes_it_replaced() -> None:
         "last_attempt_dttm",
         "launch_attempts",
         "last_attempt_error",
+        "container_gone_dttm",
+        "launch_error",
     ]
 
 

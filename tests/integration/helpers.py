@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +42,13 @@ def process_node(
         installation = installation_id(session)
     runtime = ProcessRuntime(tmp_path / "p", name, installation=installation)
     return build_context(settings, replace(NodeSettings.from_env(), **fields), runtime)
+
+
+def documented_path(rule: str) -> str:
+    """A Flask route as the OpenAPI document writes it: `<model_uuid>` is `{uuid}`, any other
+    `<name>` is `{name}`."""
+    return re.sub(r"<(\w+)>", r"{\1}", rule.replace("<model_uuid>", "{uuid}"))
+
 
 def create_model(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
