@@ -114,35 +114,42 @@ def _jobs_per_model(stack: Stack, uids: list[str]) -> list[str]:
 # --- the scenarios ------------------------------------------------------------------------
 
 
-def worker_sigkill(stack: Stack, jobs: int) -> Result:
-    result = Result("worker SIGKILL + restart", "SIGKILL chaos-a, restart 2 s later", jobs)
+def _fault_while_running(
+    stack: Stack, jobs: int, result: Result, fault: Callable[[], None]
+) -> Result:
+    """Submit the runs, inject `fault` once one of them runs, and wait for the stack to rest."""
     _submit(stack, jobs)
     wait_until(lambda: _running_on(stack) >= 1, 60, "a job running")
     fault_at = time.monotonic()
-    stack.workers["chaos-a"].kill()
-    time.sleep(2)
-    stack.start_worker("chaos-a")
+    fault()
     return _settle(stack, result, fault_at, 180)
+
+
+def worker_sigkill(stack: Stack, jobs: int) -> Result:
+    result = Result("worker SIGKILL + restart", "SIGKILL chaos-a, restart 2 s later", jobs)
+
+    def fault() -> None:
+        stack.workers["chaos-a"].kill()
+        time.sleep(2)
+        stack.start_worker("chaos-a")
+
+    return _fault_while_running(stack, jobs, result, fault)
 
 
 def redis_lost(stack: Stack, jobs: int) -> Result:
     result = Result("Redis killed, restarted empty", "SIGKILL redis, 3 s down", jobs)
-    _submit(stack, jobs)
-    wait_until(lambda: _running_on(stack) >= 1, 60, "a job running")
-    fault_at = time.monotonic()
-    stack.redis.child.kill()
-    time.sleep(3)
-    stack.redis.start()
-    return _settle(stack, result, fault_at, 180)
+
+    def fault() -> None:
+        stack.redis.child.kill()
+        time.sleep(3)
+        stack.redis.start()
+
+    return _fault_while_running(stack, jobs, result, fault)
 
 
 def postgres_restart(stack: Stack, jobs: int) -> Result:
     result = Result("PostgreSQL restart -m immediate", "pg_ctl restart -m immediate", jobs)
-    _submit(stack, jobs)
-    wait_until(lambda: _running_on(stack) >= 1, 60, "a job running")
-    fault_at = time.monotonic()
-    stack.pg.restart_immediate()
-    return _settle(stack, result, fault_at, 180)
+    return _fault_while_running(stack, jobs, result, stack.pg.restart_immediate)
 
 
 def api_sigkill_burst(stack: Stack, jobs: int) -> Result:
