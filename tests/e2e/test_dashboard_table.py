@@ -351,7 +351,7 @@ def test_page_is_self_contained(live_server) -> None:
     html = response.text
     assert '<html lang="ko">' in html and "모델 번호" in html
     assert "default-src 'self'" in response.headers["content-security-policy"]
-    for asset in ("dashboard.js", "dashboard.css"):
+    for asset in ("common.js", "dashboard.js", "dashboard.css"):
         assert f"/static/{asset}?v=" in html
         assert live_server.http.get(f"/static/{asset}").status_code == 200
     # Nothing from another server: no CDN, no third-party code.

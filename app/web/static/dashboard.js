@@ -7,6 +7,9 @@
 (() => {
   'use strict';
 
+  // The helpers both pages use (common.js, loaded first).
+  const { TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api } = window.trainyard;
+
   // ---- constants ---------------------------------------------------------------------------
 
   // User document §2.2: colours (in dashboard.css), icons and Korean names.
@@ -17,31 +20,13 @@
     STOPPED: { icon: '⚠️', name: '중단됨' },
     ERROR: { icon: '❌', name: '오류' },
   };
-  // Jobs use the same colours: QUEUED like READY, RUNNING like IN_PROGRESS, …
-  const JOB_STATUS = {
-    QUEUED: { cls: 'READY', icon: '⏳', name: '대기중' },
-    RUNNING: { cls: 'IN_PROGRESS', icon: '🔄', name: '실행중' },
-    SUCCESS: { cls: 'COMPLETED', icon: '✅', name: '성공' },
-    FAILED: { cls: 'ERROR', icon: '❌', name: '실패' },
-    STOPPED: { cls: 'STOPPED', icon: '⚠️', name: '중단됨' },
-    CANCELED: { cls: 'STOPPED', icon: '⏹️', name: '취소' },
-  };
   const POLL_ACTIVE_MS = 3000; // while anything is IN_PROGRESS (the document asks for ≤ 10 s)
   const POLL_HIDDEN_MS = 10000; // while the tab is in the background
   const POLL_RETRY_MS = 10000; // after a failed load
   const AFTER_COMMAND_MS = 8000; // keep watching this long after any command
-  const TOKEN_KEY = 'trainyard.apiToken';
   const MAX_POINTS = 500;
 
   // ---- small helpers -----------------------------------------------------------------------
-
-  const $ = (sel, root = document) => root.querySelector(sel);
-  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
-
-  function esc(value) {
-    return String(value ?? '').replace(/[&<>"']/g, (c) => (
-      { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
-  }
 
   // crypto.randomUUID needs a secure context; getRandomValues works on plain http too.
   function newUuid() {
@@ -91,43 +76,7 @@
 
   // ---- the API -----------------------------------------------------------------------------
 
-  class ApiFailure extends Error {
-    constructor(status, code, message) {
-      super(message);
-      this.status = status;
-      this.code = code;
-    }
-  }
-
-  async function api(method, path, { body, idempotencyKey } = {}) {
-    const headers = { Accept: 'application/json' };
-    // Every write is JSON, even one without a body: the API refuses other writes (415), which
-    // is what keeps a cross-site form from running a command.
-    if (method !== 'GET') headers['Content-Type'] = 'application/json';
-    if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
-    const token = localStorage.getItem(TOKEN_KEY);
-    if (token && method !== 'GET') headers.Authorization = `Bearer ${token}`;
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        cache: 'no-store',
-      });
-    } catch (err) {
-      throw new ApiFailure(0, 'NETWORK', '서버에 연결할 수 없습니다. 서버가 실행 중인지, 네트워크를 확인하세요.');
-    }
-    let payload = null;
-    try { payload = await response.json(); } catch (err) { payload = null; }
-    if (response.ok && payload && payload.success) return payload.data;
-    const error = (payload && payload.error) || {};
-    throw new ApiFailure(
-      response.status,
-      error.code || `HTTP_${response.status}`,
-      error.message || `서버가 HTTP ${response.status} 로 응답했습니다.`,
-    );
-  }
+  // api() and ApiFailure: common.js (shared with the nodes page).
 
   // A failed command, in plain words, with the API's own message after it.
   const FAILURE_HINTS = {
