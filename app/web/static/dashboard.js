@@ -868,6 +868,9 @@
   }
 
   function openPanel(uuid, section) {
+    // Straight from another model's view (back/forward, an edited #/models/… link): its live
+    // log must not keep its stream (LOG_FOLLOW_STREAMS is bounded) nor draw into this view.
+    stopLogStream(state.panel);
     state.panel = { uuid, section, detail: null, metricsKey: null, logsKey: null, resultsKey: null, sections: {} };
     $('#panel').hidden = false;
     $('#panel-backdrop').hidden = false;
