@@ -26,14 +26,13 @@ from typing import Any, cast
 import httpx
 
 from app.api import responses
+from app.domain.states import ModelStatus
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: A followed log may be quiet for long (an epoch without output): no read timeout.
 _STREAM_TIMEOUT = httpx.Timeout(30, read=None)
 #: A stream that lasted this long before it closed without `end` ended normally.
 _LONG_STREAM_S = 10.0
-#: Model states in which nothing runs: `wait` returns on them.
-SETTLED = frozenset({"READY", "COMPLETED", "STOPPED", "ERROR"})
 
 
 class ApiError(Exception):
@@ -261,7 +260,7 @@ class TrainyardClient:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             model = self.model(model_uuid)
-            if model["statusCd"] in SETTLED:
+            if model["statusCd"] != ModelStatus.IN_PROGRESS:
                 return model
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeout(model, timeout_s or 0)

@@ -19,6 +19,13 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def node_lost_after_s() -> float:
+    """NODE_LOST_AFTER_S: the silence after which a node is presumed lost. `Settings` holds
+    it for the API, `NodeSettings` for a node; app/services/images.py reads it here, from a
+    status write that has no `Settings` at hand."""
+    return float(_env("NODE_LOST_AFTER_S", "120"))
+
+
 # --- bounds: nothing retries forever, nothing holds a lock forever (issue 10, item 4) -----
 
 
@@ -132,5 +139,5 @@ def load_settings() -> Settings:
         max_params_bytes=int(_env("API_MAX_PARAMS_BYTES", str(64 * 1024))),
         allow_insecure_no_token=_env("ALLOW_INSECURE_NO_TOKEN", "0") == "1",
         job_network_allowed=_env("JOB_NETWORK_ALLOWED", "0") == "1",
-        node_lost_after_s=float(_env("NODE_LOST_AFTER_S", "120")),
+        node_lost_after_s=node_lost_after_s(),
     )

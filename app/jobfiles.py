@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import platform
 import secrets
+import shutil
 import stat
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import Enum
@@ -37,6 +40,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from app.config import Settings
+
+_log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 _LINE_BLOCK = MiB  # bounded_lines reads this much at a time
@@ -426,6 +431,38 @@ def list_dir(path: JobPath) -> dict[str, Entry]:
         os.close(fd)
 
 
+def disk_usage(path: JobPath) -> int:
+    """Bytes the files beneath the folder `path` take on disk (allocated blocks, as `du`);
+    0 when it is missing. Used on a tree a job is writing (its scratch): every folder is
+    opened beneath the root without following a link, so one swapped for a link while it is
+    walked is skipped, never descended into; entries are `lstat`ed relative to their folder's
+    descriptor. A folder that cannot be opened counts as empty (as does one whose path is
+    longer than the kernel resolves: PATH_MAX)."""
+    total = 0
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        try:
+            fd = _open_folder(folder)
+        except JobFileError:
+            continue
+        try:
+            with os.scandir(fd) as entries:
+                for item in entries:
+                    try:
+                        info = item.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        folders.append(folder / item.name)
+        except OSError:
+            pass  # unreadable (or gone) while listed: what was counted stays
+        finally:
+            os.close(fd)
+    return total
+
+
 # --- writing ----------------------------------------------------------------------------------
 
 
@@ -528,10 +565,8 @@ def remove_file(path: JobPath) -> None:
         os.unlink(path.name, dir_fd=folder)
     except FileNotFoundError:
         pass
-    except IsADirectoryError:
-        raise JobFileError(str(path), Reason.DIRECTORY) from None
     except OSError as exc:
-        raise JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "") from None
+        raise _change_failed(path, exc) from None
     finally:
         os.close(folder)
 
@@ -555,10 +590,55 @@ def write_file(path: JobPath, data: bytes, mode: int = 0o644) -> None:
             with suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=folder)
             raise
-    except IsADirectoryError:
-        raise JobFileError(str(path), Reason.DIRECTORY) from None
     except OSError as exc:
-        raise JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "") from None
+        raise _change_failed(path, exc) from None
     finally:
         os.close(folder)
+
+
+def remove_tree(path: JobPath) -> None:
+    """Delete the folder `path` and everything in it (no error when it is missing). A link
+    in it is removed, never followed (`shutil.rmtree`'s descriptor walk). A job may have
+    left folders without write permission: each is opened up on its descriptor (fchmod,
+    no link followed) and the removal tried again; failing that, `rm -rf` (it walks any
+    depth and follows no link); what still stays is logged, never raised: removing a
+    container must not depend on what its job left."""
+    if not path.parts:
+        raise JobFileError(str(path), Reason.BAD_NAME)
+    found = entry(path)
+    if found is None:
+        return
+    if found is not Entry.DIRECTORY:
+        remove_file(path)
+        return
+    try:
+        shutil.rmtree(path.host_path, onerror=_open_up_and_retry)  # 3.11: no onexc
+        return
+    except (OSError, RecursionError) as exc:  # a tree too deep for rmtree, a file it cannot
+        first = exc
+    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path.host_path)], check=False)
+    if entry(path) is not None:
+        _log.warning("%s could not be removed: %s", path.host_path, first)
+
+
+def _open_up_and_retry(func: Callable[[str], object], failed: str, _exc: object) -> None:
+    """rmtree's error handler: give the folder holding `failed` (and `failed`, when it is a
+    folder) write permission on its descriptor, then try once more."""
+    for folder in (os.path.dirname(failed), failed):
+        with suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)
+    with suppress(FileNotFoundError):
+        func(failed)
+
+
+def _change_failed(path: JobPath, exc: OSError) -> JobFileError:
+    """Why removing or replacing `path` failed: a folder where a file belongs, or the OS's
+    reason."""
+    if isinstance(exc, IsADirectoryError):
+        return JobFileError(str(path), Reason.DIRECTORY)
+    return JobFileError(str(path), Reason.UNREADABLE, exc.strerror or "")
 

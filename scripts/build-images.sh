@@ -77,6 +77,22 @@ if ! docker_err=$(docker info 2>&1 >/dev/null); then
 fi
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+# The value of label $2 on image $1 ("" when there is no such image).
+image_label() {
+  image_exists "$1" || return 0
+  docker image inspect -f "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true
+}
+# A short hash of the files $2… (each named relative to $1, then its content) and the base
+# image's id ($base_id): an image labelled with it is rebuilt when any of them changes.
+inputs_hash() {
+  local strip=$1; shift
+  { for f in "$@"; do echo "${f#"$strip"/}"; cat "$f"; done; echo "$base_id"; } \
+    | sha256sum | cut -c1-16
+}
+# The trainer helper's modules, sorted: both the trainer and the example image copy them.
+helper_sources() {
+  find "$TRAINER_DIR/trainyard_trainer" -maxdepth 1 -name '*.py' -type f | LC_ALL=C sort
+}
 
 # --- Debian mirror ------------------------------------------------------------------------
 find_mirror() {
@@ -178,15 +194,9 @@ fi
 base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
 # Every file the Dockerfile copies, names included (a renamed helper module rebuilds too).
 trainer_inputs=("$TRAINER_DIR/Dockerfile" "$TRAINER_DIR/.dockerignore" "$TRAINER_DIR/train.py")
-while IFS= read -r f; do trainer_inputs+=("$f"); done \
-  < <(find "$TRAINER_DIR/trainyard_trainer" -maxdepth 1 -name '*.py' -type f | LC_ALL=C sort)
-want_hash=$( { for f in "${trainer_inputs[@]}"; do echo "${f#"$TRAINER_DIR"/}"; cat "$f"; done
-               echo "$base_id"; } | sha256sum | cut -c1-16)
-have_hash=""
-if image_exists "$TRAINER_IMAGE"; then
-  have_hash=$(docker image inspect -f '{{index .Config.Labels "trainyard.trainer.hash"}}' \
-    "$TRAINER_IMAGE" 2>/dev/null || true)
-fi
+while IFS= read -r f; do trainer_inputs+=("$f"); done < <(helper_sources)
+want_hash=$(inputs_hash "$TRAINER_DIR" "${trainer_inputs[@]}")
+have_hash=$(image_label "$TRAINER_IMAGE" trainyard.trainer.hash)
 
 if [ "$force_trainer" = 1 ] || [ "$have_hash" != "$want_hash" ]; then
   if [ -z "$have_hash" ] && ! image_exists "$TRAINER_IMAGE"; then reason="missing"
@@ -265,15 +275,9 @@ build_example() {
 if [ "$examples" = 1 ]; then
   example_inputs=("$EXAMPLE_DIR/Dockerfile" "$EXAMPLE_DIR/.dockerignore" "$EXAMPLE_DIR/requirements.txt"
                   "$EXAMPLE_DIR/train.py" "$TRAINER_DIR/pyproject.toml")
-  while IFS= read -r f; do example_inputs+=("$f"); done \
-    < <(find "$TRAINER_DIR/trainyard_trainer" -maxdepth 1 -name '*.py' -type f | LC_ALL=C sort)
-  example_hash=$( { for f in "${example_inputs[@]}"; do echo "${f#"$REPO_ROOT"/}"; cat "$f"; done
-                    echo "$base_id"; } | sha256sum | cut -c1-16)
-  have_example=""
-  if image_exists "$EXAMPLE_IMAGE"; then
-    have_example=$(docker image inspect -f '{{index .Config.Labels "trainyard.example.hash"}}' \
-      "$EXAMPLE_IMAGE" 2>/dev/null || true)
-  fi
+  while IFS= read -r f; do example_inputs+=("$f"); done < <(helper_sources)
+  example_hash=$(inputs_hash "$REPO_ROOT" "${example_inputs[@]}")
+  have_example=$(image_label "$EXAMPLE_IMAGE" trainyard.example.hash)
   if [ "$force_example" = 1 ] || [ "$have_example" != "$example_hash" ]; then
     build_example "$example_hash"
   else

@@ -3,10 +3,11 @@
 The phase they encode and its legal moves are app/domain/container_phases.py: `node`,
 `claimed_dttm` and `gpu_ids` (with the GPU leases) for the claim, `container_ended_dttm` and
 how the container ended (`container_exit_code`, `container_missing`, `oom_killed`,
-`log_tail`, `node_lost`) for its end, `container_gone_dttm` for its removal, and the bounded
-retry counters of the claim and the judgement (`launch_attempts`, `completion_attempts`,
-`last_attempt_dttm`, `last_attempt_error`, Settings.bounds) change here and nowhere else
-(tests/domain/test_only_container_writes.py). A move the domain refuses is a bug: it raises.
+`log_tail`, `node_lost`, `launch_error`) for its end, `container_gone_dttm` for its removal,
+and the bounded retry counters of the claim and the judgement (`launch_attempts`,
+`completion_attempts`, `last_attempt_dttm`, `last_attempt_error`, Settings.bounds) change
+here and nowhere else (tests/domain/test_only_container_writes.py). A move the domain
+refuses is a bug: it raises.
 
 Locks: a function given a `job` writes a row its caller's transaction has locked (the claim
 holds the model row lock of the status-write path; the lost-node sweep locks the rows it

@@ -21,7 +21,6 @@ Two layers:
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from sqlalchemy import select
@@ -30,37 +29,26 @@ from sqlalchemy.orm import Session
 from app import messaging
 from app.db.models import Node
 from workers.context import WorkerContext
+from workers.periodic import Periodic
 from workers.settings import NodeSettings
 
 log = logging.getLogger(__name__)
 
 
-class DrainWatcher:
+class DrainWatcher(Periodic):
+    """The claim checks the drain anyway: when the broker or the database is away, the next
+    check tries again."""
+
     def __init__(
         self, celery: Any, ctx: WorkerContext, hostname: str, launch_queues: list[str]
     ) -> None:
+        super().__init__("trainyard-drain", self.check, ctx.node.supervise_interval_s)
         self.celery = celery
         self.ctx = ctx
         self.node = ctx.node
         self.hostname = hostname
         self.launch_queues = launch_queues
         self.consuming = True
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="trainyard-drain", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.check()
-            except Exception as exc:  # the broker or database may be away; the claim still checks
-                log.warning("drain watcher: %s", exc)
-            self.stopping.wait(self.node.supervise_interval_s)
 
     def check(self) -> None:
         with self.ctx.db() as session:

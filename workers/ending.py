@@ -19,7 +19,8 @@ from app.db.session import transaction
 from app.domain import layout
 from app.domain.states import JobType
 from app.domain.timefmt import utcnow
-from app.services.observations import record_progress
+from app.domain.transitions import JobEvent, JobObservation
+from app.services.observations import record_observation, record_progress
 from app.services.outbox import publish_pending
 from workers import container_writes, outputs
 from workers.context import WorkerContext
@@ -98,6 +99,20 @@ def stop_and_collect(ctx: WorkerContext, job_id: int) -> str:
         raise RuntimeError(f"{name} still runs after stop; the task will be retried")
     observe_end(ctx, job_id, state)
     return f"{name} stopped" if state is not None else f"{name} was already gone"
+
+
+def fail_and_stop(ctx: WorkerContext, job_id: int, error: str, tail: str | None) -> bool:
+    """A node's own reason to end a running job (a stall, a scratch over its limit): through
+    the status-write path first (`FAILED` with `error`, so the job names the cause, not the
+    SIGTERM's exit code), then stop, record and remove it like a cancel (its log and the
+    epochs it finished are kept). False when it ended meanwhile: its own path stops it."""
+    observation = JobObservation(JobEvent.FAILED, -1, error, tail or None)
+    write = record_observation(ctx.db, ctx.publisher, job_id, observation)
+    if not write.accepted:
+        return False
+    log.warning("job %s: %s", job_id, error)
+    stop_and_collect(ctx, job_id)
+    return True
 
 
 def _record_final_progress(ctx: WorkerContext, job_id: int, model_uuid: object) -> None:

@@ -14,7 +14,6 @@ containers for one model.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -25,6 +24,7 @@ from app.domain.timefmt import utcnow
 from app.services.outbox import publish_pending
 from workers import container_writes
 from workers.context import WorkerContext
+from workers.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -60,27 +60,14 @@ def _images(ctx: WorkerContext) -> tuple[bool, list[str] | None]:
         return False, None
 
 
-class Heartbeat:
-    """The node's heartbeat thread: it beats and does nothing else."""
+class Heartbeat(Periodic):
+    """The node's heartbeat thread: it beats and does nothing else (the first beat is the
+    supervisor's own, at its start)."""
 
     def __init__(self, ctx: WorkerContext) -> None:
+        interval = ctx.node.supervise_interval_s
+        super().__init__("trainyard-heartbeat", lambda: beat(ctx), interval, wait_first=True)
         self.ctx = ctx
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="trainyard-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self.stopping.set()
-        self.thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self.stopping.wait(self.ctx.node.supervise_interval_s):
-            try:
-                beat(self.ctx)
-            except Exception:  # a database restart must not end the heartbeat
-                log.exception("heartbeat failed; beating again next interval")
 
 
 def end_jobs_of_lost_nodes(ctx: WorkerContext) -> int:

@@ -33,10 +33,9 @@ from app.db.models import Job, Model
 from app.domain import layout
 from app.domain.jobtext import log_tail
 from app.domain.states import JobStatus, JobType
-from app.domain.transitions import JobEvent, JobObservation
 from app.jobfiles import FileKind, JobFileError, JobPath
-from app.services.observations import record_observation
 from workers.context import WorkerContext
+from workers.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +86,15 @@ def store_final_log(
 ) -> str | None:
     """The container ended: store the rest of its output, then answer the tail the job row
     keeps (LOG_TAIL_LINES whole lines, never starting inside a traceback). None when the
-    stored log cannot be used (then the caller falls back to the runtime's own tail)."""
+    stored log cannot be used (then the caller falls back to the runtime's own tail).
+
+    Whatever fails here is caught: the log folder is the job's to write (a planted link, a
+    forged cursor), and the end must be recorded whatever the job left there."""
     folder = log_folder(ctx, model_uuid, job_id)
     try:
         collect(ctx, job_id, container, folder)
         return joblogs.tail(folder, ctx.node.log_tail_lines)
-    except (JobFileError, OSError) as exc:
+    except Exception as exc:
         log.warning("job %s: its log could not be stored: %s", job_id, exc)
         return None
     finally:
@@ -139,27 +141,11 @@ class _Running:
     stall_timeout_s: int
 
 
-class LogCollector:
+class LogCollector(Periodic):
     def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__("trainyard-logs", self.tick, ctx.node.log_collect_interval_s)
         self.ctx = ctx
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="trainyard-logs", daemon=True)
         self._watches: dict[int, _Watch] = {}
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self.stopping.set()
-        self.thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.tick()
-            except Exception:
-                log.exception("log collector tick failed; continuing")
-            self.stopping.wait(self.ctx.node.log_collect_interval_s)
 
     def tick(self) -> list[int]:
         """Collect every running job's output once; returns the jobs ended as stalled."""
@@ -227,7 +213,7 @@ class LogCollector:
         return (info.st_mtime_ns, info.st_size)
 
     def _end_stalled(self, job: _Running) -> bool:
-        from workers.ending import stop_and_collect
+        from workers.ending import fail_and_stop
 
         ctx = self.ctx
         reason = f"no log output and no progress.json change for {job.stall_timeout_s} s"
@@ -236,10 +222,4 @@ class LogCollector:
             tail = joblogs.tail(folder, ctx.node.log_tail_lines) or None
         except JobFileError:
             tail = None
-        observation = JobObservation(JobEvent.FAILED, -1, f"{STALLED}: {reason}", tail)
-        write = record_observation(ctx.db, ctx.publisher, job.job_id, observation)
-        if not write.accepted:  # it ended meanwhile: nothing to stop here
-            return False
-        log.warning("job %s stalled (%s): stopping %s", job.job_id, reason, job.container)
-        stop_and_collect(ctx, job.job_id)
-        return True
+        return fail_and_stop(ctx, job.job_id, f"{STALLED}: {reason}", tail)

@@ -8,17 +8,12 @@ writes between two checks. The folder goes with the container (the runtime's `re
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from app.domain.sandbox import SCRATCH_LIMIT_CODE
-from app.domain.transitions import JobEvent, JobObservation
-from app.services.observations import record_observation
 from workers.context import WorkerContext
-from workers.ending import stop_and_collect
+from workers.ending import fail_and_stop
 from workers.runtime.base import LABEL_JOB_ID, disk_usage_mb, scratch_path
-
-log = logging.getLogger(__name__)
 
 
 def enforce_scratch_limit(ctx: WorkerContext) -> list[int]:
@@ -40,17 +35,10 @@ def enforce_scratch_limit(ctx: WorkerContext) -> list[int]:
 
 
 def end_over_limit(ctx: WorkerContext, job_id: int, name: str, used_mb: int, limit: int) -> None:
-    """Through the status-write path first (so the job's error names the cause, not the
-    SIGTERM's exit code), then stop, record and remove like a cancel: the epochs it finished
-    are kept (workers/completion.py keeps the data of a job that already ended)."""
+    """Ended like a cancel, its error naming the limit: the epochs it finished are kept
+    (workers/completion.py keeps the data of a job that already ended)."""
     error = (
         f"{SCRATCH_LIMIT_CODE}: the job's scratch folder holds {used_mb} MB, more than "
         f"JOB_SCRATCH_MAX_MB={limit}"
     )
-    tail = ctx.runtime.logs_tail(name, ctx.node.log_tail_lines)
-    observation = JobObservation(JobEvent.FAILED, -1, error, tail or None)
-    write = record_observation(ctx.db, ctx.publisher, job_id, observation)
-    if not write.accepted:  # it ended (or was canceled) meanwhile: its own path stops it
-        return
-    log.warning("job %s: %s", job_id, error)
-    stop_and_collect(ctx, job_id)
+    fail_and_stop(ctx, job_id, error, ctx.runtime.logs_tail(name, ctx.node.log_tail_lines))

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.config import node_lost_after_s
 from app.domain import sandbox
 
 
@@ -110,7 +111,7 @@ class NodeSettings:
             state_dir=Path(os.environ.get("PROCESS_STATE_DIR", str(home / "processes" / node))),
             default_dataset=os.environ.get("DEFAULT_DATASET", "demo"),
             default_memory_mb=default_memory_mb,
-            node_lost_after_s=float(os.environ.get("NODE_LOST_AFTER_S", "120")),
+            node_lost_after_s=node_lost_after_s(),
             drain_file=drain_file(home, node),
             max_jobs=_positive_int("NODE_MAX_JOBS", _usable_cpus()),
             memory_mb=_positive_int("NODE_MEMORY_MB", host_memory_default_mb(default_memory_mb)),

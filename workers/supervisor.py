@@ -21,6 +21,7 @@ from workers.context import WorkerContext
 from workers.ending import observe_end
 from workers.heartbeat import Heartbeat, beat
 from workers.logcollector import LogCollector
+from workers.periodic import Periodic
 from workers.reconcile import reconcile_node, sweep
 from workers.scratch import enforce_scratch_limit
 
@@ -34,6 +35,10 @@ class Supervisor:
         self.thread = threading.Thread(target=self._run, name="trainyard-supervisor", daemon=True)
         self.heartbeat = Heartbeat(ctx)
         self.logs = LogCollector(ctx)
+        # Its own thread: measuring a scratch folder of many files must not delay noticing
+        # containers that end.
+        every = ctx.node.scratch_check_interval_s
+        self.scratch = Periodic("trainyard-scratch", lambda: enforce_scratch_limit(ctx), every)
 
     def start(self) -> None:
         """Reconcile once before returning, so the node's view is settled before its Celery
@@ -45,17 +50,19 @@ class Supervisor:
         )
         self.thread.start()
         self.logs.start()
+        self.scratch.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self.stopping.set()
         self.thread.join(timeout_s)
         self.logs.stop(timeout_s)
+        self.scratch.stop(timeout_s)
         self.heartbeat.stop()
 
     def _run(self) -> None:
         ctx = self.ctx
         since = utcnow()
-        next_poll = next_sweep = next_scratch = time.monotonic()
+        next_poll = next_sweep = time.monotonic()
         while not self.stopping.is_set():
             checked_at = utcnow()
             ended = self._guard(
@@ -73,9 +80,6 @@ class Supervisor:
             if now >= next_sweep:
                 next_sweep = now + ctx.node.sweep_interval_s
                 self._guard(lambda: sweep(ctx))
-            if now >= next_scratch:
-                next_scratch = now + ctx.node.scratch_check_interval_s
-                self._guard(lambda: enforce_scratch_limit(ctx))
             if ended is None:  # the runtime failed; don't spin
                 self.stopping.wait(ctx.node.supervise_interval_s)
 

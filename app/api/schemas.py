@@ -212,11 +212,10 @@ class JobQuery(BaseModel):
     jobId: Annotated[int, Field(ge=0, description="one of the model's jobs (default: current)")]
 
 
-class LogQuery(BaseModel):
+class LogQuery(JobQuery):
     """The query of GET …/logs for the OpenAPI document (parsed in app/api/results.py);
     every query parameter is documented as optional."""
 
-    jobId: Annotated[int, Field(ge=0, description="one of the model's jobs (default: current)")]
     offset: Annotated[
         int,
         Field(

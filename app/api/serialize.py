@@ -21,6 +21,7 @@ from app.domain.timefmt import format_duration, format_time
 from app.domain.transitions import ModelSnapshot, allowed_commands
 from app.services.images import missing_image
 from app.services.queries import ModelRow, queue_position, queue_positions
+from app.services.status_writes import snapshot
 
 # Display names by stored value: a dict lookup per field instead of an enum call (the list
 # formats 20 rows of them per request).
@@ -98,17 +99,7 @@ def _summary(model: ModelRow, tz: ZoneInfo, image_missing: str | None) -> respon
         "step2MetricSaveYn": model.step2_metric_save_yn,
         "progress": progress(model),
         "queuePosition": None,
-        "allowedCommands": list(
-            _allowed_command_names(
-                step1,
-                step2,
-                model.total_epoch,
-                model.val_interval,
-                model.checkpoint_epoch,
-                model.last_error,
-                image_missing,
-            )
-        ),
+        "allowedCommands": list(_allowed_command_names(snapshot(model, image_missing))),
     }
 
 
@@ -120,27 +111,10 @@ _row_summary = functools.lru_cache(maxsize=2048)(_summary)
 
 
 @functools.lru_cache(maxsize=1024)
-def _allowed_command_names(
-    step1: str,
-    step2: str,
-    total_epoch: int,
-    val_interval: int,
-    checkpoint_epoch: int | None,
-    last_error: str | None,
-    image_missing: str | None,
-) -> tuple[str, ...]:
-    """`allowed_commands` of the snapshot these values make (status_writes.snapshot), which
-    is all it depends on; a list page has few distinct ones, and asking `decide()` six times
-    for each of 20 rows was a tenth of a page's time."""
-    model = ModelSnapshot(
-        StepState(step1),
-        StepState(step2),
-        total_epoch,
-        val_interval,
-        checkpoint_epoch,
-        image_missing=image_missing,
-        last_error=last_error,
-    )
+def _allowed_command_names(model: ModelSnapshot) -> tuple[str, ...]:
+    """`allowed_commands`, by snapshot (which is all it depends on): a list page has few
+    distinct ones, and asking `decide()` six times for each of 20 rows was a tenth of a
+    page's time."""
     return tuple(c.api_name for c in allowed_commands(model))
 
 
@@ -184,8 +158,13 @@ def _job_queue_position(job: Job) -> int | None:
 
 
 def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.ModelDetail:
+    """`jobs`: all the model's jobs, by id. The model waits where its QUEUED job does (as
+    `queries.queue_positions` has it: at most one, the newest), so that is not looked up twice."""
+    shown = [job_detail(job, tz) for job in jobs]
+    waiting = [j["queuePosition"] for j in shown if j["queuePosition"] is not None]
+    places = {model.id: waiting[-1]} if waiting else {}
     return {
-        **model_summary(model, tz),
+        **model_summary(model, tz, places),
         "params": model.params,
         "image": model.image,
         "dataset": model.dataset,
@@ -200,7 +179,7 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch
         ),
-        "jobs": [job_detail(job, tz) for job in jobs],
+        "jobs": shown,
     }
 
 

@@ -19,7 +19,7 @@ from app.api.params import (
 from app.api.schemas import CommandOptions
 from app.api.serialize import job_detail, model_summary
 from app.appstate import state
-from app.domain.transitions import Command, CommandRequest, Reason, Rejected
+from app.domain.transitions import Command, CommandRequest, Rejected
 from app.services.commands import (
     Idempotency,
     IdempotencyKeyReused,
@@ -33,19 +33,15 @@ from app.services.sync import request_sync
 
 bp = Blueprint("train", __name__, url_prefix="/api/train")
 
-_REJECTION_STATUS = {
-    Reason.STATE: 409,
-    Reason.NO_CHECKPOINT: 409,
-    Reason.IMAGE_NOT_FOUND: 409,
-    Reason.SETTINGS_REFUSED: 409,
-}
+# A rejected command conflicts with the model as it is now (its state, checkpoints, image or
+# refused settings: `Reason`): always 409, the reason's code saying which.
+_REJECTED = 409
 
 
 def _render(write: StatusWrite) -> Reply:
     tz = state().settings.tz
     if isinstance(write.decision, Rejected):
-        status = _REJECTION_STATUS.get(write.decision.reason, 409)
-        return Reply(status, error_body(write.decision.reason.value, write.decision.message))
+        return Reply(_REJECTED, error_body(write.decision.reason.value, write.decision.message))
     job = job_detail(write.job, tz) if write.job is not None else None
     data: responses.CommandAnswer = {**model_summary(write.model, tz), "job": job}
     return Reply(200, {"success": True, "data": data})

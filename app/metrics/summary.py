@@ -64,12 +64,8 @@ def best_epoch(rows: Iterable[HasValues], index: int, mode: str) -> int | None:
     return epoch
 
 
-def split_summary(session: Session, model_id: int, split: str) -> Summary | None:
-    """The train or val summary: cached per series generation, computed when missing."""
-    return _split_summary(session, store.find_series(session, model_id, split))
-
-
 def _split_summary(session: Session, series: MetricSeries | None) -> Summary | None:
+    """The train or val summary: cached per series generation, computed when missing."""
     if series is None or not store.has_rows(session, series.split, series.model_id):
         return None  # never ingested, or a restart deleted the rows (the series row remains)
     cached = series.summary
@@ -82,14 +78,11 @@ def _split_summary(session: Session, series: MetricSeries | None) -> Summary | N
     return summary
 
 
-def test_summary(session: Session, model_id: int) -> Summary | None:
-    """Over all EVAL jobs' rows: the best and worst tested epochs of each metric."""
-    return _test_summary(session, model_id, store.test_series(session, model_id))
-
-
 def _test_summary(
     session: Session, model_id: int, test_series: list[MetricSeries]
 ) -> Summary | None:
+    """Over the rows of all EVAL jobs (`test_series`, the model's): the best and worst tested
+    epochs of each metric."""
     per_metric: dict[str, list[tuple[int, float | None]]] = {}
     for series in test_series:
         names = series.metric_names

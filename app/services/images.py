@@ -11,24 +11,18 @@ missing image IMAGE_NOT_FOUND then.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.config import node_lost_after_s
 from app.db.models import Node
 from app.domain.timefmt import utcnow
 
 _CACHE_KEY = "trainyard.live_images"
 _DOCKER_HUB_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/")
-
-
-def node_lost_after_s() -> float:
-    """NODE_LOST_AFTER_S, the silence after which the sweep presumes a node lost (README):
-    a node silent that long does not count as having any image."""
-    return float(os.environ.get("NODE_LOST_AFTER_S", "").strip() or "120")
 
 
 def normalize_image(reference: str) -> str:
@@ -59,6 +53,7 @@ def live_images(session: Session) -> LiveImages:
     cached = session.info.get(_CACHE_KEY)
     if isinstance(cached, LiveImages):
         return cached
+    # A node silent for NODE_LOST_AFTER_S (presumed lost) does not count as having any image.
     cutoff = utcnow() - timedelta(seconds=node_lost_after_s())
     rows = session.execute(
         select(Node.name, Node.images).where(Node.last_seen_dttm >= cutoff).order_by(Node.name)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import GpuLease, Job, Model, Node
 from app.domain.timefmt import as_utc, utcnow
+from app.services.queries import holds_container
 
 #: Longest node name accepted in a path (tb_node.name is String(128)).
 MAX_NODE_NAME = 128
@@ -97,7 +98,7 @@ def list_nodes(
     held_rows = session.execute(
         select(Job, Model.uuid, Model.model_no, Model.model_ver)
         .join(Model, Model.id == Job.model_id)
-        .where(Job.node.in_(names), Job.container_gone_dttm.is_(None))
+        .where(Job.node.in_(names), holds_container())
         .order_by(Job.id)
     ).all()
     held: dict[str, list[HeldJob]] = {}

@@ -214,11 +214,7 @@ def queue_position(session: Session, job: Job) -> int | None:
     not yet started count ahead."""
     if job.status_cd != JobStatus.QUEUED.value or job.id is None:
         return None
-    ahead = select(func.count(Job.id)).where(
-        Job.status_cd == JobStatus.QUEUED.value,
-        launches_before(job.priority, job.queued_dttm, job.id),
-    )
-    return (session.scalar(ahead) or 0) + 1
+    return session.scalar(_queue_position_statement(), {"job_id": job.id})
 
 
 def queue_positions(session: Session, models: Iterable[ModelRow]) -> dict[int, int]:
@@ -234,10 +230,8 @@ def queue_positions(session: Session, models: Iterable[ModelRow]) -> dict[int, i
     return {model_id: place for model_id, place in rows}
 
 
-@functools.cache
-def _queue_positions_statement() -> Executable:
-    """Built once (building it took longer than running it): the QUEUED jobs of the models
-    `ids`, each with `queue_position`."""
+def _place_in_queue() -> ColumnElement[int]:
+    """SQL for `queue_position` of the `Job` row a statement selects."""
     ahead = aliased(Job)
     places_ahead = (
         select(func.count(ahead.id))
@@ -247,8 +241,23 @@ def _queue_positions_statement() -> Executable:
         )
         .scalar_subquery()
     )
+    return places_ahead + 1
+
+
+# Built once (building one took longer than running it), values bound at execution.
+@functools.cache
+def _queue_position_statement() -> Executable:
+    """The `queue_position` of the QUEUED job `job_id` (no row when it is not QUEUED)."""
+    return select(_place_in_queue()).where(
+        Job.id == bindparam("job_id"), Job.status_cd == JobStatus.QUEUED.value
+    )
+
+
+@functools.cache
+def _queue_positions_statement() -> Executable:
+    """The QUEUED jobs of the models `ids`, each with its `queue_position`."""
     return (
-        select(Job.model_id, places_ahead + 1)
+        select(Job.model_id, _place_in_queue())
         .where(
             Job.model_id.in_(bindparam("ids", expanding=True)),
             Job.status_cd == JobStatus.QUEUED.value,

@@ -37,7 +37,7 @@ from app.domain.transitions import (
 )
 from app.services.images import missing_image
 from app.services.outbox import enqueue
-from app.services.queries import installation_id
+from app.services.queries import ModelRow, installation_id
 
 
 @dataclass
@@ -79,7 +79,9 @@ def lock_job(session: Session, job_id: int) -> tuple[Model, Job] | None:
     return model, job
 
 
-def snapshot(model: Model, image_missing: str | None = None) -> ModelSnapshot:
+def snapshot(model: ModelRow, image_missing: str | None = None) -> ModelSnapshot:
+    """What `decide()` sees of a model (a `Model`, or a list row: serialize's allowedCommands
+    come from the same snapshot the command is decided on)."""
     return ModelSnapshot(
         step1=StepState(model.step1_state),
         step2=StepState(model.step2_state),

@@ -28,6 +28,7 @@ COLUMNS = frozenset(
         "completion_attempts",
         "last_attempt_dttm",
         "last_attempt_error",
+        "launch_error",
     }
 )
 
@@ -61,6 +62,19 @@ def _writes(tree: ast.AST) -> list[tuple[int, str]]:
             )
             if named:
                 found += [(node.lineno, k.arg) for k in node.keywords if k.arg in COLUMNS]
+                # `.values({"node": …})`: the columns as a dict's keys
+                found += [
+                    (node.lineno, key.value)
+                    for arg in node.args
+                    if isinstance(arg, ast.Dict)
+                    for key in arg.keys
+                    if isinstance(key, ast.Constant) and key.value in COLUMNS
+                ]
+            # `setattr(job, "node", …)`
+            if isinstance(func, ast.Name) and func.id == "setattr" and len(node.args) >= 2:
+                name = node.args[1]
+                if isinstance(name, ast.Constant) and name.value in COLUMNS:
+                    found.append((node.lineno, name.value))
     return sorted(found)
 
 
@@ -90,6 +104,8 @@ def test_the_rule_catches_the_writes_it_replaced() -> None:
         "    job.launch_attempts += 1\n"
         "    session.execute(update(Job).values(last_attempt_error='x'))\n"
         "    self.node = me\n"
+        "    session.execute(update(Job).values({'container_gone_dttm': now()}))\n"
+        "    setattr(job, 'launch_error', 'x')\n"
     )
     assert [c for _, c in _writes(ast.parse(before))] == [
         "node",
@@ -97,4 +113,6 @@ def test_the_rule_catches_the_writes_it_replaced() -> None:
         "last_attempt_dttm",
         "launch_attempts",
         "last_attempt_error",
+        "container_gone_dttm",
+        "launch_error",
     ]

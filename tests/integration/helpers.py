@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.models import Model
 
 CAPACITY_NODE = "cap-node"  # the node of the `node_ctx` fixture (tests/integration/conftest.py)
+
+
+def documented_path(rule: str) -> str:
+    """A Flask route as the OpenAPI document writes it: `<model_uuid>` is `{uuid}`, any other
+    `<name>` is `{name}`."""
+    return re.sub(r"<(\w+)>", r"{\1}", rule.replace("<model_uuid>", "{uuid}"))
+
 
 def create_model(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {

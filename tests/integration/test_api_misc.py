@@ -7,7 +7,7 @@ from flask.testing import FlaskClient
 
 from app.config import Settings
 from app.factory import create_app
-from tests.integration.helpers import create_model
+from tests.integration.helpers import create_model, documented_path
 
 
 def test_api_token_guards_writes_only(settings: Settings, db, broker) -> None:
@@ -57,8 +57,7 @@ def test_openapi_documents_every_api_route(app: Flask, client: FlaskClient) -> N
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api") or rule.rule.startswith("/api/docs/assets"):
             continue
-        path = rule.rule.replace("<model_uuid>", "{uuid}").replace("<epoch>", "{epoch}")
-        path = path.replace("<name>", "{name}")
+        path = documented_path(rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, f"{method} {path} is not in the OpenAPI document"
     assert "CreateModel" in document["components"]["schemas"]

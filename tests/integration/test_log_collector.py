@@ -23,6 +23,7 @@ from app.domain import layout
 from tests.integration.helpers import create_model
 from tests.metrics.conftest import new_job
 from workers.context import WorkerContext, build_context
+from workers.ending import observe_end
 from workers.logcollector import LogCollector
 from workers.runtime.base import LABEL_JOB_ID, LaunchSpec
 from workers.runtime.process import ProcessRuntime
@@ -132,3 +133,26 @@ def test_a_job_that_makes_progress_is_not_stalled(
     with db() as session:
         assert session.get_one(Job, job_id).status_cd == "RUNNING"
     assert worker_ctx.runtime.inspect(name).running
+
+
+def test_the_end_is_recorded_whatever_the_job_left_beside_its_log(
+    client: FlaskClient, db: sessionmaker[Session], worker_ctx: WorkerContext
+) -> None:
+    """The job can write its log folder (it is in the model folder it has mounted): a cursor
+    it forged spoils at most its own log; its end is recorded and its container removed."""
+    uid, job_id, name = _run(client, db, worker_ctx, "print('done', flush=True)")
+    folder = joblogs.log_dir(jobfiles.job_root(worker_ctx.settings), uid, job_id)
+    jobfiles.make_dirs(folder)
+    # All digits, yet more than int() converts (sys.get_int_max_str_digits: 4300).
+    jobfiles.write_file(folder / "cursor", b"9" * 5000)
+    deadline = time.monotonic() + 15
+    while not (state := worker_ctx.runtime.inspect(name)).ended:
+        assert time.monotonic() < deadline, "the job never ended"
+        time.sleep(0.1)
+    observe_end(worker_ctx, job_id, state)
+    with db() as session:
+        job = session.get_one(Job, job_id)
+        assert job.container_ended_dttm is not None and job.container_exit_code == 0
+        assert job.log_tail == "done"
+        assert job.container_gone_dttm is not None
+    assert worker_ctx.runtime.inspect(name) is None

@@ -3,7 +3,6 @@ answer schemas, and the answers of the main operations validated against their t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from pydantic import TypeAdapter
 
 from app.api import responses as r
 from app.api.docs import OPERATIONS, build_openapi
+from tests.integration.helpers import documented_path
 
 #: Open on purpose: the caller's hyper-parameters (every key goes to the trainer).
 OPEN_SCHEMAS = {"TrainParams"}
@@ -51,11 +51,8 @@ def test_every_schema_with_fields_is_closed() -> None:
 
 
 def test_the_table_names_only_real_routes(app: Flask) -> None:
-    def documented(rule: str) -> str:
-        return re.sub(r"<(\w+)>", r"{\1}", rule.replace("<model_uuid>", "{uuid}"))
-
     routes = {
-        (documented(rule.rule), method)
+        (documented_path(rule.rule), method)
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }

@@ -1,8 +1,9 @@
 """Nothing but the gate (app/jobfiles.py) touches a job's files (issue 10, docs/security.md).
 
 The rule, kept simple so it stays true: a module of app/ or workers/ that knows where job
-outputs live — it imports app.domain.layout or app.jobfiles, mentions `output_root`, or reads
-metric files (app/metrics) — calls none of the file-system functions below. It hands JobPaths
+outputs live — it imports app.domain.layout or app.jobfiles, mentions `output_root` (or
+`scratch_root`: a job's scratch folder is its to write too), or reads metric files
+(app/metrics) — calls none of the file-system functions below. It hands JobPaths
 to app.jobfiles instead, which opens beneath the root without following links. Descriptors the
 gate returned may be used (`os.fstat(handle.fileno())`, `send_file(handle)`): no path there.
 """
@@ -58,13 +59,20 @@ FORBIDDEN_QUALIFIED = frozenset(
 #: Modules in scope that may still make such a call, and why it is not a job file.
 ALLOWED: dict[tuple[str, str], str] = {
     ("app/api/results.py", "send_file"): "streams the descriptor jobfiles.open_file returned",
+    # In scope for its scratch folder (through the gate); these calls are on its own state
+    # folder (records, locks, logs) and on the mount sources, which no job names.
+    **{
+        ("workers/runtime/process.py", call): "the process runtime's own state folder"
+        for call in ("mkdir", "is_dir", "open", "glob", "unlink", "read_text", "write_text",
+                     "os.replace")
+    },
 }
 
 
 def _knows_job_outputs(path: Path, tree: ast.AST, source: str) -> bool:
     if path.relative_to(REPO).as_posix().startswith("app/metrics/"):
         return True
-    if "output_root" in source:
+    if "output_root" in source or "scratch_root" in source:
         return True
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.models import Job, Model
 from app.db.session import transaction
 from app.metrics import ingest_live, metric_summary, store
-from app.metrics.summary import split_summary, summarize
+from app.metrics.summary import summarize
 from app.services.status_writes import lock_model_by_id
 from tests.metrics.conftest import Ids, ingest, new_job, stored, write
 
@@ -67,7 +67,7 @@ def test_rows_arrive_as_they_are_written(
     assert [e for e, *_ in losses(db, model_ids.model, "val")] == [2, 4]
     with db() as session:
         # The summary kept up by merging equals one computed from all the rows.
-        cached = split_summary(session, model_ids.model, "train")
+        cached = metric_summary(session, session.get_one(Model, model_ids.model))["train"]
         series = store.find_series(session, model_ids.model, "train")
         assert series is not None
         rows = store.read_rows(session, "train", model_ids.model, 2)

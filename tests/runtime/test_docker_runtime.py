@@ -413,6 +413,21 @@ def test_logs_since_reads_while_it_runs_each_message_once(
     assert docker_runtime.logs_since(f"trainyard-rt-{SESSION}-nope", None).data == b""
 
 
+def test_logs_since_reads_from_the_start_after_a_cursor_it_did_not_write(
+    docker_runtime: DockerRuntime, spec: Any
+) -> None:
+    """The cursor is stored where the job can write (app/joblogs.py): a forged one is read
+    as none, never raised (that would stop the job's end being recorded)."""
+    s = spec("echo one; echo two")
+    docker_runtime.launch(s)
+    ended(docker_runtime, s.name)
+    for forged in ("garbage 1", "2026-13-45T99:00:00.000000000Z 1", "2026-01-01 1", "x y z"):
+        got = docker_runtime.logs_since(s.name, forged)
+        assert got.data.decode().splitlines() == ["one", "two"], forged
+        stamp, _, count = got.cursor.partition(" ")
+        assert stamp.endswith("Z") and count in ("1", "2"), got.cursor
+
+
 def test_remove(docker_runtime: DockerRuntime, spec: Any) -> None:
     s = spec("sleep 60")
     docker_runtime.launch(s)

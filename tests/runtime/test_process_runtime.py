@@ -412,6 +412,20 @@ def test_logs_since_reads_while_it_runs_each_byte_once(
     assert process_runtime.logs_since("trainyard-rt-nope", None).data == b""
 
 
+def test_logs_since_reads_from_the_start_after_a_cursor_it_did_not_write(
+    process_runtime: ProcessRuntime, spec: Any
+) -> None:
+    """The cursor is stored where the job can write (app/joblogs.py): a forged one is read
+    as none, never raised."""
+    s = spec("print('one'); print('two')")
+    process_runtime.launch(s)
+    wait_until(lambda: process_runtime.inspect(s.name).ended, 20)
+    for forged in ("9" * 5000, "\u00b2", "-5", "12x"):
+        got = process_runtime.logs_since(s.name, forged)
+        assert got.data.decode().splitlines() == ["one", "two"], forged
+        assert got.cursor == str(len(got.data))
+
+
 def test_remove(process_runtime: ProcessRuntime, spec: Any) -> None:
     s = spec("import time; print('ready', flush=True); time.sleep(60)")
     process_runtime.launch(s)

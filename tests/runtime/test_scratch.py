@@ -4,6 +4,8 @@ no process: safe without the heavy lock."""
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,36 @@ def test_remove_copes_with_a_tree_deeper_than_rmtree_recurses(tmp_path: Path) ->
     os.close(fd)
     remove_scratch(tmp_path, "job")
     assert not root.exists()
+
+
+def test_disk_usage_never_descends_into_a_folder_swapped_for_a_link(tmp_path: Path) -> None:
+    """A running job can swap a folder for a link between the walk's look at it and its
+    descent (the check-then-use race, CVE-2018-15664): the outside tree is never counted."""
+    root = make_scratch(tmp_path, "job", uid=os.getuid())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big").write_bytes(os.urandom(8 * 1024 * 1024))
+    for i in range(200):  # many folders: many moments where one of them is a link
+        (root / f"d{i}").mkdir()
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            for i in range(200):
+                folder, aside = root / f"d{i}", root / f"d{i}.aside"
+                os.rename(folder, aside)
+                folder.symlink_to(outside)
+                folder.unlink()
+                os.rename(aside, folder)
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        seen = {disk_usage_mb(root) for _ in range(300)}
+    finally:
+        stop.set()
+        swapper.join()
+        sys.setswitchinterval(old_interval)
+    assert seen == {0}, f"counted what a link points to: {sorted(seen)} MB"

@@ -8,17 +8,15 @@ final state (exit code, OOM flag, finish time, log tail) before it calls `remove
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from app import jobfiles
 from app.domain import sandbox
 from app.domain.completion import CONTAINER_START_FAILED
 from app.domain.timefmt import as_utc
@@ -240,64 +238,32 @@ def make_scratch(scratch_root: Path, name: str, uid: int) -> Path:
     by the container's user: owned by it when we are root, else open to all (0777, like the
     output folders: the engine's uid mapping is not ours to know)."""
     path = scratch_path(scratch_root, name)
-    Path(scratch_root).mkdir(parents=True, exist_ok=True)
-    path.mkdir(mode=0o755, exist_ok=True)
     if os.geteuid() == 0:
-        os.chown(path, uid, uid)
+        jobfiles.make_dirs(_scratch(scratch_root, name), owner=uid)
     else:
-        path.chmod(0o777)
+        jobfiles.make_dirs(_scratch(scratch_root, name), mode=0o777)
     return path
 
 
 def remove_scratch(scratch_root: Path, name: str) -> None:
-    """Delete a job attempt's scratch folder and all in it (no error if it is not there). The
-    job may have left folders without write permission: they are opened up and retried."""
-    path = scratch_path(scratch_root, name)
+    """Delete a job attempt's scratch folder and all in it (no error if it is not there),
+    through the gate (app/jobfiles.py: links removed, never followed)."""
+    jobfiles.remove_tree(_scratch(scratch_root, name))
 
-    def _open_up_and_retry(func: Any, failed: str, _exc: Any) -> None:
-        parent = os.path.dirname(failed)
-        with contextlib.suppress(OSError):
-            os.chmod(parent, 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-        with contextlib.suppress(FileNotFoundError):
-            func(failed)
 
-    try:
-        if path.is_symlink():
-            path.unlink()
-        elif path.exists():
-            shutil.rmtree(path, onerror=_open_up_and_retry)  # 3.11: no onexc
-        return
-    except (OSError, RecursionError) as exc:  # a tree too deep for rmtree, a file it cannot
-        first = exc
-    # rm walks any depth; failing that, the folder is left and said so. Never raise: removing
-    # the container (and recording it gone) must not depend on what the job left in it.
-    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], check=False)
-    if path.exists() or path.is_symlink():
-        log.warning("scratch folder %s could not be removed: %s", path, first)
+def _scratch(scratch_root: Path, name: str) -> jobfiles.JobPath:
+    """The scratch folder as the gate takes it: the scratch root is trusted, the rest is the
+    job's."""
+    return jobfiles.beneath(Path(scratch_root)) / scratch_path(scratch_root, name).name
 
 
 def disk_usage_mb(path: Path) -> int:
-    """Disk space the files under `path` take (allocated blocks, as `du`), in whole MB; links
-    are not followed and a folder that cannot be read counts as empty."""
-    total = 0
-    stack = [str(path)]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += st.st_blocks * 512
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-    return total // (1024 * 1024)
+    """Disk space the files under `path` (a scratch folder: the job writes there while this
+    runs) take, as `du`, in whole MB. Walked through the job-file gate (app/jobfiles.py): no
+    link followed, not even one swapped in for a folder during the walk; the parent of
+    `path` is the trusted root."""
+    folder = jobfiles.beneath(path.parent) / path.name
+    return jobfiles.disk_usage(folder) // jobfiles.MiB
 
 
 def ownership_labels(installation: str, node: str | None = None) -> dict[str, str]:

@@ -13,6 +13,7 @@ Why each choice, in short:
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -347,8 +348,21 @@ class DockerRuntime:
 
 
 def _parse_log_cursor(cursor: str | None) -> tuple[str, int]:
+    """(timestamp, count) of a cursor `logs_since` wrote; ("", 0), from the first byte, for
+    anything else. The cursor is stored beside the job's log, where the job can write
+    (app/joblogs.py): a forged one may spoil its own log, never stop its end being recorded."""
     stamp, _, count = (cursor or "").partition(" ")
-    return (stamp, int(count)) if stamp and count.isdigit() else ("", 0)
+    if not (_LOG_STAMP.fullmatch(stamp) and count.isdigit()):
+        return ("", 0)
+    try:
+        parse_rfc3339(stamp)
+    except ValueError:  # digits in the right places, but no date (month 13)
+        return ("", 0)
+    return (stamp, int(count))
+
+
+# Docker's log timestamps: RFC 3339 in UTC with a fixed nine-digit fraction.
+_LOG_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z")
 
 
 def _state_from_attrs(attrs: dict[str, Any]) -> ContainerState:

@@ -57,6 +57,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -244,8 +245,9 @@ class ProcessRuntime:
         return _tail(_log_path(self.state_dir, name), lines)
 
     def logs_since(self, name: str, cursor: str | None) -> LogRead:
-        # The cursor is a byte offset in the process's log file.
-        offset = int(cursor) if cursor and cursor.isdigit() else 0
+        # The cursor is a byte offset in the process's log file. It is stored where the job
+        # can write (app/joblogs.py): anything but a plain offset reads from the start.
+        offset = int(cursor) if cursor and _OFFSET.fullmatch(cursor) else 0
         try:
             handle = _log_path(self.state_dir, name).open("rb")
         except FileNotFoundError:
@@ -342,6 +344,9 @@ class ProcessRuntime:
         if self.scratch_root is not None:
             remove_scratch(self.scratch_root, name)
 
+
+#: A `logs_since` cursor: a byte offset (19 digits: any file size there is).
+_OFFSET = re.compile(r"[0-9]{1,19}")
 
 # -- records ------------------------------------------------------------------------------------
 
