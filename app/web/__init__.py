@@ -45,20 +45,21 @@ def asset_url(name: str) -> str:
     return f"/static/{name}?v={_asset_version(name, path.stat().st_mtime_ns)}"
 
 
-@bp.get("/")
-def dashboard() -> Response:
-    html = render_template("index.html", flower_url=flower_url(), asset_url=asset_url)
+def _page(template: str, **context: str) -> Response:
+    """A page rendered with its versioned assets, never cached, under the page's CSP."""
+    html = render_template(template, asset_url=asset_url, **context)
     response = current_app.response_class(html, mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return response
+
+
+@bp.get("/")
+def dashboard() -> Response:
+    return _page("index.html", flower_url=flower_url())
 
 
 @bp.get("/nodes")
 def nodes_page() -> Response:
     """The nodes page: nodes, their GPUs and jobs, drain (reads GET /api/nodes)."""
-    html = render_template("nodes.html", asset_url=asset_url)
-    response = current_app.response_class(html, mimetype="text/html")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    return response
+    return _page("nodes.html")

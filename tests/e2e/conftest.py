@@ -171,5 +171,6 @@ def row(tab: Any, uid: str) -> Any:
 
 def buttons(tab: Any, uid: str) -> list[str]:
     """The labels of the model's action buttons and links in the table, in order."""
-    row(tab, uid).locator("[data-actions]").wait_for()
+    # attached, not visible: a row that offers no button has an empty (zero-size) actions cell
+    row(tab, uid).locator("[data-actions]").wait_for(state="attached")
     return [t.strip() for t in row(tab, uid).locator("[data-actions] .btn").all_inner_texts()]

@@ -4,7 +4,6 @@ COMPLETED and 1 when it did not; the model's uuid and every answer come from the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import queue
@@ -14,25 +13,28 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.e2e.conftest import LiveServer
 from tests.workers.conftest import ROOT
 
 
-def _trainyard(
-    live_server: LiveServer, tmp_path: Path, *args: str, timeout_s: float = 120
-) -> subprocess.CompletedProcess[str]:
+def _cli_env(live_server: LiveServer, tmp_path: Path) -> dict[str, str]:
+    """The CLI's environment: this server, no config file, no token of the caller's."""
     env = {
         **os.environ,
         "TRAINYARD_URL": live_server.url,
         "XDG_CONFIG_HOME": str(tmp_path / "no-config"),
     }
     env.pop("TRAINYARD_TOKEN", None)
+    return env
+
+
+def _trainyard(
+    live_server: LiveServer, tmp_path: Path, *args: str, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         cwd=ROOT,
-        env=env,
+        env=_cli_env(live_server, tmp_path),
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -86,12 +88,6 @@ def test_wait_exits_0_on_completed_and_1_on_a_failed_run(
     assert refused.returncode == 3 and refused.stderr.startswith("error: 409 ")
 
 
-HAS_LIVE_LOGS = importlib.util.find_spec("app.api.logstream") is not None
-
-
-@pytest.mark.skipif(
-    not HAS_LIVE_LOGS, reason="needs the live-log stream, GET …/logs?follow=1 (branch logs)"
-)
 def test_logs_follow_prints_lines_while_the_job_runs(
     live_server: LiveServer, workers: Any, tmp_path: Path
 ) -> None:
@@ -100,11 +96,10 @@ def test_logs_follow_prints_lines_while_the_job_runs(
                     "--set", "epoch_seconds=1")
     uid = model["uuid"]
     assert _trainyard(live_server, tmp_path, "run", uid).returncode == 0
-    env = {**os.environ, "TRAINYARD_URL": live_server.url,
-           "XDG_CONFIG_HOME": str(tmp_path / "no-config")}
     follower = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "logs", uid, "-f"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=_cli_env(live_server, tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
 

@@ -15,6 +15,12 @@ def test_the_log_is_shown_live_while_the_job_runs(page, live_server, node, shot)
     )
     uid = model["uuid"]
     live_server.api("POST", f"/api/train/run/{uid}")
+    # Every EventSource the page opens, to see that none is left open (init scripts are not
+    # subject to the page's CSP).
+    page.add_init_script(
+        "window.__streams = []; window.EventSource = class extends window.EventSource {"
+        " constructor(...a) { super(...a); window.__streams.push(this); } };"
+    )
     page.goto(f"/#/models/{uid}/logs")
     panel = page.locator("#panel")
     live = panel.locator("pre[data-log-live]")
@@ -26,6 +32,16 @@ def test_the_log_is_shown_live_while_the_job_runs(page, live_server, node, shot)
                                    f"{live_server.model(uid)['currentAttemptId']}")
     expect(panel.locator("[data-sec=info]")).to_contain_text("600초")
     shot(page, "20-live-log", full_page=False)
+
+    # Straight to another model's view (back/forward, an edited link): this stream is closed.
+    other = live_server.create_model(modelNo="G3", modelVer="v-other")
+    page.evaluate(f"location.hash = '#/models/{other['uuid']}'")
+    expect(page.locator("#panel-title")).to_contain_text("v-other")
+    open_streams = "() => window.__streams.filter((s) => s.readyState !== 2).length"  # 2: CLOSED
+    assert page.evaluate("() => window.__streams.length") > 0
+    # At once (the job still runs): no later `end` from the server may be what closes it.
+    assert page.evaluate(open_streams) == 0
+    page.evaluate(f"location.hash = '#/models/{uid}/logs'")
 
     live_server.wait_for(uid, "statusCd", "COMPLETED")
     expect(panel.locator("pre[data-log]")).to_contain_text("finished 8 epochs", timeout=30_000)

@@ -5,6 +5,7 @@ States are put straight into the database here (as a finished worker would leave
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 from playwright.sync_api import expect
 from sqlalchemy import insert, update
 
-from app.db.models import Model
+from app.db.models import Model, Node
+from app.domain.timefmt import utcnow
 from tests.e2e.conftest import buttons, row
 
 BADGE = ".cell-status .badge"
@@ -196,6 +198,40 @@ def test_section_8_error_messages_and_the_buttons_they_leave(page, live_server, 
             "학습 시작 실패 — [재실행]",
             ["🔄 재실행"],
         ),
+        # Launches that ran no container (issue 11 item 2): never a training-code error, and
+        # no restart that would fail the same way (allowedCommands).
+        "image-missing": (
+            {"status_cd": "ERROR", "step1_state": "ERROR", "image": "me/gone:1"},
+            "IMAGE_NOT_FOUND: image 'me/gone:1' is not on node e2e-node",
+            "학습 이미지 없음 — 관리자에게 이미지를 노드에 빌드하거나 불러와",
+            [],
+        ),
+        "settings-refused": (
+            {"status_cd": "ERROR", "step1_state": "ERROR"},
+            "INVALID_RUNTIME_SETTINGS: the engine refused the container's settings: cpus",
+            "실행 설정 오류 — 노드가 받아들이는 설정으로 새 모델을 등록하세요",
+            [],
+        ),
+        "dataset-missing": (
+            {"status_cd": "ERROR", "step1_state": "ERROR"},
+            "DATASET_NOT_FOUND: dataset 'd1' is not under DATASET_ROOT on node e2e-node",
+            "데이터셋 없음 — 데이터셋을 DATASET_ROOT에 다시 넣은 뒤 [재실행]",
+            ["🔄 재실행"],
+        ),
+        # The node ended these (stallTimeoutS, JOB_SCRATCH_MAX_MB) as FAILED: the model is
+        # ERROR, so restart is the way on; the row names the checkpoint that is kept.
+        "stalled": (
+            {"status_cd": "ERROR", "step1_state": "ERROR"},
+            "STALLED: no log output and no progress for 600 s",
+            "학습 멈춤 감지 (STALLED) — [재실행]",
+            ["🔄 재실행"],
+        ),
+        "scratch-full": (
+            {"status_cd": "ERROR", "step1_state": "ERROR", "checkpoint_epoch": 2},
+            "SCRATCH_LIMIT_EXCEEDED: /scratch holds 2100 MB, over JOB_SCRATCH_MAX_MB=2048",
+            "스크래치 용량 초과 — [재실행]",
+            ["🔄 재실행"],
+        ),
         "unknown-code": (
             {"status_cd": "ERROR", "step1_state": "ERROR"},
             "SOME_FUTURE_CODE: detail",
@@ -226,6 +262,10 @@ def test_section_8_error_messages_and_the_buttons_they_leave(page, live_server, 
         model = live_server.create_model(modelNo=f"G{i % 4 + 1}", modelVer=f"v0.{i}", memo=name)
         _force(db, model["uuid"], last_error=error, epochs_done=3, **values)
         uids[name] = model["uuid"]
+    now = utcnow()  # a live node that has every image but "me/gone:1"
+    with db.begin() as session:
+        session.add(Node(name="e2e-node", started_dttm=now, last_seen_dttm=now,
+                         images=["trainyard/trainer:latest"]))  # fmt: skip
     page.goto("/")
     for name, (_, _error, text, expected_buttons) in cases.items():
         box = row(page, uids[name]).locator("[data-error]")
@@ -241,6 +281,23 @@ def test_section_8_error_messages_and_the_buttons_they_leave(page, live_server, 
     )
     expect(row(page, uids["unknown-code"]).locator("[data-error]")).to_contain_text(
         "SOME_FUTURE_CODE: detail"
+    )
+    # A launch that ran no container, a stall and a full /scratch are never called a code
+    # error (the title CONTAINER_EXIT_n gets); the launch codes say so in their text.
+    for name in ("image-missing", "settings-refused", "dataset-missing", "stalled", "scratch-full"):
+        title = row(page, uids[name]).locator("[data-error] .err-title")
+        expect(title).not_to_contain_text("코드 오류")
+    expect(row(page, uids["exit"]).locator("[data-error] .err-title")).to_contain_text("코드 오류")
+    expect(row(page, uids["image-missing"]).locator("[data-error]")).to_contain_text(
+        "학습 코드 오류가 아닙니다"
+    )
+    for name in ("image-missing", "settings-refused", "dataset-missing"):
+        expect(row(page, uids[name]).locator("[data-error] .err-text")).to_contain_text(
+            "시작하지 못했습니다"
+        )
+    expect(row(page, uids["stalled"]).locator("[data-error]")).to_contain_text("stallTimeoutS")
+    expect(row(page, uids["scratch-full"]).locator("[data-error]")).to_contain_text(
+        "마지막 체크포인트: Epoch 2"
     )
     shot(page, "15-section-8-errors")
 
@@ -295,7 +352,7 @@ def test_page_is_self_contained(live_server) -> None:
     html = response.text
     assert '<html lang="ko">' in html and "모델 번호" in html
     assert "default-src 'self'" in response.headers["content-security-policy"]
-    for asset in ("dashboard.js", "dashboard.css"):
+    for asset in ("common.js", "dashboard.js", "dashboard.css"):
         assert f"/static/{asset}?v=" in html
         assert live_server.http.get(f"/static/{asset}").status_code == 200
     # Nothing from another server: no CDN, no third-party code.
@@ -313,4 +370,5 @@ def test_the_create_form_sets_a_priority_and_the_model_view_shows_it(page, live_
     (model,) = live_server.api("GET", "/api/models/list")["content"]
     assert live_server.model(model["uuid"])["priority"] == 7
     page.goto(f"/#/models/{model['uuid']}")
-    expect(page.locator("[data-priority]")).to_contain_text("7")
+    # The value leads the field (a bare "7" could be any digit of the hint after it).
+    expect(page.locator("[data-priority]")).to_have_text(re.compile(r"^7\s"))

@@ -7,6 +7,9 @@
 (() => {
   'use strict';
 
+  // The helpers both pages use (common.js, loaded first).
+  const { TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api } = window.trainyard;
+
   // ---- constants ---------------------------------------------------------------------------
 
   // User document §2.2: colours (in dashboard.css), icons and Korean names.
@@ -17,31 +20,13 @@
     STOPPED: { icon: '⚠️', name: '중단됨' },
     ERROR: { icon: '❌', name: '오류' },
   };
-  // Jobs use the same colours: QUEUED like READY, RUNNING like IN_PROGRESS, …
-  const JOB_STATUS = {
-    QUEUED: { cls: 'READY', icon: '⏳', name: '대기중' },
-    RUNNING: { cls: 'IN_PROGRESS', icon: '🔄', name: '실행중' },
-    SUCCESS: { cls: 'COMPLETED', icon: '✅', name: '성공' },
-    FAILED: { cls: 'ERROR', icon: '❌', name: '실패' },
-    STOPPED: { cls: 'STOPPED', icon: '⚠️', name: '중단됨' },
-    CANCELED: { cls: 'STOPPED', icon: '⏹️', name: '취소' },
-  };
   const POLL_ACTIVE_MS = 3000; // while anything is IN_PROGRESS (the document asks for ≤ 10 s)
   const POLL_HIDDEN_MS = 10000; // while the tab is in the background
   const POLL_RETRY_MS = 10000; // after a failed load
   const AFTER_COMMAND_MS = 8000; // keep watching this long after any command
-  const TOKEN_KEY = 'trainyard.apiToken';
   const MAX_POINTS = 500;
 
   // ---- small helpers -----------------------------------------------------------------------
-
-  const $ = (sel, root = document) => root.querySelector(sel);
-  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
-
-  function esc(value) {
-    return String(value ?? '').replace(/[&<>"']/g, (c) => (
-      { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
-  }
 
   // crypto.randomUUID needs a secure context; getRandomValues works on plain http too.
   function newUuid() {
@@ -91,43 +76,7 @@
 
   // ---- the API -----------------------------------------------------------------------------
 
-  class ApiFailure extends Error {
-    constructor(status, code, message) {
-      super(message);
-      this.status = status;
-      this.code = code;
-    }
-  }
-
-  async function api(method, path, { body, idempotencyKey } = {}) {
-    const headers = { Accept: 'application/json' };
-    // Every write is JSON, even one without a body: the API refuses other writes (415), which
-    // is what keeps a cross-site form from running a command.
-    if (method !== 'GET') headers['Content-Type'] = 'application/json';
-    if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
-    const token = localStorage.getItem(TOKEN_KEY);
-    if (token && method !== 'GET') headers.Authorization = `Bearer ${token}`;
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        cache: 'no-store',
-      });
-    } catch (err) {
-      throw new ApiFailure(0, 'NETWORK', '서버에 연결할 수 없습니다. 서버가 실행 중인지, 네트워크를 확인하세요.');
-    }
-    let payload = null;
-    try { payload = await response.json(); } catch (err) { payload = null; }
-    if (response.ok && payload && payload.success) return payload.data;
-    const error = (payload && payload.error) || {};
-    throw new ApiFailure(
-      response.status,
-      error.code || `HTTP_${response.status}`,
-      error.message || `서버가 HTTP ${response.status} 로 응답했습니다.`,
-    );
-  }
+  // api() and ApiFailure: common.js (shared with the nodes page).
 
   // A failed command, in plain words, with the API's own message after it.
   const FAILURE_HINTS = {
@@ -261,14 +210,19 @@
       .replace(/\{what\}/g, what);
   }
 
-  /** The guide's entry for a code or reason, found as §8.2 finds it (`lastError.includes(key)`). */
+  /** The first key of `table` that `text` contains (§8.2 looks codes up so: `lastError.includes(key)`). */
+  function keyIn(table, text) {
+    return Object.keys(table).find((k) => text.includes(k));
+  }
+
+  /** The guide's entry for a code or reason, in explainError's shape (`text` is §8.2's message). */
   function guideEntry(text, what) {
-    const key = Object.keys(GUIDE_CODES).find((k) => text.includes(k));
+    const key = keyIn(GUIDE_CODES, text);
     if (!key) return null;
     const g = GUIDE_CODES[key];
     return {
-      key, icon: g.icon, sev: g.sev, title: g.title,
-      message: fillStep(g.message, what), display: fillStep(g.display, what),
+      sev: g.sev, icon: g.icon, title: g.title,
+      text: fillStep(g.message, what), display: fillStep(g.display, what),
     };
   }
 
@@ -280,8 +234,8 @@
       return `메트릭 CSV 형식 오류 — ${detail || 'CSV를 읽을 수 없음'}`;
     }
     const entry = guideEntry(r, what);
-    if (entry) return `${entry.display}: ${entry.message}`;
-    const key = Object.keys(TEST_REASONS).find((k) => r.includes(k));
+    if (entry) return `${entry.display}: ${entry.text}`;
+    const key = keyIn(TEST_REASONS, r);
     return key ? TEST_REASONS[key] : r;
   }
 
@@ -332,13 +286,37 @@
     }
   }
 
+  /** A running job the node ended (its log says more): what happened and what to change.
+   * SCRATCH_LIMIT_EXCEEDED keeps the epochs done (workers/scratch.py), hence the checkpoint. */
+  function endedByNode(code, what, ckptText) {
+    switch (code) {
+      case 'STALLED': // no log output and no progress for stallTimeoutS (workers/logcollector.py)
+        return {
+          icon: '⏳', title: `${what} 멈춤 감지 (STALLED)`,
+          text: `${josa(what, '이', '가')} 설정된 시간 동안 로그 출력도 진행(progress.json) 변화도 없어 중단시켰습니다. `
+            + 'DataLoader 워커의 공유 메모리 부족, 교착 상태, 네트워크 대기 등을 로그에서 확인하세요. '
+            + '정상적으로 오래 걸리는 작업이라면 모델의 멈춤 감지 시간(stallTimeoutS)을 늘리세요.',
+        };
+      case 'OOM_KILLED':
+        return {
+          icon: '❌', title: '메모리 부족 (OOM)',
+          text: '컨테이너가 메모리 한도를 넘어 강제 종료되었습니다. batch size를 줄이거나 메모리 한도(memory_mb)를 늘린 뒤 다시 실행하세요.',
+        };
+      default: // SCRATCH_LIMIT_EXCEEDED
+        return {
+          icon: '💾', title: '스크래치 용량 초과',
+          text: `${josa(what, '이', '가')} /scratch(TMPDIR)에 노드 한도(JOB_SCRATCH_MAX_MB)보다 많이 써서 중단되었습니다. `
+            + `임시 파일을 줄이거나 관리자에게 한도를 늘려 달라고 요청하세요.${ckptText}`,
+        };
+    }
+  }
+
   /** The reason after a code's colon ("…_OUTPUT_INCOMPLETE: val.csv-missing"), in the guide's words. */
   function reasonOf(err, what) {
     const reason = err.split(':').slice(1).join(':').trim();
     if (!reason) return null;
-    const g = guideEntry(reason, what);
-    return g ? { icon: g.icon, title: g.title, text: g.message, display: g.display }
-      : { icon: '📊', title: '', text: explainReason(reason, what), display: '' };
+    return guideEntry(reason, what)
+      || { icon: '📊', title: '', text: explainReason(reason, what), display: '' };
   }
 
   /** What to say about a model's last_error, or null when nothing is wrong now. */
@@ -351,6 +329,10 @@
     const can = allowed(m);
     const what = trainCtx ? '학습' : '테스트';
     const retry = trainCtx ? (can.resume ? '[재실행] 또는 [이어하기]' : '[재실행]') : '[테스트 재실행]';
+    // After an interruption (server restart, lost node) resume comes first where it is possible:
+    // §8.1 (L686) says [재실행], §7 (L673) [재실행] [이어하기]; resume is offered when a
+    // checkpoint makes it possible (docs/dashboard.md, "Where the guide contradicts itself").
+    const resumeFirst = trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry;
     const ckpt = m.progress && m.progress.checkpointEpoch;
     const ckptText = trainCtx
       ? (ckpt ? ` 마지막 체크포인트: Epoch ${ckpt}.` : ' 남은 체크포인트가 없어 처음부터 다시 학습해야 합니다.')
@@ -375,12 +357,7 @@
     if (err.startsWith('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE')) {
       const g = guideEntry('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE', what);
       return {
-        sev: g.sev, icon: g.icon, title: g.title, text: g.message + ckptText, display: g.display,
-        reason: reasonOf(err, what),
-        // §8.1 (L686) says [재실행], §7 (L673) [재실행] [이어하기]: resume is offered when a
-        // checkpoint makes it possible (docs/dashboard.md, "Where the guide contradicts itself").
-        action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
-        code: err,
+        ...g, text: g.text + ckptText, reason: reasonOf(err, what), action: resumeFirst, code: err,
       };
     }
     if (err.startsWith('NODE_LOST_OUTPUT_INCOMPLETE')) {
@@ -388,9 +365,7 @@
         sev: 'warning', icon: '⚠️', title: '노드 응답 없음으로 인한 중단',
         text: `${josa(what, '을', '를')} 실행하던 노드가 응답하지 않아 중단으로 처리했습니다.`
           + ckptText + ' 새 실행은 그 노드가 돌아와 이전 컨테이너를 정리한 뒤 시작됩니다.',
-        reason: reasonOf(err, what),
-        action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
-        code: err,
+        reason: reasonOf(err, what), action: resumeFirst, code: err,
       };
     }
     const launch = /^(IMAGE_NOT_FOUND|INVALID_RUNTIME_SETTINGS|DATASET_NOT_FOUND|DATASET_INVALID|CONTAINER_START_FAILED)\b:?\s*([\s\S]*)$/.exec(err);
@@ -416,43 +391,15 @@
         action: retry, code: err, showLog: true,
       };
     }
-    if (err.startsWith('STALLED')) {
-      // The node ended a job that printed nothing and made no progress for stallTimeoutS.
-      return {
-        sev: 'error', icon: '⏳', title: `${what} 멈춤 감지 (STALLED)`,
-        text: `${josa(what, '이', '가')} 설정된 시간 동안 로그 출력도 진행(progress.json) 변화도 없어 중단시켰습니다. `
-          + 'DataLoader 워커의 공유 메모리 부족, 교착 상태, 네트워크 대기 등을 로그에서 확인하세요. '
-          + '정상적으로 오래 걸리는 작업이라면 모델의 멈춤 감지 시간(stallTimeoutS)을 늘리세요.',
-        action: retry, code: err, showLog: true,
-      };
-    }
-    if (err.startsWith('OOM_KILLED')) {
-      return {
-        sev: 'error', icon: '❌', title: '메모리 부족 (OOM)',
-        text: '컨테이너가 메모리 한도를 넘어 강제 종료되었습니다. batch size를 줄이거나 메모리 한도(memory_mb)를 늘린 뒤 다시 실행하세요.',
-        action: retry, code: err, showLog: true,
-      };
-    }
-    if (err.startsWith('SCRATCH_LIMIT_EXCEEDED')) {
-      // The node ended it (workers/scratch.py); the epochs it finished are kept.
-      return {
-        sev: 'error', icon: '💾', title: '스크래치 용량 초과',
-        text: `${josa(what, '이', '가')} /scratch(TMPDIR)에 노드 한도(JOB_SCRATCH_MAX_MB)보다 많이 써서 중단되었습니다. `
-          + `임시 파일을 줄이거나 관리자에게 한도를 늘려 달라고 요청하세요.${ckptText}`,
-        action: trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry,
-        code: err, showLog: true,
-      };
+    const ended = /^(STALLED|OOM_KILLED|SCRATCH_LIMIT_EXCEEDED)\b/.exec(err);
+    if (ended) {
+      return { sev: 'error', ...endedByNode(ended[1], what, ckptText), action: retry, code: err, showLog: true };
     }
     if (err.startsWith('OUTPUT_INCOMPLETE')) {
       const reason = err.replace(/^OUTPUT_INCOMPLETE:?\s*/, '');
       const csv = reason.startsWith('metrics-parse-error');
       const g = csv ? null : guideEntry(reason, what);
-      if (g) {
-        return {
-          sev: g.sev, icon: g.icon, title: g.title, text: g.message, display: g.display,
-          action: retry, code: err, showLog: true,
-        };
-      }
+      if (g) return { ...g, action: retry, code: err, showLog: true };
       return {
         sev: 'error', icon: csv ? '📊' : '❌', title: csv ? '메트릭 CSV 형식 오류' : '산출물 부족',
         text: csv
@@ -476,7 +423,7 @@
     }
     const g = guideEntry(err, what);  // a bare §8 reason, whatever carries it
     if (g) {
-      return { sev: g.sev, icon: g.icon, title: g.title, text: g.message, display: g.display, action: retry, code: err };
+      return { ...g, action: retry, code: err };
     }
     // A code this page does not know (a newer server): say so, and show it as it came.
     return { sev: 'error', icon: '⚠️', title: '오류 발생', text: err, action: retry, code: '' };
@@ -921,6 +868,9 @@
   }
 
   function openPanel(uuid, section) {
+    // Straight from another model's view (back/forward, an edited #/models/… link): its live
+    // log must not keep its stream (LOG_FOLLOW_STREAMS is bounded) nor draw into this view.
+    stopLogStream(state.panel);
     state.panel = { uuid, section, detail: null, metricsKey: null, logsKey: null, resultsKey: null, sections: {} };
     $('#panel').hidden = false;
     $('#panel-backdrop').hidden = false;

@@ -4,44 +4,18 @@
   'use strict';
 
   const POLL_MS = 5000;
-  const TOKEN_KEY = 'trainyard.apiToken'; // the dashboard's 🔑 토큰 stores it here
-  const JOB_STATUS = {
-    QUEUED: { cls: 'READY', name: '대기중' },
-    RUNNING: { cls: 'IN_PROGRESS', name: '실행중' },
-    SUCCESS: { cls: 'COMPLETED', name: '성공' },
-    FAILED: { cls: 'ERROR', name: '실패' },
-    STOPPED: { cls: 'STOPPED', name: '중단됨' },
-    CANCELED: { cls: 'STOPPED', name: '취소' },
-  };
+  const { JOB_STATUS, $, esc } = window.trainyard; // common.js, loaded first
 
-  const $ = (sel, root = document) => root.querySelector(sel);
-
-  function esc(value) {
-    return String(value ?? '').replace(/[&<>"']/g, (c) => (
-      { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
-  }
-
+  /** The shared API call; a write sends `{}` and a missing token points at the dashboard's 🔑. */
   async function api(method, path) {
-    const headers = { Accept: 'application/json' };
-    if (method !== 'GET') {
-      headers['Content-Type'] = 'application/json';
-      const token = localStorage.getItem(TOKEN_KEY);
-      if (token) headers.Authorization = `Bearer ${token}`;
-    }
-    let response;
     try {
-      response = await fetch(path, { method, headers, body: method === 'GET' ? undefined : '{}', cache: 'no-store' });
+      return await window.trainyard.api(method, path, method === 'GET' ? {} : { body: {} });
     } catch (err) {
-      throw new Error('서버에 연결할 수 없습니다. 서버가 실행 중인지, 네트워크를 확인하세요.');
+      if (err.code === 'UNAUTHORIZED') {
+        throw new Error('API 토큰이 필요합니다 — 모델 목록 화면의 [🔑 토큰]에 입력하세요.');
+      }
+      throw err;
     }
-    let payload = null;
-    try { payload = await response.json(); } catch (err) { payload = null; }
-    if (response.ok && payload && payload.success) return payload.data;
-    const error = (payload && payload.error) || {};
-    if (error.code === 'UNAUTHORIZED') {
-      throw new Error('API 토큰이 필요합니다 — 모델 목록 화면의 [🔑 토큰]에 입력하세요.');
-    }
-    throw new Error(error.message || `서버가 HTTP ${response.status} 로 응답했습니다.`);
   }
 
   function showError(message) {
