@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 from app.domain.checkpoints import expected_val_rows
 from app.domain.states import JobType
-from app.domain.transitions import INVALID_RUNTIME_SETTINGS, JobEvent, JobObservation
+from app.domain.transitions import (
+    IMAGE_NOT_FOUND,
+    INVALID_RUNTIME_SETTINGS,
+    JobEvent,
+    JobObservation,
+)
 
 MISSING_INCOMPLETE = "SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE"
 NODE_LOST_INCOMPLETE = "NODE_LOST_OUTPUT_INCOMPLETE"
@@ -20,8 +25,8 @@ REASON_LIMIT = 200  # characters of an attempt's error kept in last_error
 # Why a launch could run no container at all (workers/launcher.py), each followed by the
 # launcher's reason ("IMAGE_NOT_FOUND: image 'x:1' is not on node n1"). None of them is the
 # training code's fault, and the dashboard names each with its own remedy.
-IMAGE_NOT_FOUND = "IMAGE_NOT_FOUND"  # the image is not on the node that claimed the job
-# INVALID_RUNTIME_SETTINGS (app.domain.transitions): the engine or the launcher refused them
+# IMAGE_NOT_FOUND (the claiming node lacks the image) and INVALID_RUNTIME_SETTINGS (the engine
+# or the launcher refused them) live in app.domain.transitions: the API refuses commands with them.
 DATASET_NOT_FOUND = "DATASET_NOT_FOUND"  # the model's dataset folder is not under DATASET_ROOT
 DATASET_INVALID = "DATASET_INVALID"  # it is there, but its manifest cannot be read
 CONTAINER_START_FAILED = "CONTAINER_START_FAILED"  # anything else that kept it from starting

@@ -26,6 +26,7 @@ from app.domain.states import (
 
 CANCELED_BY_USER = "CANCELED_BY_USER"
 INVALID_RUNTIME_SETTINGS = "INVALID_RUNTIME_SETTINGS"  # app.domain.completion's launch code
+IMAGE_NOT_FOUND = "IMAGE_NOT_FOUND"  # a launch code too; the API refuses a command with it
 
 
 class Command(StrEnum):
@@ -59,7 +60,7 @@ class Reason(StrEnum):
 
     STATE = "STATE_CONFLICT"  # 409
     NO_CHECKPOINT = "NO_CHECKPOINT"  # 409
-    IMAGE_NOT_FOUND = "IMAGE_NOT_FOUND"  # 409: no live node has the model's image
+    IMAGE_NOT_FOUND = IMAGE_NOT_FOUND  # 409: no live node has the model's image
     SETTINGS_REFUSED = INVALID_RUNTIME_SETTINGS  # 409: a node refused the model's settings
     JOB_ENDED = "JOB_ALREADY_ENDED"  # a stale or repeated observation: nothing to do
     NOT_CURRENT_JOB = "NOT_CURRENT_JOB"
