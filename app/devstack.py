@@ -102,6 +102,9 @@ class Devstack:
             env["BROKER_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
         env.setdefault("LOG_FORMAT", "text")
         env["PYTHONUNBUFFERED"] = "1"
+        if self.flower and not env.get("FLOWER_URL", "").strip():
+            # the dashboard's Flower link follows --flower-port (its fallback is :5555)
+            env["FLOWER_URL"] = f"http://127.0.0.1:{self.flower_port}"
         if not env.get("FLOWER_BASIC_AUTH"):
             env["FLOWER_UNAUTHENTICATED_API"] = "true"  # Flower listens on 127.0.0.1 only
         return env

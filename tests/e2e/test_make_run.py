@@ -194,6 +194,8 @@ def test_make_run_from_scratch(make_run: MakeRun) -> None:
     with httpx.Client(base_url=make_run.api, timeout=30, headers=JSON_WRITES) as http:
         assert _json(http.get("/api/health"))["status"] == "ok"
         assert [m["modelNo"] for m in _demo_models(http)] == ["G1", "G2", "G3", "G4"]
+        # the dashboard's Flower link points at the Flower devstack started, not at :5555
+        assert f'data-flower-url="{make_run.flower}"' in http.get("/").text
 
         model = _json(
             http.post(
