@@ -1525,7 +1525,7 @@
       tip.style.whiteSpace = 'pre';
       tip.hidden = false;
       const px = (X(near) / W) * box.width;
-      tip.style.left = `${Math.min(px + 12, box.width - 150)}px`;
+      tip.style.left = `${Math.max(0, Math.min(px + 12, box.width - 150))}px`; // inside a narrow chart too
       tip.style.top = '28px';
     });
     hit.addEventListener('mouseleave', () => { tip.hidden = true; hoverLine.setAttribute('visibility', 'hidden'); });
