@@ -15,6 +15,7 @@ from app.appstate import state
 from app.metrics import metric_summaries, metric_summary
 from app.services import models
 from app.services.queries import find_model_with_jobs, list_models, queue_positions
+from app.services.training_time import training_times
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
 
@@ -80,7 +81,8 @@ def list_all() -> tuple[Response, int]:
         )
         tz = rt.settings.tz
         places = queue_positions(session, page.items)
-        content = [model_summary(model, tz, places, session) for model in page.items]
+        trainings = training_times(session, page.items)
+        content = [model_summary(model, tz, places, session, trainings) for model in page.items]
         if query.with_summary:
             summaries = metric_summaries(session, [model.id for model in page.items])
             for item, model in zip(content, page.items, strict=True):

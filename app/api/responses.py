@@ -87,6 +87,12 @@ class ModelSummary(TypedDict):
     step1StrtDttm: Dttm
     step1EndDttm: Dttm
     step1Duration: Duration
+    # The current training across its attempts (a run or restart and the resumes after it,
+    # docs/dashboard.md "학습 시간"): the first attempt's start, the attempts' run times added
+    # up (the pauses between them left out; null until one ended), how many attempts ran.
+    step1FirstStrtDttm: Dttm
+    step1TotalDuration: Duration
+    step1Attempts: int
     step2StrtDttm: Dttm
     step2EndDttm: Dttm
     step2Duration: Duration

@@ -17,11 +17,12 @@ from app.api import responses
 from app.db.models import Job, Model
 from app.domain.checkpoints import checkpoint_epochs
 from app.domain.states import JOB_ACTIVE, JobStatus, ModelStatus, StepState, TrainType
-from app.domain.timefmt import format_duration, format_time
+from app.domain.timefmt import format_duration, format_seconds, format_time
 from app.domain.transitions import ModelSnapshot, allowed_commands
 from app.services.images import missing_image
 from app.services.queries import ModelRow, queue_position, queue_positions
 from app.services.status_writes import snapshot
+from app.services.training_time import TrainingTime, training_times
 
 # Display names by stored value: a dict lookup per field instead of an enum call (the list
 # formats 20 rows of them per request).
@@ -50,11 +51,13 @@ def model_summary(
     tz: ZoneInfo,
     queue_places: dict[int, int] | None = None,
     session: Session | None = None,
+    trainings: dict[int, TrainingTime] | None = None,
 ) -> responses.ModelSummary:
     """`model`: a `Model`, or a row of `queries.SUMMARY_COLUMNS` (the list's). `queue_places`:
     `queries.queue_positions` of a whole list page, looked up in one query; without it a
     `Model`'s own is looked up. `session` (a row's; a `Model` has its own) tells whether a live
-    node has the model's image (app/services/images.py, read once per session)."""
+    node has the model's image (app/services/images.py, read once per session). `trainings`:
+    `training_times` of a whole list page, like `queue_places`."""
     if queue_places is None:
         queue_places = _queue_places(model) if isinstance(model, Model) else {}
     if session is None and isinstance(model, Model):
@@ -66,6 +69,14 @@ def model_summary(
     else:
         summary = _summary(model, tz, image_missing)
     summary["queuePosition"] = queue_places.get(model.id)
+    if trainings is None:
+        trainings = training_times(session, [model]) if session is not None else {}
+    training = trainings.get(model.id)
+    if training is not None:
+        summary["step1FirstStrtDttm"] = format_time(training.started, tz)
+        if training.run_seconds is not None:
+            summary["step1TotalDuration"] = format_seconds(training.run_seconds)
+        summary["step1Attempts"] = training.attempts
     return summary
 
 
@@ -85,6 +96,10 @@ def _summary(model: ModelRow, tz: ZoneInfo, image_missing: str | None) -> respon
         "step1StrtDttm": format_time(model.step1_strt_dttm, tz),
         "step1EndDttm": format_time(model.step1_end_dttm, tz),
         "step1Duration": format_duration(model.step1_strt_dttm, model.step1_end_dttm),
+        # One attempt or none until training_times() says otherwise (model_summary).
+        "step1FirstStrtDttm": format_time(model.step1_strt_dttm, tz),
+        "step1TotalDuration": format_duration(model.step1_strt_dttm, model.step1_end_dttm),
+        "step1Attempts": 0,
         "step2StrtDttm": format_time(model.step2_strt_dttm, tz),
         "step2EndDttm": format_time(model.step2_end_dttm, tz),
         "step2Duration": format_duration(model.step2_strt_dttm, model.step2_end_dttm),

@@ -26,7 +26,11 @@ def format_duration(start: datetime | None, end: datetime | None) -> str | None:
     """`2시간 15분 0초`, `45분 3초`, `7초`; None until both ends are known."""
     if start is None or end is None:
         return None
-    seconds = max(0, int((as_utc(end) - as_utc(start)).total_seconds()))
+    return format_seconds(max(0, int((as_utc(end) - as_utc(start)).total_seconds())))
+
+
+def format_seconds(seconds: int) -> str:
+    """A number of seconds as `format_duration` shows it."""
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -128,6 +128,11 @@ def test_cancel_with_confirmation_then_resume(page, live_server, node, shot) -> 
     expect(row(page, uid).locator("[data-error]")).to_have_count(0)
     expect(row(page, uid).locator(BADGE)).to_have_text("✅ 완료", timeout=90_000)
     assert buttons(page, uid) == ["🧪 테스트 실행"]
+    # 학습 시간 covers both attempts (docs/dashboard.md, "학습 시간 after a resume").
+    trained = live_server.model(uid)
+    assert trained["step1Attempts"] == 2
+    assert trained["step1FirstStrtDttm"] < trained["step1StrtDttm"]
+    expect(row(page, uid).locator("[data-attempts]")).to_have_text("시도 2회 합계 (멈춘 사이 제외)")
 
     # The model view lists both attempts, the newest (the resume) first.
     row(page, uid).locator("a.model-link").first.click()

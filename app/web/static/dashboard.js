@@ -134,7 +134,8 @@
   function actionButtons(m, { inPanel = false } = {}) {
     const can = allowed(m);
     const busy = state.inflight.has(m.uuid);
-    const dis = busy ? ' disabled aria-busy="true"' : '';
+    // aria-disabled, not disabled: a disabled button cannot hold focus, which would fall to <body>.
+    const dis = busy ? ' aria-disabled="true" aria-busy="true"' : '';
     const u = esc(m.uuid);
     const b = (cmd, cls, label) =>
       `<button type="button" class="btn ${cls}" data-cmd="${cmd}" data-uuid="${u}"${dis}>${label}</button>`;
@@ -493,9 +494,30 @@
     </div>`;
   }
 
+  /** 학습 시간 across the training's attempts (docs/dashboard.md): the run or restart that began
+   * it and the resumes after it. The step1… fields are the current attempt's alone. */
+  function trainingTime(m) {
+    const attempts = m.step1Attempts || 0;
+    const running = m.step1Status === 'IN_PROGRESS';
+    const start = m.step1FirstStrtDttm || m.step1StrtDttm;
+    const end = running ? null : m.step1EndDttm;
+    const duration = m.step1TotalDuration || m.step1Duration;
+    let note = '';
+    if (attempts > 1) {
+      note = running
+        ? `${attempts}번째 시도 진행 중${duration ? ` · 이전 시도 합계 ${shortDuration(duration)}` : ''}`
+        : `시도 ${attempts}회 합계 (멈춘 사이 제외)`;
+    }
+    let title = start ? `${start} ~ ${end || ''}` : '';
+    if (attempts > 1 && m.step1StrtDttm) title += ` (마지막 시도 ${m.step1StrtDttm} ~ ${m.step1EndDttm || ''})`;
+    return { start, end, duration: running && attempts > 1 ? null : duration, attempts, note, title };
+  }
+
   function step1Cell(m) {
-    const dur = m.step1Duration ? ` <span class="muted">(${esc(shortDuration(m.step1Duration))})</span>` : '';
+    const t = trainingTime(m);
+    const dur = t.duration ? ` <span class="muted">(${esc(shortDuration(t.duration))})</span>` : '';
     let html = badge(m.step1Status, m.step1StatusName) + dur;
+    if (t.note) html += `<span class="sub" data-attempts="${esc(t.attempts)}">${esc(t.note)}</span>`;
     if (m.step1Status === 'IN_PROGRESS') html += progressBar(m);
     else if ((m.step1Status === 'STOPPED' || m.step1Status === 'ERROR') && m.progress && m.progress.epochsDone) {
       html += `<span class="sub">멈춘 지점: ${m.progress.epochsDone} / ${m.progress.totalEpoch} 에폭</span>`;
@@ -516,6 +538,7 @@
 
   function modelGroupHtml(m) {
     const err = explainError(m);
+    const t = trainingTime(m);
     const u = esc(m.uuid);
     const memo = m.memo ? `<span class="sub memo" title="${esc(m.memo)}">${esc(m.memo)}</span>` : '';
     const row = `<tr class="model-row${err ? ' has-error' : ''}" data-uuid="${u}">
@@ -523,11 +546,11 @@
         <span class="sub">${esc(m.trainTypeName || m.trainType || '')} · #${esc(m.id)}</span></td>
       <td>${esc(m.modelVer)}${memo}</td>
       <td class="cell-status">${badge(m.statusCd, m.statusName)}<span class="sub">${esc(overallMessage(m))}</span></td>
-      <td class="cell-step1">${step1Cell(m)}</td>
-      <td class="cell-step2">${step2Cell(m)}</td>
-      <td class="time" title="${esc(m.step1StrtDttm || '')}${m.step1EndDttm ? ` ~ ${esc(m.step1EndDttm)}` : ''}">${esc(timeRange(m.step1StrtDttm, m.step1EndDttm))}</td>
-      <td class="time" title="${esc(m.step2StrtDttm || '')}${m.step2EndDttm ? ` ~ ${esc(m.step2EndDttm)}` : ''}">${esc(timeRange(m.step2StrtDttm, m.step2EndDttm))}</td>
-      <td>${actionButtons(m)}</td>
+      <td class="cell-step1" data-label="학습(Step1)">${step1Cell(m)}</td>
+      <td class="cell-step2" data-label="테스트(Step2)">${step2Cell(m)}</td>
+      <td class="time cell-time" data-label="학습 시간" title="${esc(t.title)}">${esc(timeRange(t.start, t.end))}</td>
+      <td class="time cell-time" data-label="테스트 시간" title="${esc(m.step2StrtDttm || '')}${m.step2EndDttm ? ` ~ ${esc(m.step2EndDttm)}` : ''}">${esc(timeRange(m.step2StrtDttm, m.step2EndDttm))}</td>
+      <td class="cell-actions">${actionButtons(m)}</td>
     </tr>`;
     const errRow = err ? `<tr class="error-row" data-uuid="${u}"><td colspan="8">${errorBox(err, { uuid: m.uuid })}</td></tr>` : '';
     return row + errRow;
@@ -547,8 +570,10 @@
         fresh.dataset.uuid = m.uuid;
         fresh.dataset.html = html;
         fresh.innerHTML = html;
+        const focused = focusKeyWithin(tb);
         if (tb) tb.replaceWith(fresh);
         tb = fresh;
+        if (focused) restoreFocus(focused);
       }
       existing.delete(m.uuid);
       wanted.push(tb);
@@ -696,6 +721,113 @@
     setTimeout(() => el.remove(), 3500);
   }
 
+  // ---- focus: dialogs, the panel, redrawn rows ---------------------------------------------
+
+  // A redraw replaces a row's (or a panel section's) elements, and a dialog or the panel closes:
+  // the keyboard focus goes back to the same control, found again by what it does, so it never
+  // falls to <body> (a screen reader would start over at the top of the page).
+  const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), '
+    + 'select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex="-1"])';
+
+  function isShown(el) {
+    return el.isConnected && el.getClientRects().length > 0 && !el.closest('[inert]');
+  }
+
+  function focusIsLost() {
+    const el = document.activeElement;
+    return !el || el === document.body || !isShown(el);
+  }
+
+  /** How to find `el` again after a redraw: where it is, what it does, which model it is for. */
+  function focusKey(el) {
+    if (!el || el === document.body || !(el instanceof HTMLElement)) return null;
+    const scope = el.closest('#panel') ? '#panel' : el.closest('#model-table') ? '#model-table' : null;
+    const holder = el.closest('[data-uuid]');
+    const uuid = el.dataset.uuid || (holder && holder.dataset.uuid) || null;
+    let selector = null;
+    if (el.id) selector = `#${CSS.escape(el.id)}`;
+    else if (el.dataset.cmd) selector = `[data-cmd="${CSS.escape(el.dataset.cmd)}"][data-uuid="${CSS.escape(uuid || '')}"]`;
+    else if (el.dataset.logJob !== undefined) selector = `[data-log-job="${CSS.escape(el.dataset.logJob)}"]`;
+    else if (el.dataset.download) selector = `[data-download="${CSS.escape(el.dataset.download)}"]`;
+    else if (el.matches('a[href]')) selector = `a[href="${CSS.escape(el.getAttribute('href'))}"]`;
+    return { el, scope, selector, uuid };
+  }
+
+  function focusKeyWithin(container) {
+    const el = document.activeElement;
+    return container && el && container.contains(el) ? focusKey(el) : null;
+  }
+
+  /** Focus the control `key` names, or its equivalent after a redraw; when a command changed
+   * the state and that button is gone, the model's first action (else its link). */
+  function restoreFocus(key) {
+    if (!key) return;
+    const root = (key.scope && $(key.scope)) || document;
+    const candidates = [key.el];
+    if (key.selector) candidates.push(root.querySelector(key.selector));
+    if (key.uuid) {
+      const u = CSS.escape(key.uuid);
+      candidates.push(root.querySelector(`[data-actions="${u}"] .btn`));
+      candidates.push(root.querySelector(`a.model-link[href="#/models/${u}"]`));
+    }
+    const target = candidates.find((el) => el && isShown(el));
+    if (target) target.focus();
+  }
+
+  // Each <dialog> gives the focus back to what opened it, after Esc too.
+  const dialogOpeners = new WeakMap();
+
+  function showDialog(dlg, first) {
+    if (!dlg.open) {
+      dialogOpeners.set(dlg, focusKey(document.activeElement));
+      dlg.showModal();
+    }
+    if (first) first.focus();
+  }
+
+  function wireDialogFocus() {
+    for (const dlg of $$('dialog')) {
+      dlg.addEventListener('close', () => {
+        const opener = dialogOpeners.get(dlg);
+        dialogOpeners.delete(dlg);
+        // The opener's row may be redrawn right after; restore now and once more after it.
+        restoreFocus(opener);
+        requestAnimationFrame(() => { if (focusIsLost()) restoreFocus(opener); });
+      });
+    }
+  }
+
+  /** While the panel is open the page behind it is inert: no focus, no clicks, not read. */
+  function setBackgroundInert(on) {
+    for (const el of [$('header.topbar'), $('main')]) el.inert = on;
+  }
+
+  function before(a, b) {
+    return Boolean(a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);
+  }
+
+  /** Tab and Shift+Tab go round inside the open dialog (or the panel), never behind it. */
+  function trapTab(ev) {
+    if (ev.key !== 'Tab') return;
+    const box = document.querySelector('dialog[open]') || (state.panel ? $('#panel') : null);
+    if (!box) return;
+    const items = $$(FOCUSABLE, box).filter(isShown);
+    if (!items.length) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    const at = document.activeElement;
+    if (!box.contains(at)) {
+      ev.preventDefault();
+      (ev.shiftKey ? last : first).focus();
+    } else if (ev.shiftKey && (at === first || (!items.includes(at) && before(at, first)))) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && at === last) {
+      ev.preventDefault();
+      first.focus();
+    }
+  }
+
   // ---- confirmation ------------------------------------------------------------------------
 
   /** Resolves to the form's values (an object) when confirmed, null when not. */
@@ -726,8 +858,7 @@
       dlg.addEventListener('close', onClose);
       yes.addEventListener('click', onYes);
       $('#confirm-no').addEventListener('click', onNo);
-      dlg.showModal();
-      yes.focus();
+      showDialog(dlg, yes);
       if (onOpen) onOpen(dlg);
     });
   }
@@ -817,6 +948,7 @@
     const spec = COMMANDS[cmd];
     const model = findModel(uuid);
     if (!spec || !model) return;
+    const opener = focusKey(document.activeElement);
     hideBanner();
     let path = spec.path ? spec.path(uuid) : null;
     setBusy(uuid, true);
@@ -839,6 +971,7 @@
       state.watchUntil = Date.now() + AFTER_COMMAND_MS;
       setBusy(uuid, false);
       await refreshNow();
+      if (focusIsLost()) restoreFocus(opener);
     }
   }
 
@@ -871,10 +1004,14 @@
     // Straight from another model's view (back/forward, an edited #/models/… link): its live
     // log must not keep its stream (LOG_FOLLOW_STREAMS is bounded) nor draw into this view.
     stopLogStream(state.panel);
-    state.panel = { uuid, section, detail: null, metricsKey: null, logsKey: null, resultsKey: null, sections: {} };
+    const opener = state.panel ? state.panel.opener
+      : focusKey(document.activeElement) || { scope: '#model-table', selector: null, uuid };
+    state.panel = { uuid, section, detail: null, metricsKey: null, logsKey: null, resultsKey: null, sections: {}, opener };
     $('#panel').hidden = false;
     $('#panel-backdrop').hidden = false;
+    setBackgroundInert(true);
     $('#panel-title').textContent = '불러오는 중…';
+    $('#panel-title').focus();
     $('#panel-body').innerHTML = `
       <div data-sec="error"></div>
       <section data-sec="actions"></section>
@@ -898,9 +1035,12 @@
   function closePanel(updateHash = true) {
     if (!state.panel) return;
     stopLogStream(state.panel);
+    const { opener } = state.panel;
     state.panel = null;
     $('#panel').hidden = true;
     $('#panel-backdrop').hidden = true;
+    setBackgroundInert(false);
+    restoreFocus(opener);
     if (updateHash && location.hash) {
       history.pushState(null, '', `${location.pathname}${location.search}`);
     }
@@ -913,7 +1053,9 @@
     const el = $(`[data-sec="${name}"]`, $('#panel-body'));
     if (!el) return;
     p.sections[name] = html;
+    const focused = focusKeyWithin(el);
     el.innerHTML = html;
+    if (focused) restoreFocus(focused);
   }
 
   async function refreshPanel() {
@@ -979,8 +1121,11 @@
     const lastEval = evalJobs[evalJobs.length - 1];
     const s2extra = lastEval && lastEval.params && lastEval.params.epoch
       ? `<div class="step-time">테스트 에폭: ${esc(lastEval.params.epoch)}</div>` : '';
+    const t = trainingTime(d);
+    const total = t.duration && t.attempts > 1 ? `${t.duration} (시도 ${t.attempts}회 합계, 멈춘 사이 제외)` : t.duration;
+    const s1note = t.attempts > 1 && d.step1Status === 'IN_PROGRESS' ? `<div class="step-time">${esc(t.note)}</div>` : '';
     return `<div class="steps">
-      ${stepCard('학습 (Step1)', d.step1Status, d.step1StatusName, d.step1StrtDttm, d.step1EndDttm, d.step1Duration, s1extra)}
+      ${stepCard('학습 (Step1)', d.step1Status, d.step1StatusName, t.start, t.end, total, s1note + s1extra)}
       ${stepCard('테스트 (Step2)', d.step2Status, d.step2StatusName, d.step2StrtDttm, d.step2EndDttm, d.step2Duration, s2extra)}
     </div>`;
   }
@@ -1380,7 +1525,7 @@
       tip.style.whiteSpace = 'pre';
       tip.hidden = false;
       const px = (X(near) / W) * box.width;
-      tip.style.left = `${Math.min(px + 12, box.width - 150)}px`;
+      tip.style.left = `${Math.max(0, Math.min(px + 12, box.width - 150))}px`; // inside a narrow chart too
       tip.style.top = '28px';
     });
     hit.addEventListener('mouseleave', () => { tip.hidden = true; hoverLine.setAttribute('visibility', 'hidden'); });
@@ -1547,8 +1692,7 @@
   function openCreateDialog() {
     $('#create-error').hidden = true;
     $$('#create-form .invalid').forEach((el) => el.classList.remove('invalid'));
-    $('#create-dialog').showModal();
-    $('#create-form').elements.modelVer.focus();
+    showDialog($('#create-dialog'), $('#create-form').elements.modelVer);
   }
 
   // ---- token -------------------------------------------------------------------------------
@@ -1557,7 +1701,7 @@
     const dlg = $('#token-dialog');
     if (dlg.open) return;
     $('#token-input').value = localStorage.getItem(TOKEN_KEY) || '';
-    dlg.showModal();
+    showDialog(dlg, $('#token-input'));
   }
 
   // ---- wiring ------------------------------------------------------------------------------
@@ -1583,6 +1727,7 @@
     $('.banner-close').addEventListener('click', hideBanner);
     document.addEventListener('click', (ev) => {
       const btn = ev.target.closest('button[data-cmd]');
+      if (btn && btn.getAttribute('aria-disabled') === 'true') { ev.preventDefault(); return; }
       if (btn && !btn.disabled) { ev.preventDefault(); runCommand(btn.dataset.cmd, btn.dataset.uuid); return; }
       const logBtn = ev.target.closest('button[data-log-job]');
       if (logBtn && state.panel) {
@@ -1596,7 +1741,9 @@
     $('#panel-backdrop').addEventListener('click', () => closePanel());
     document.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape' && state.panel && !document.querySelector('dialog[open]')) closePanel();
+      trapTab(ev);
     });
+    wireDialogFocus();
     window.addEventListener('hashchange', route);
     window.addEventListener('popstate', route);
     $('#create-btn').addEventListener('click', openCreateDialog);

@@ -1,0 +1,85 @@
+"""How long a model's training took, across its attempts (docs/dashboard.md, "학습 시간").
+
+A model's step-1 times (`step1_strt_dttm`, `step1_end_dttm`) are those of its current attempt
+(SPEC §4): after a resume they say "12:21 ~ 12:21 (3초)" for a training that ran for minutes.
+What a person asks of "학습 시간" is the training the model's weights come from: the run or
+restart that began it and every resume that carried it on (a restart trains from scratch, so
+it begins a new training). Its time is the first attempt's start, and the time its containers
+ran, added up: the pause between a stop and its resume is not training time.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Executable, bindparam, select
+from sqlalchemy.orm import Session
+
+from app.db.models import Job
+from app.domain.job_params import RESUME_FROM
+from app.domain.states import JobType, StepState
+from app.domain.timefmt import as_utc
+from app.services.queries import ModelRow
+
+
+@dataclass(frozen=True)
+class TrainingTime:
+    """The current training of one model."""
+
+    started: datetime | None  # the container start of its first attempt that started one
+    run_seconds: int | None  # its ended attempts' run times added up; None until one ended
+    attempts: int  # its attempts that started a container (the run or restart, the resumes)
+
+
+def training_times(session: Session, models: Iterable[ModelRow]) -> dict[int, TrainingTime]:
+    """Model id -> its `TrainingTime`, in one query for a whole list page. A model whose
+    training never started (step 1 READY) has none, and a page of only those costs no query."""
+    ids = [m.id for m in models if m.step1_state != StepState.READY.value]
+    if not ids:
+        return {}
+    by_model: dict[int, list[tuple[datetime | None, datetime | None, bool]]] = {}
+    for model_id, started, finished, resumed in session.connection().execute(
+        _train_jobs_statement(), {"ids": ids}
+    ):
+        jobs = by_model.setdefault(model_id, [])
+        if not resumed:
+            jobs.clear()  # a run or restart: the training starts again here
+        jobs.append((started, finished, bool(resumed)))
+    return {model_id: _sum(jobs) for model_id, jobs in by_model.items()}
+
+
+def _sum(jobs: list[tuple[datetime | None, datetime | None, bool]]) -> TrainingTime:
+    ran = [(started, finished) for started, finished, _ in jobs if started is not None]
+    ended = [
+        max(0, int((as_utc(finished) - as_utc(started)).total_seconds()))
+        for started, finished in ran
+        if finished is not None
+    ]
+    return TrainingTime(
+        started=ran[0][0] if ran else None,
+        run_seconds=sum(ended) if ended else None,
+        attempts=len(ran),
+    )
+
+
+# Built once, values bound at execution (as queries.py's statements).
+@functools.cache
+def _train_jobs_statement() -> Executable:
+    """The TRAIN jobs of the models `ids` in the order they were made, each with whether it
+    resumed an earlier one (its params carry `resume_from`)."""
+    return (
+        select(
+            Job.model_id,
+            Job.started_dttm,
+            Job.finished_dttm,
+            Job.params[RESUME_FROM].is_not(None),
+        )
+        .where(
+            Job.model_id.in_(bindparam("ids", expanding=True)),
+            Job.job_type == JobType.TRAIN.value,
+        )
+        .order_by(Job.model_id, Job.id)
+    )
