@@ -10,6 +10,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, render_template
 
+from app import appstate
+
 bp = Blueprint(
     "web",
     __name__,
@@ -56,7 +58,9 @@ def _page(template: str, **context: str) -> Response:
 
 @bp.get("/")
 def dashboard() -> Response:
-    return _page("index.html", flower_url=flower_url())
+    # API times are written in DISPLAY_TZ; the page names that zone and keeps its clock in it
+    display_tz = appstate.state().settings.display_tz
+    return _page("index.html", flower_url=flower_url(), display_tz=display_tz)
 
 
 @bp.get("/nodes")

@@ -190,6 +190,9 @@ def test_test_run_then_results_with_curves(page, live_server, node, shot) -> Non
     charts = panel.locator(".chart")
     expect(charts.first).to_be_visible(timeout=20_000)
     expect(panel.locator('.chart[data-metric="loss"] path[data-series]')).to_have_count(2)
+    # the val series is named by its column, not "val val_loss"
+    legend = panel.locator('.chart[data-metric="loss"] .chart-legend > span')
+    expect(legend).to_have_text(["train loss", "val_loss"])
     expect(panel.locator(f'.chart line.best-line[data-best-epoch="{best}"]').first).to_be_attached()
     expect(panel.locator(".chart .best-label").first).to_have_text(f"★ Best Epoch {best}")
     expect(panel.locator("[data-metric-summary]")).to_contain_text("val_loss")

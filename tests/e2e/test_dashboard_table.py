@@ -105,6 +105,16 @@ def test_a_thousand_models_pages_filters_and_no_per_row_requests(
     page.reload()
     expect(page.locator("#filter-status")).to_have_value("ERROR")
     expect(page.locator("#total-count")).to_have_text("총 50개 모델")
+    # Times are written in DISPLAY_TZ, and the columns say so.
+    expect(page.locator("thead .tz")).to_have_text(["(Asia/Seoul)", "(Asia/Seoul)"])
+
+    # A filter nothing matches offers to clear the filters, not to create a model.
+    page.locator("#filter-status").select_option("IN_PROGRESS")
+    expect(page.locator("#empty-text")).to_have_text("필터에 맞는 모델이 없습니다.")
+    page.locator("#clear-filters").click()
+    expect(page.locator("#total-count")).to_have_text("총 1,000개 모델")
+    expect(page.locator("#filter-model-no")).to_have_value("")
+    expect(page.locator("#empty")).to_be_hidden()
 
     # Nothing is IN_PROGRESS: no polling at all.
     before = len(_list_requests(requests))

@@ -584,7 +584,16 @@
       if (previous.nextSibling !== tb) previous.after(tb);
       previous = tb;
     }
-    $('#empty').hidden = !(state.loaded && state.models.length === 0);
+    const empty = state.loaded && state.models.length === 0;
+    $('#empty').hidden = !empty;
+    if (empty) {
+      // an empty page under a filter says so and offers the way back, not "create a model"
+      const filtered = filtersActive();
+      $('#empty-text').textContent = filtered
+        ? '필터에 맞는 모델이 없습니다.'
+        : '표시할 모델이 없습니다. [➕ 새 모델]로 등록하세요.';
+      $('#clear-filters').hidden = !filtered;
+    }
     $('#total-count').textContent = state.loaded ? `총 ${state.totalElements.toLocaleString('ko-KR')}개 모델` : '';
     renderPager();
   }
@@ -620,6 +629,20 @@
     history.replaceState(null, '', `${location.pathname}${search ? `?${search}` : ''}${location.hash}`);
   }
 
+  function filtersActive() {
+    return Boolean(state.status || state.modelNo);
+  }
+
+  function clearFilters() {
+    state.status = '';
+    state.modelNo = '';
+    state.page = 0;
+    $('#filter-status').value = '';
+    $('#filter-model-no').value = '';
+    saveQuery();
+    refreshNow();
+  }
+
   function readQuery() {
     const q = new URLSearchParams(location.search);
     state.status = q.get('status') || '';
@@ -653,7 +676,7 @@
       state.totalPages = data.totalPages;
       state.loaded = true;
       listFailed = false;
-      $('#last-updated').textContent = `갱신 ${new Date().toLocaleTimeString('ko-KR', { hour12: false })}`;
+      $('#last-updated').textContent = `갱신 ${new Date().toLocaleTimeString('ko-KR', { hour12: false, timeZone: displayTimeZone() })}`;
       if ($('#banner').dataset.kind === 'list') hideBanner();
       renderTable();
     } catch (err) {
@@ -1399,7 +1422,7 @@
     for (const c of metricColumns(val)) {
       const base = c.startsWith('val_') ? c.slice(4) : c;
       const key = trainCols.includes(base) ? base : c;
-      add(key, { name: `val ${c}`, color: VAL_COLOR, data: seriesOf(val, c), dashed: true, isVal: true });
+      add(key, { name: c.startsWith('val_') ? c : `val ${c}`, color: VAL_COLOR, data: seriesOf(val, c), dashed: true, isVal: true });
     }
     let extra = 0;
     return Array.from(groups.entries())
@@ -1706,6 +1729,11 @@
 
   // ---- wiring ------------------------------------------------------------------------------
 
+  /** The zone the API writes its times in (DISPLAY_TZ), so the clock agrees with the table. */
+  function displayTimeZone() {
+    return document.body.dataset.displayTz || undefined;
+  }
+
   function flowerUrl() {
     const configured = document.body.dataset.flowerUrl;
     return configured || `${location.protocol}//${location.hostname}:5555`;
@@ -1713,6 +1741,7 @@
 
   function wire() {
     $('#flower-link').href = flowerUrl();
+    $('#clear-filters').addEventListener('click', clearFilters);
     $('#filter-status').addEventListener('change', (ev) => { state.status = ev.target.value; state.page = 0; saveQuery(); refreshNow(); });
     $('#filter-model-no').addEventListener('change', (ev) => { state.modelNo = ev.target.value; state.page = 0; saveQuery(); refreshNow(); });
     $('#page-size').addEventListener('change', (ev) => { state.size = Number(ev.target.value); state.page = 0; saveQuery(); refreshNow(); });
