@@ -38,6 +38,7 @@ def create_model() -> tuple[Response, int]:
             resources=body.resources.model_dump(exclude_none=True),
             stall_timeout_s=body.stall_timeout_s,
             priority=body.priority,
+            retry_policy=body.retry.model_dump() if body.retry is not None else None,
             uses_dataset=body.uses_dataset,
             shm_size_mb=body.shm_size_mb,
             env=body.env,
