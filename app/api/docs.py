@@ -76,7 +76,8 @@ _RAW = {  # answers that are not an envelope: the whole body is described as it 
 }
 
 OPERATIONS = (
-    Operation("post", "/api/models", "models", "Create a model", r.ModelDetail, (400,), 201,
+    Operation("post", "/api/models", "models", "Create a model (opt-in `retry`: docs/retry.md)",
+              r.ModelDetail, (400,), 201,
               body=CreateModel),
     Operation("get", "/api/models/list", "models", "List models, newest first", r.ModelPage,
               (400,), query=ListQuery),

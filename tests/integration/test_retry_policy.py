@@ -98,7 +98,8 @@ def test_a_covered_failure_is_retried_until_the_budget_is_spent(
     assert first["currentAttemptId"] == retry["id"]
     assert "cancel" in first["allowedCommands"]
     with db() as session:  # its launch is queued in the same commit, as a resume's is
-        launches = session.scalars(select(OutboxMessage).where(OutboxMessage.task_name == messaging.LAUNCH_JOB))
+        launch = OutboxMessage.task_name == messaging.LAUNCH_JOB
+        launches = session.scalars(select(OutboxMessage).where(launch))
         assert retry["id"] in [row.payload["job_id"] for row in launches]
 
     second = _end_current(db, client, uid, EXIT_3)
