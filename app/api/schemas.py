@@ -207,6 +207,12 @@ class CreateModel(_Strict):
         return value
 
 
+class RetryUpdate(_Strict):
+    """POST /api/models/{uuid}/retry: the model's new retry policy (null: none)."""
+
+    retry: RetryPolicyBody | None
+
+
 class CommandOptions(_Strict):
     """The optional body of run, restart, resume and test run."""
 

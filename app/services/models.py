@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,6 +14,7 @@ from app.db.models import Model
 from app.db.session import transaction
 from app.domain.retry import InvalidRetryPolicy, parse_retry_policy
 from app.services.images import missing_image
+from app.services.status_writes import lock_model
 
 
 class InvalidField(ValueError):
@@ -75,6 +77,21 @@ def create_model(
         session.flush()
         session.refresh(model)  # the server's defaults (created_dttm, …), read in this commit
     return model
+
+
+def set_retry_policy(
+    factory: sessionmaker[Session], model_uuid: uuid.UUID, policy: dict[str, Any] | None
+) -> bool:
+    """Replace a model's retry policy (None: none). Not a status: the model row is locked
+    only so that an ending being judged now reads the old policy or the new one, whole.
+    False when there is no such model."""
+    stored = _valid_retry_policy(policy)
+    with transaction(factory) as session:
+        model = lock_model(session, model_uuid)
+        if model is None:
+            return False
+        model.retry_policy = stored
+    return True
 
 
 def _valid_retry_policy(raw: dict[str, Any] | None) -> dict[str, Any] | None:

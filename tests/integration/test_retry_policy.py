@@ -68,6 +68,26 @@ def test_the_policy_is_stored_and_served(client: FlaskClient) -> None:
     assert create_model(client)["retryPolicy"] is None
 
 
+def test_the_policy_can_be_set_and_cleared_later(
+    client: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    uid = create_model(client)["uuid"]
+    client.post(f"/api/train/run/{uid}")  # a policy set while the run goes on applies to it
+    reply = client.post(f"/api/models/{uid}/retry", json={"retry": {"max": 1, "on": ["OOM"]}})
+    assert reply.status_code == 200, reply.get_json()
+    assert reply.get_json()["data"]["retryPolicy"] == {"max": 1, "on": ["OOM"]}
+    oom = JobObservation(JobEvent.FAILED, 137, "OOM_KILLED", "Killed")
+    assert _end_current(db, client, uid, oom)["retryStatus"] == "retrying (1/1) after OOM"
+
+    bad = client.post(f"/api/models/{uid}/retry", json={"retry": {"max": 1, "on": ["EXIT:"]}})
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["message"].startswith("retry.on.0:")
+    cleared = client.post(f"/api/models/{uid}/retry", json={"retry": None})
+    assert cleared.get_json()["data"]["retryPolicy"] is None
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert client.post(f"/api/models/{unknown}/retry", json={"retry": None}).status_code == 404
+
+
 def test_without_a_policy_an_ending_stays_as_the_seed_has_it(
     client: FlaskClient, db: sessionmaker[Session]
 ) -> None:
