@@ -156,6 +156,13 @@ class TrainyardClient:
             responses.ModelDetail, self._request("GET", f"/api/models/{_uuid(model_uuid)}")
         )
 
+    def set_retry(
+        self, model_uuid: str, policy: responses.RetryPolicy | None
+    ) -> responses.ModelDetail:
+        """The model's automatic retry policy (`{"max": N, "on": [causes]}`; None: none)."""
+        path = f"/api/models/{_uuid(model_uuid)}/retry"
+        return cast(responses.ModelDetail, self._request("POST", path, json={"retry": policy}))
+
     # --- commands (SPEC §4) ------------------------------------------------------------
 
     def _command(self, path: str, idempotency_key: str | None) -> responses.CommandAnswer:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.domain.retry import ThrashGuard
 from app.jobfiles import Limits, MiB
 
 DEFAULT_DATA_DIR = Path(os.environ.get("TRAINYARD_HOME", Path.cwd() / "var"))
@@ -24,6 +25,16 @@ def node_lost_after_s() -> float:
     it for the API, `NodeSettings` for a node; app/services/images.py reads it here, from a
     status write that has no `Settings` at hand."""
     return float(_env("NODE_LOST_AFTER_S", "120"))
+
+
+def retry_thrash_guard() -> ThrashGuard:
+    """JOB_RETRY_THRASH_FAILURES endings of one run within JOB_RETRY_THRASH_WINDOW_S stop its
+    automatic retries early (app/domain/retry.py; 0 failures: no guard). Read here, as
+    `node_lost_after_s`, by the status write that decides a retry (on a worker)."""
+    return ThrashGuard(
+        failures=max(0, int(_env("JOB_RETRY_THRASH_FAILURES", "4"))),
+        window_s=max(0.0, float(_env("JOB_RETRY_THRASH_WINDOW_S", "600"))),
+    )
 
 
 # --- bounds: nothing retries forever, nothing holds a lock forever (issue 10, item 4) -----

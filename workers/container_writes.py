@@ -176,6 +176,23 @@ def record_nodes_lost(
 # --- removed -------------------------------------------------------------------------------
 
 
+def presume_gone(session: Session, nodes: set[str]) -> list[Job]:
+    """The containers of nodes presumed gone for good (NODE_GONE_AFTER_S), whose end was
+    recorded (as lost) but whose removal no node can confirm: marked gone, GPUs freed, so
+    their models may start another. Rows another transaction holds wait for the next sweep."""
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.node.in_(nodes), in_phase(ContainerPhase.ENDED))
+        .with_for_update(skip_locked=True)
+    ).all()
+    for job in jobs:
+        _move(job, ContainerMove.MARK_GONE)
+        job.container_gone_dttm = utcnow()
+        release_gpus(session, job.id)
+    return list(jobs)
+
+
+
 def mark_gone(db: sessionmaker[Session], job_id: int) -> tuple[int, bool]:
     """Its node removed the container: mark it gone (once) and free its GPUs. Returns the
     job's model id and whether it held GPUs (who may launch now)."""

@@ -25,6 +25,7 @@ from app.services.outbox import publish_pending
 from workers import container_writes
 from workers.context import WorkerContext
 from workers.periodic import Periodic
+from workers.requeue import republish_queued
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,30 @@ class Heartbeat(Periodic):
         interval = ctx.node.supervise_interval_s
         super().__init__("trainyard-heartbeat", lambda: beat(ctx), interval, wait_first=True)
         self.ctx = ctx
+
+
+def presume_gone_nodes_containers_gone(ctx: WorkerContext) -> int:
+    """NODE_GONE_AFTER_S (0: off): a node silent this long is presumed gone for good, its
+    machine and containers with it, so the ended jobs' containers it never confirmed removed
+    count as gone and their models' next attempts (a retry, a resume) may start elsewhere.
+    Should the node come back after all, its startup reconcile stops and removes those
+    containers as orphans (no live job of it wants them). The price: a node silent this long
+    whose engine still runs a container may briefly overlap with the new attempt, so choose
+    it well above NODE_LOST_AFTER_S (docs/workers.md, "Automatic retry")."""
+    gone_after = ctx.node.node_gone_after_s
+    if gone_after <= 0:
+        return 0
+    cutoff = utcnow() - timedelta(seconds=max(gone_after, ctx.node.node_lost_after_s))
+    with transaction(ctx.db) as session:
+        gone = set(session.scalars(select(Node.name).where(Node.last_seen_dttm < cutoff)))
+        jobs = container_writes.presume_gone(session, gone) if gone else []
+        woken = {job.model_id for job in jobs}
+        for job in jobs:
+            log.warning("node %s is presumed gone: job %s's container counts as gone",
+                        job.node, job.id)  # fmt: skip
+    for model_id in sorted(woken):
+        republish_queued(ctx, model_id=model_id)
+    return len(jobs)
 
 
 def end_jobs_of_lost_nodes(ctx: WorkerContext) -> int:

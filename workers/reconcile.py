@@ -34,7 +34,7 @@ from app.services.queries import held_by
 from workers import container_writes, outputs
 from workers.context import WorkerContext
 from workers.ending import observe_end, remove_container, stop_and_collect
-from workers.heartbeat import end_jobs_of_lost_nodes
+from workers.heartbeat import end_jobs_of_lost_nodes, presume_gone_nodes_containers_gone
 from workers.requeue import republish_queued
 from workers.runtime.base import LABEL_JOB_ID, ContainerState
 
@@ -261,6 +261,7 @@ def sweep(ctx: WorkerContext) -> dict[str, int] | None:
             "queued re-published": republish_queued(ctx, older_than_s=ctx.node.requeue_after_s),
             "completions re-published": _republish_unjudged(ctx),
             "jobs of lost nodes ended": end_jobs_of_lost_nodes(ctx),
+            "containers of gone nodes presumed gone": presume_gone_nodes_containers_gone(ctx),
         }
 
 

@@ -93,6 +93,9 @@ class NodeSettings:
     log_collect_interval_s: float = 1.0
     # A model's stallTimeoutS when it sets none (0: no stall detection), in seconds.
     default_stall_timeout_s: int = 0
+    # A node silent this long is presumed gone for good, its containers with it (0: never;
+    # workers/heartbeat.py): a retry or resume of its jobs may then start on another node.
+    node_gone_after_s: float = 0.0
 
     @classmethod
     def from_env(cls) -> NodeSettings:
@@ -122,6 +125,7 @@ class NodeSettings:
             ),
             log_collect_interval_s=float(os.environ.get("LOG_COLLECT_INTERVAL_S", "1")),
             default_stall_timeout_s=_non_negative_int("DEFAULT_STALL_TIMEOUT_S", 0),
+            node_gone_after_s=float(_non_negative_int("NODE_GONE_AFTER_S", 0)),
         )
 
 

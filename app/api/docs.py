@@ -25,6 +25,7 @@ from app.api.schemas import (
     JobQuery,
     ListQuery,
     LogQuery,
+    RetryUpdate,
     SeriesQuery,
 )
 
@@ -76,8 +77,12 @@ _RAW = {  # answers that are not an envelope: the whole body is described as it 
 }
 
 OPERATIONS = (
-    Operation("post", "/api/models", "models", "Create a model", r.ModelDetail, (400,), 201,
+    Operation("post", "/api/models", "models", "Create a model (opt-in `retry`: docs/retry.md)",
+              r.ModelDetail, (400,), 201,
               body=CreateModel),
+    Operation("post", "/api/models/{uuid}/retry", "models",
+              "Set or clear the model's retry policy (from its next ending on)", r.ModelDetail,
+              body=RetryUpdate),
     Operation("get", "/api/models/list", "models", "List models, newest first", r.ModelPage,
               (400,), query=ListQuery),
     Operation("get", "/api/models/{uuid}", "models", "One model with its jobs", r.ModelDetail),

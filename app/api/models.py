@@ -9,7 +9,7 @@ from flask import Blueprint, Response
 from app.api import responses
 from app.api.envelope import ApiError, ok
 from app.api.params import model_not_found, parse_json_body, parse_query, parse_uuid
-from app.api.schemas import CreateModel, ListQuery
+from app.api.schemas import CreateModel, ListQuery, RetryUpdate
 from app.api.serialize import model_detail, model_summary
 from app.appstate import state
 from app.metrics import metric_summaries, metric_summary
@@ -39,6 +39,7 @@ def create_model() -> tuple[Response, int]:
             resources=body.resources.model_dump(exclude_none=True),
             stall_timeout_s=body.stall_timeout_s,
             priority=body.priority,
+            retry_policy=body.retry.model_dump() if body.retry is not None else None,
             uses_dataset=body.uses_dataset,
             shm_size_mb=body.shm_size_mb,
             env=body.env,
@@ -69,6 +70,22 @@ def _require_runtime_allowed(body: CreateModel, network_allowed: bool) -> None:
             f"shmSizeMb: {body.shm_size_mb} MB is more than resources.memory_mb "
             f"({memory_mb} MB); /dev/shm counts against the memory limit.",
         )
+
+
+@bp.post("/<model_uuid>/retry")
+def set_retry(model_uuid: str) -> tuple[Response, int]:
+    """Set or clear the retry policy; it applies from the next ending on (docs/retry.md)."""
+    key = parse_uuid(model_uuid)
+    body = parse_json_body(RetryUpdate)
+    rt = state()
+    policy = body.retry.model_dump() if body.retry is not None else None
+    try:
+        found = models.set_retry_policy(rt.sessions, key, policy)
+    except models.InvalidField as exc:
+        raise ApiError(400, "INVALID_FIELD", str(exc)) from None
+    if not found:
+        raise model_not_found(key)
+    return detail(model_uuid)
 
 
 @bp.get("/list")

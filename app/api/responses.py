@@ -110,6 +110,9 @@ class ModelSummary(TypedDict):
     # when nothing of it waits.
     queuePosition: int | None
     allowedCommands: list[CommandName]
+    # "retrying (2/3) after NODE_LOST" while an automatic retry's training is in progress
+    # (docs/retry.md); null otherwise.
+    retryStatus: str | None
     # On GET /api/models/{uuid}, and on list items with withSummary=true.
     metricSummary: NotRequired[MetricSummary]
 
@@ -139,6 +142,12 @@ class Job(TypedDict):
     duration: Duration
     queuePosition: int | None  # null unless QUEUED
     priority: int  # launch priority: higher first, FIFO within one (docs/workers.md)
+    # Automatic retry (docs/retry.md): which retry of its run this attempt is (null: a user
+    # started it); the retry cause its ending stands for (NODE_LOST, SERVER_RESTART, OOM,
+    # STALLED, EXIT:<code>; null: none); why it was or was not retried.
+    retryNumber: int | None
+    endCause: str | None
+    retryNote: str | None
 
 
 @closed
@@ -148,6 +157,15 @@ class ResourceRequests(TypedDict, total=False):
     gpus: int
     memory_mb: int
     cpus: float
+
+
+@closed
+class RetryPolicy(TypedDict):
+    """Automatic retry (docs/retry.md): up to `max` new attempts after an ending for a cause
+    in `on` (NODE_LOST, SERVER_RESTART, OOM, STALLED, EXIT:<code>)."""
+
+    max: int
+    on: list[str]
 
 
 @closed
@@ -170,6 +188,7 @@ class ModelDetail(ModelSummary):
     # node's DEFAULT_STALL_TIMEOUT_S (0 unless set: off), 0: never.
     stallTimeoutS: int | None
     priority: int  # its jobs' launch priority unless a command gives one
+    retryPolicy: RetryPolicy | None  # null: never retried automatically (the default)
     createdDttm: Dttm
     checkpointEpochs: list[int]
     jobs: list[Job]

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -19,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from app.domain import sandbox
 from app.domain.job_params import RESERVED_PARAMS
+from app.domain.retry import MAX_RETRIES, cause_problem
 from app.domain.states import MODEL_NUMBERS, ModelStatus, TrainType
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -97,6 +99,29 @@ class Resources(BaseModel):
 PRIORITY_RANGE = Field(ge=-1000, le=1000)
 
 
+def _retry_cause(value: str) -> str:
+    problem = cause_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("retry_cause", problem)
+    return value
+
+
+class RetryPolicyBody(BaseModel):
+    """Automatic retry, opt-in (docs/retry.md): up to `max` new attempts of the training
+    after it ends for one of the causes in `on`; each resumes from the latest checkpoint."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    max: Annotated[StrictInt, Field(ge=0, le=MAX_RETRIES, description="retries after the first")]
+    on: Annotated[
+        list[Annotated[str, AfterValidator(_retry_cause)]],
+        Field(
+            max_length=32,
+            description="causes: NODE_LOST, SERVER_RESTART, OOM, STALLED, EXIT:<1..255>",
+            examples=[["NODE_LOST", "EXIT:3"]],
+        ),
+    ]
+
+
 class CreateModel(_Strict):
     model_no: Literal[MODEL_NUMBERS]  # type: ignore[valid-type]
     model_ver: Annotated[str, Field(min_length=1, max_length=64)]
@@ -116,6 +141,8 @@ class CreateModel(_Strict):
     # job ends STALLED. null: the node's DEFAULT_STALL_TIMEOUT_S; 0: never (30 days at most).
     stall_timeout_s: Annotated[StrictInt, Field(ge=0, le=2_592_000)] | None = None
     priority: Annotated[StrictInt, PRIORITY_RANGE] = 0
+    # null or absent: never retried automatically (the seed's behaviour).
+    retry: RetryPolicyBody | None = None
     # The container's runtime (app/domain/sandbox.py, trainer/README.md "Sandbox").
     shm_size_mb: Annotated[
         StrictInt | None,
@@ -178,6 +205,12 @@ class CreateModel(_Strict):
         if value is not None and not _SAFE_NAME.match(value):
             raise ValueError("must be a folder name under DATASET_ROOT (letters, digits, . _ -)")
         return value
+
+
+class RetryUpdate(_Strict):
+    """POST /api/models/{uuid}/retry: the model's new retry policy (null: none)."""
+
+    retry: RetryPolicyBody | None
 
 
 class CommandOptions(_Strict):

@@ -115,6 +115,7 @@ def _summary(model: ModelRow, tz: ZoneInfo, image_missing: str | None) -> respon
         "progress": progress(model),
         "queuePosition": None,
         "allowedCommands": list(_allowed_command_names(snapshot(model, image_missing))),
+        "retryStatus": model.retry_status,
     }
 
 
@@ -155,6 +156,9 @@ def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
         "duration": format_duration(job.started_dttm, job.finished_dttm),
         "queuePosition": _job_queue_position(job),
         "priority": job.priority,
+        "retryNumber": job.retry_number,
+        "endCause": job.end_cause,
+        "retryNote": job.retry_note,
     }
 
 
@@ -190,6 +194,7 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "network": model.network,
         "stallTimeoutS": model.stall_timeout_s,
         "priority": model.priority,
+        "retryPolicy": cast(responses.RetryPolicy | None, model.retry_policy),
         "createdDttm": format_time(model.created_dttm, tz),
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch

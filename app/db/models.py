@@ -69,6 +69,8 @@ class Model(Base):
     # Launch priority of its jobs (higher first; FIFO within one priority). A command may give
     # its own job another (docs/workers.md, "Priorities").
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Automatic retry (app/domain/retry.py): {"max": N, "on": [causes]}; None: never retried.
+    retry_policy: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     # Written only by app.services.status_writes; status_cd is derived from the two steps.
     status_cd: Mapped[str] = mapped_column(String(16), default=StepState.READY.value)
@@ -83,6 +85,8 @@ class Model(Base):
     current_attempt_id: Mapped[int | None] = mapped_column(Id)
     best_epoch: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # "retrying (2/3) after NODE_LOST" while an automatic retry's training is in progress.
+    retry_status: Mapped[str | None] = mapped_column(Text)
 
     # Live progress of the current training (written by the owning node while it runs).
     epochs_done: Mapped[int | None]
@@ -159,6 +163,12 @@ class Job(Base):
     completion_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_attempt_dttm: Mapped[datetime | None]
     last_attempt_error: Mapped[str | None] = mapped_column(Text)
+    # Automatic retry (app/services/retries.py): which retry of its run this attempt is (None:
+    # a user started it), the retry cause its ending stands for (NODE_LOST, EXIT:3, …), and
+    # why that ending was not retried (budget spent, thrash guard), when it was not.
+    retry_number: Mapped[int | None] = mapped_column(Integer)
+    end_cause: Mapped[str | None] = mapped_column(String(32))
+    retry_note: Mapped[str | None] = mapped_column(Text)
 
     model: Mapped[Model] = relationship(back_populates="jobs")
 

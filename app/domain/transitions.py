@@ -109,7 +109,17 @@ class JobObservation:
     ended_at: datetime | None = None
 
 
-Action = CommandRequest | JobObservation
+@dataclass(frozen=True)
+class RetryRequest:
+    """The platform's own new attempt after an ending its retry policy covers
+    (app/domain/retry.py): never a user's command, so it is not in `allowedCommands`."""
+
+    resume_from: int | None  # the latest checkpoint's epoch; None: train again from scratch
+    sub_status: str  # "retrying (2/3) after NODE_LOST", shown while the attempt is live
+    priority: int | None = None  # the ended job's launch priority, kept
+
+
+Action = CommandRequest | JobObservation | RetryRequest
 
 
 @dataclass(frozen=True)
@@ -394,6 +404,29 @@ def _observe(model: ModelSnapshot, job: JobSnapshot, seen: JobObservation) -> De
     )
 
 
+def _retry(model: ModelSnapshot, request: RetryRequest) -> Decision:
+    """Only right after the training ended for a cause (step1 ERROR or STOPPED) and no test
+    runs: then a new attempt, as a resume (or a restart, without a checkpoint) would start."""
+    if model.step1 not in (StepState.ERROR, StepState.STOPPED) or (
+        model.step2 is StepState.IN_PROGRESS
+    ):
+        return Rejected(
+            Reason.STATE,
+            f"Can't retry when step1 is {model.step1} and step2 is {model.step2}; "
+            "a retry follows a training that ended.",
+        )
+    if request.resume_from is not None:
+        new_job = NewJob(JobType.TRAIN, resume_from=request.resume_from)
+        return Accepted(StepState.IN_PROGRESS, model.step2, new_job=new_job, last_error=None)
+    return Accepted(
+        StepState.IN_PROGRESS,
+        StepState.READY,
+        new_job=NewJob(JobType.TRAIN, fresh_outputs=True),
+        last_error=None,
+        reset_training=True,
+    )
+
+
 def decide(model: ModelSnapshot, job: JobSnapshot | None, action: Action) -> Decision:
     """Answer whether `action` may happen now, and if so what changes.
 
@@ -404,6 +437,8 @@ def decide(model: ModelSnapshot, job: JobSnapshot | None, action: Action) -> Dec
         if job is None:
             raise ValueError("a job observation needs the observed job")
         return _observe(model, job, action)
+    if isinstance(action, RetryRequest):
+        return _retry(model, action)
 
     rule = COMMAND_RULES[action.command]
     for guard in rule.guards:

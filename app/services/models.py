@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,7 +12,9 @@ from app.config import Settings
 from app.datasets import dataset_exists
 from app.db.models import Model
 from app.db.session import transaction
+from app.domain.retry import InvalidRetryPolicy, parse_retry_policy
 from app.services.images import missing_image
+from app.services.status_writes import lock_model
 
 
 class InvalidField(ValueError):
@@ -37,6 +40,7 @@ def create_model(
     resources: dict[str, Any],
     stall_timeout_s: int | None = None,
     priority: int = 0,
+    retry_policy: dict[str, Any] | None = None,
     uses_dataset: bool = True,
     shm_size_mb: int | None = None,
     env: dict[str, str] | None = None,
@@ -63,6 +67,7 @@ def create_model(
             resources=resources,
             stall_timeout_s=stall_timeout_s,
             priority=priority,
+            retry_policy=_valid_retry_policy(retry_policy),
             uses_dataset=uses_dataset,
             shm_size_mb=shm_size_mb,
             env=dict(env or {}),
@@ -72,6 +77,30 @@ def create_model(
         session.flush()
         session.refresh(model)  # the server's defaults (created_dttm, …), read in this commit
     return model
+
+
+def set_retry_policy(
+    factory: sessionmaker[Session], model_uuid: uuid.UUID, policy: dict[str, Any] | None
+) -> bool:
+    """Replace a model's retry policy (None: none). Not a status: the model row is locked
+    only so that an ending being judged now reads the old policy or the new one, whole.
+    False when there is no such model."""
+    stored = _valid_retry_policy(policy)
+    with transaction(factory) as session:
+        model = lock_model(session, model_uuid)
+        if model is None:
+            return False
+        model.retry_policy = stored
+    return True
+
+
+def _valid_retry_policy(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """As stored: the domain's reading of it (duplicates once), or None for no policy."""
+    try:
+        policy = parse_retry_policy(raw)
+    except InvalidRetryPolicy as exc:
+        raise InvalidField(str(exc)) from None
+    return policy.as_json() if policy is not None else None
 
 
 def _require_params_fit(params: dict[str, Any], limit: int) -> None:

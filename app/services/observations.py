@@ -13,6 +13,7 @@ from app.db.session import transaction
 from app.domain.transitions import JobObservation
 from app.services.outbox import publish_pending
 from app.services.publisher import Publisher
+from app.services.retries import retry_after_ending
 from app.services.status_writes import StatusWrite, apply, lock_job
 
 #: Reads the locked rows and says what the worker observed, or why there is nothing to apply
@@ -35,6 +36,11 @@ def observe(
         if isinstance(observed, str):
             return observed
         write = apply(session, model, observed, observed=job)
+        if write.accepted and job.status.is_terminal:
+            # The one place an ending may lead to an automatic retry (app/services/retries.py).
+            retry = retry_after_ending(session, model, job, observed)
+            if retry is not None:
+                write.outbox_ids += retry.outbox_ids
     if publisher is not None and write.outbox_ids:
         publish_pending(factory, publisher, only_ids=write.outbox_ids)
     return write

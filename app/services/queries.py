@@ -63,6 +63,8 @@ class ModelRow(Protocol):
     @property
     def last_error(self) -> str | None: ...
     @property
+    def retry_status(self) -> str | None: ...
+    @property
     def epochs_done(self) -> int | None: ...
     @property
     def checkpoint_epoch(self) -> int | None: ...
@@ -97,6 +99,7 @@ SUMMARY_COLUMNS = (
     Model.current_attempt_id,
     Model.best_epoch,
     Model.last_error,
+    Model.retry_status,
     Model.image,
     Model.epochs_done,
     Model.checkpoint_epoch,

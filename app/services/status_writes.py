@@ -33,6 +33,7 @@ from app.domain.transitions import (
     ModelSnapshot,
     NewJob,
     Rejected,
+    RetryRequest,
     decide,
 )
 from app.services.images import missing_image
@@ -138,9 +139,10 @@ def apply(
     if decision.reset_training:
         _reset_training(session, model)
     if decision.new_job is not None:
-        priority = action.priority if isinstance(action, CommandRequest) else None
+        priority = action.priority if isinstance(action, CommandRequest | RetryRequest) else None
         result.job = _create_job(session, model, decision.new_job, now, priority)
     _write_model_states(model, decision, times)
+    _write_retry_status(model, action, decision)
     session.flush()
     result.outbox_ids = _enqueue_follow_up(session, decision, result.job)
     return result
@@ -192,6 +194,15 @@ def _write_model_states(model: Model, decision: Accepted, times: _Times) -> None
         model.step2_strt_dttm = times.started_at or model.step2_strt_dttm or times.now
     if decision.ended_step is not None:
         stamp_step_times(model, decision.ended_step, times.started_at, times.ended)
+
+
+def _write_retry_status(model: Model, action: Action, decision: Accepted) -> None:
+    """"retrying (2/3) after NODE_LOST" from the retry's decision while its training is in
+    progress; gone once the training ends (or is canceled)."""
+    if isinstance(action, RetryRequest):
+        model.retry_status = action.sub_status
+    elif decision.step1 is not StepState.IN_PROGRESS:
+        model.retry_status = None
 
 
 def stamp_step_times(

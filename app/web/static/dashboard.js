@@ -481,6 +481,23 @@
     }
   }
 
+  // ---- automatic retry (docs/retry.md): the sub-status and the attempt history -------------
+
+  /** "retrying (2/3) after NODE_LOST" under the status while an automatic retry is live. */
+  function retryStatusLine(m) {
+    return m.retryStatus ? `<span class="sub retry-status" data-retry-status>${esc(m.retryStatus)}</span>` : '';
+  }
+
+  /** The policy and, per training attempt that ended for a cause, the cause and what followed. */
+  function retryHistoryHtml(d) {
+    if (!d.retryPolicy) return '';
+    const policy = `<p class="note" data-retry-policy>자동 재시도: 최대 ${esc(d.retryPolicy.max)}회 · 원인 ${esc(d.retryPolicy.on.join(', ') || '-')}</p>`;
+    const rows = (d.jobs || []).filter((j) => j.jobType === 'TRAIN' && (j.endCause || j.retryNumber)).map((j) => `<li data-retry-attempt="${esc(j.attempt)}">
+        시도 ${esc(j.attempt)}${j.retryNumber ? ` (재시도 ${esc(j.retryNumber)}/${esc(d.retryPolicy.max)})` : ''}: ${jobBadge(j.statusCd)}
+        ${j.endCause ? ` 원인 <b class="mono">${esc(j.endCause)}</b>` : ''}${j.retryNote ? ` <span class="muted">${esc(j.retryNote)}</span>` : ''}</li>`).join('');
+    return `<div class="retry-history" data-retry-history>${policy}${rows ? `<ul>${rows}</ul>` : ''}</div>`;
+  }
+
   function progressBar(m) {
     const p = m.progress || {};
     const total = p.totalEpoch || 0;
@@ -545,7 +562,7 @@
       <td><a class="model-link" href="#/models/${u}" title="상세 보기">${esc(m.modelNo)}</a>
         <span class="sub">${esc(m.trainTypeName || m.trainType || '')} · #${esc(m.id)}</span></td>
       <td>${esc(m.modelVer)}${memo}</td>
-      <td class="cell-status">${badge(m.statusCd, m.statusName)}<span class="sub">${esc(overallMessage(m))}</span></td>
+      <td class="cell-status">${badge(m.statusCd, m.statusName)}<span class="sub">${esc(overallMessage(m))}</span>${retryStatusLine(m)}</td>
       <td class="cell-step1" data-label="학습(Step1)">${step1Cell(m)}</td>
       <td class="cell-step2" data-label="테스트(Step2)">${step2Cell(m)}</td>
       <td class="time cell-time" data-label="학습 시간" title="${esc(t.title)}">${esc(timeRange(t.start, t.end))}</td>
@@ -1123,7 +1140,7 @@
     setSection('error', errorBox(err, { logTail: tail }));
     setSection('actions', actionButtons(d, { inPanel: true }));
     setSection('steps', stepsHtml(d));
-    setSection('jobs', jobsHtml(d));
+    setSection('jobs', jobsHtml(d) + retryHistoryHtml(d));
     setSection('info', infoHtml(d));
   }
 
