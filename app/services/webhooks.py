@@ -210,7 +210,7 @@ def _claim(
                 WebhookDelivery.status == PENDING,
                 or_(due.is_(None), due <= now),
             )
-            .with_for_update(skip_locked=True)
+            .with_for_update()  # a second try of it waits here, then finds it not due
         ).one_or_none()
         if row is None:
             return None
@@ -282,23 +282,30 @@ def _record(
 
 
 def publish_due(factory: sessionmaker[Session], publisher: Publisher, limit: int = 200) -> int:
-    """Hand the broker a message for each due delivery that has none in flight; how many."""
+    """Hand the broker a message for each due delivery that has none in flight; how many.
+
+    Each is marked handed over (and committed) before its message goes out, so the task never
+    meets the mark's write; the marks of messages the broker refused are taken back."""
     now = utcnow()
     due = WebhookDelivery.next_attempt_dttm
     handed = WebhookDelivery.enqueued_dttm
-    with factory() as session:
-        ids = session.scalars(
-            select(WebhookDelivery.id)
-            .where(
-                WebhookDelivery.status == PENDING,
-                or_(due.is_(None), due <= now),
-                or_(handed.is_(None), handed < now - timedelta(seconds=REPUBLISH_AFTER_S)),
+    with transaction(factory) as session:
+        ids = list(
+            session.scalars(
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.status == PENDING,
+                    or_(due.is_(None), due <= now),
+                    or_(handed.is_(None), handed < now - timedelta(seconds=REPUBLISH_AFTER_S)),
+                )
+                .order_by(WebhookDelivery.id)
+                .limit(limit)
             )
-            .order_by(WebhookDelivery.id)
-            .limit(limit)
-        ).all()
-    sent: list[int] = []
-    for delivery_id in ids:
+        )
+        session.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(enqueued_dttm=now)
+        )
+    for sent, delivery_id in enumerate(ids):
         try:
             publisher.publish(
                 messaging.DELIVER_WEBHOOK,
@@ -308,16 +315,14 @@ def publish_due(factory: sessionmaker[Session], publisher: Publisher, limit: int
             )
         except Exception as exc:  # the broker is away: the next sweep tries again
             log.warning("webhook deliveries not re-published: %s", exc)
-            break
-        sent.append(delivery_id)
-    if sent:
-        with transaction(factory) as session:
-            session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(sent))
-                .values(enqueued_dttm=now)
-            )
-    return len(sent)
+            with transaction(factory) as session:
+                session.execute(
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id.in_(ids[sent:]))
+                    .values(enqueued_dttm=None)
+                )
+            return sent
+    return len(ids)
 
 
 # --- the history ---------------------------------------------------------------------------
