@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from flask.testing import FlaskClient
@@ -18,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import messaging
+from app.client import ApiError, TrainyardClient
 from app.config import Bounds, WebhookSettings
 from app.db.models import OutboxMessage, WebhookDelivery, WebhookEvent
 from app.db.session import transaction
@@ -318,3 +320,19 @@ def test_a_bad_deployment_setting_stops_the_start_naming_it(
     monkeypatch.setenv("WEBHOOK_FORMAT", "teams")
     with pytest.raises(ValueError, match="WEBHOOK_FORMAT"):
         create_app(settings)
+
+
+def test_the_client_lists_deliveries(
+    app: Any, client: FlaskClient, db: sessionmaker[Session], receiver: Receiver
+) -> None:
+    uid = create_model(client, webhookUrl=receiver.url)["uuid"]
+    client.post(f"/api/train/run/{uid}")
+    _deliver_all(db, _settings())
+    api = TrainyardClient("http://localhost", transport=httpx.WSGITransport(app=app))
+    with api:
+        page = api.webhook_deliveries(uid)
+        assert [(d["status"], d["modelUuid"]) for d in page["content"]] == [("DELIVERED", uid)]
+        assert api.webhook_deliveries(status="DEAD")["totalElements"] == 0
+        with pytest.raises(ApiError) as bad:
+            api.webhook_deliveries(status="LOST")
+        assert bad.value.status == 400
