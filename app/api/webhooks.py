@@ -41,7 +41,7 @@ def delivery_info(
         "lastStatusCode": delivery.last_status_code,
         "lastError": delivery.last_error,
         "createdDttm": format_time(delivery.created_dttm, tz),
-        "lastAttemptDttm": format_time(delivery.last_attempt_dttm, tz),
+        "lastAttemptDttm": format_time(delivery.last_try_dttm, tz),
         "nextAttemptDttm": format_time(delivery.next_attempt_dttm, tz),
         "deliveredDttm": format_time(delivery.delivered_dttm, tz),
         "deadDttm": format_time(delivery.dead_dttm, tz),

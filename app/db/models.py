@@ -383,7 +383,7 @@ class WebhookDelivery(Base):
     # When a message for the next try was last handed to the broker: the sweep hands another
     # only when none was for a while (workers/reconcile.py).
     enqueued_dttm: Mapped[datetime | None]
-    last_attempt_dttm: Mapped[datetime | None]
+    last_try_dttm: Mapped[datetime | None]
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_dttm: Mapped[datetime | None]

@@ -217,7 +217,7 @@ def _claim(
         event = session.get(WebhookEvent, row.event_id)
         assert event is not None  # deliveries cascade with their event
         row.attempts += 1
-        row.last_attempt_dttm = now
+        row.last_try_dttm = now
         lease = 4 * settings.timeout_s + IN_FLIGHT_MARGIN_S  # connect, write, read, pool
         row.next_attempt_dttm = now + timedelta(seconds=lease)
         return Claimed(

@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
         sa.Column('next_attempt_dttm', sa.DateTime(timezone=True), nullable=True),
         sa.Column('enqueued_dttm', sa.DateTime(timezone=True), nullable=True),
-        sa.Column('last_attempt_dttm', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('last_try_dttm', sa.DateTime(timezone=True), nullable=True),
         sa.Column('last_status_code', sa.Integer(), nullable=True),
         sa.Column('last_error', sa.Text(), nullable=True),
         sa.Column('delivered_dttm', sa.DateTime(timezone=True), nullable=True),
