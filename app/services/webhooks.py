@@ -232,20 +232,26 @@ def send(claimed: Claimed, settings: WebhookSettings) -> Outcome:
     headers = events.headers(claimed.event_id, body, settings.secret, str(int(time.time())))
     headers["X-Trainyard-Delivery-Attempt"] = str(claimed.attempt)
     try:
-        answer = httpx.post(
+        # Streamed and never read: only the status counts, and a receiver's body (of any
+        # size) is not worth a byte of a worker's memory.
+        with httpx.stream(
+            "POST",
             claimed.url,
             content=body,
             headers=headers,
             timeout=settings.timeout_s,
             follow_redirects=False,
-        )
+        ) as answer:
+            status, reason = answer.status_code, answer.reason_phrase
     except Exception as exc:
         # The URL may carry a secret (a Slack webhook's path): never store it in the error.
         text = f"{type(exc).__name__}: {exc}".replace(claimed.url, events.redacted(claimed.url))
         return Outcome(False, None, text[:ERROR_LIMIT])
-    if 200 <= answer.status_code < 300:
-        return Outcome(True, answer.status_code, None)
-    return Outcome(False, answer.status_code, f"HTTP {answer.status_code} {answer.reason_phrase}")
+    if 200 <= status < 300:
+        return Outcome(True, status, None)
+    # The reason phrase is the receiver's text: kept short and printable.
+    reason = "".join(c if c.isprintable() else "?" for c in reason[:100])
+    return Outcome(False, status, f"HTTP {status} {reason}")
 
 
 def _record(
