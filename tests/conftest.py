@@ -71,12 +71,13 @@ SERIAL_GROUPS = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tests_dir = Path(__file__).resolve().parent
-    for item in items:
-        group = SERIAL_GROUPS.get(item.path.resolve().relative_to(tests_dir).parts[0])
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Marks each test of a serial directory with its group as it is collected, before any
+    collection_modifyitems hook (xdist's reads the groups there)."""
+    top = item.path.resolve().relative_to(Path(__file__).resolve().parent).parts[0]
+    group = SERIAL_GROUPS.get(top)
+    if group is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _ensure_database(url: str) -> None:
