@@ -86,6 +86,7 @@ class WebhookSettings:
     format: str = "json"  # WEBHOOK_FORMAT: "json" or "slack", for WEBHOOK_URLS
     public_url: str = "http://127.0.0.1:8000"  # PUBLIC_URL: the links in each event
     timeout_s: float = 5.0  # one delivery attempt's bound (connect, send, answer)
+    senders: int = 1  # a worker process's task threads that may send at once
     # Tries of one delivery, then it is dead-lettered; the wait doubles after each failure.
     retry: Bounds = field(
         default_factory=lambda: Bounds(max_attempts=10, backoff_s=10.0, backoff_max_s=3600.0)
@@ -111,6 +112,7 @@ def load_webhook_settings() -> WebhookSettings:
         format=kind,
         public_url=_env("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
         timeout_s=float(_env("WEBHOOK_TIMEOUT_S", "5")),
+        senders=max(1, int(_env("WEBHOOK_SENDERS", "1"))),
         retry=Bounds(
             max_attempts=max(1, int(_env("WEBHOOK_MAX_ATTEMPTS", "10"))),
             backoff_s=float(_env("WEBHOOK_BACKOFF_S", "10")),

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ IN_FLIGHT_MARGIN_S = 30.0
 #: handed again (the message was lost, or its worker died before claiming it).
 REPUBLISH_AFTER_S = 60.0
 ERROR_LIMIT = 500
+PUT_OFF_S = 1.0  # a delivery met with every sender busy is due again after this
 
 
 # --- recording, inside the status write ------------------------------------------------------
@@ -188,13 +190,71 @@ class Outcome:
     error: str | None
 
 
-def deliver(factory: sessionmaker[Session], settings: WebhookSettings, delivery_id: int) -> str:
-    """One try of one delivery, when it is due; what happened, in words (the task's result)."""
-    claimed = _claim(factory, settings, delivery_id)
-    if claimed is None:
-        return f"delivery {delivery_id}: not due (done, dead, in flight or waiting its backoff)"
-    outcome = send(claimed, settings)
-    return _record(factory, settings, claimed, outcome)
+class SenderSlots:
+    """How many of a worker process's task threads may be sending webhooks at once
+    (WEBHOOK_SENDERS): the others stay free for launches, stops and completions, however
+    slow or hanging a receiver is."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._slots = threading.BoundedSemaphore(count)
+
+    def take(self) -> bool:
+        return self._slots.acquire(blocking=False)
+
+    def give_back(self) -> None:
+        self._slots.release()
+
+
+_slots: SenderSlots | None = None
+_slots_lock = threading.Lock()
+
+
+def sender_slots(count: int) -> SenderSlots:
+    """This process's slots (made on first use, with the first `count` asked for)."""
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = SenderSlots(count)
+        return _slots
+
+
+def deliver(
+    factory: sessionmaker[Session],
+    settings: WebhookSettings,
+    delivery_id: int,
+    slots: SenderSlots | None = None,
+) -> str:
+    """One try of one delivery, when it is due; what happened, in words (the task's result).
+    When every sender slot is busy the delivery is put off (no try counted) and the sweep
+    hands it over again: a task thread never waits for a slot."""
+    slots = slots or sender_slots(settings.senders)
+    if not slots.take():
+        _put_off(factory, delivery_id)
+        return f"delivery {delivery_id}: put off, {slots.count} sender(s) busy"
+    try:
+        claimed = _claim(factory, settings, delivery_id)
+        if claimed is None:
+            return f"delivery {delivery_id}: not due (done, dead, in flight or waiting its backoff)"
+        outcome = send(claimed, settings)
+        return _record(factory, settings, claimed, outcome)
+    finally:
+        slots.give_back()
+
+
+def _put_off(factory: sessionmaker[Session], delivery_id: int) -> None:
+    now = utcnow()
+    due = WebhookDelivery.next_attempt_dttm
+    with transaction(factory) as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery_id,
+                WebhookDelivery.status == PENDING,
+                or_(due.is_(None), due <= now),
+            )
+            .values(next_attempt_dttm=now + timedelta(seconds=PUT_OFF_S), enqueued_dttm=None)
+        )
 
 
 def _claim(

@@ -336,3 +336,41 @@ def test_the_client_lists_deliveries(
         with pytest.raises(ApiError) as bad:
             api.webhook_deliveries(status="LOST")
         assert bad.value.status == 400
+
+
+def test_a_hanging_receiver_holds_one_sender_not_the_workers_threads(
+    client: FlaskClient, db: sessionmaker[Session], receiver: Receiver
+) -> None:
+    """WEBHOOK_SENDERS=1: while one try hangs, the next delivery is put off at once (no try
+    counted) instead of taking a second task thread, and goes out once it is due again."""
+    slots = webhooks.SenderSlots(1)
+    receiver.hold()
+    uid = create_model(client, webhookUrl=receiver.url)["uuid"]
+    client.post(f"/api/train/run/{uid}")
+    client.post(f"/api/train/cancel/{uid}")
+    first, second = _deliveries(db)
+    results: list[str] = []
+    sending = threading.Thread(
+        target=lambda: results.append(webhooks.deliver(db, _settings(), first.id, slots))
+    )
+    sending.start()
+    try:
+        wait_until(lambda: receiver.held == 1, 10, "the receiver to hold the first event")
+        assert "put off" in webhooks.deliver(db, _settings(), second.id, slots)
+        put_off = _deliveries(db)[1]
+        assert (put_off.attempts, put_off.enqueued_dttm) == (0, None)
+        assert put_off.next_attempt_dttm is not None
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.release()
+        sending.join(30)
+    assert results and "delivered" in results[0]
+    wait_until(
+        lambda: "delivered" in webhooks.deliver(db, _settings(), second.id, slots),
+        10,
+        "the put-off delivery to go out",
+    )
+    assert [r.event["model"]["status"]["new"] for r in receiver.answered()] == [
+        "IN_PROGRESS",
+        "STOPPED",
+    ]
