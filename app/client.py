@@ -291,6 +291,21 @@ class TrainyardClient:
             responses.NodeInfo, self._request("POST", f"/api/nodes/{_segment(name)}/undrain")
         )
 
+    # --- webhooks (docs/webhooks.md) -----------------------------------------------------
+
+    def webhook_deliveries(
+        self, model_uuid: str | None = None, status: str = "", page: int = 0, size: int = 20
+    ) -> responses.WebhookDeliveryPage:
+        """Webhook deliveries, newest first: of one model, of one status (PENDING,
+        DELIVERED, DEAD), or all."""
+        query: dict[str, Any] = {"status": status, "page": page, "size": size}
+        if model_uuid is not None:
+            query["modelUuid"] = _uuid(model_uuid)
+        return cast(
+            responses.WebhookDeliveryPage,
+            self._request("GET", "/api/webhooks/deliveries", params=query),
+        )
+
 
 @dataclass
 class _Event:

@@ -83,6 +83,55 @@ def load_bounds() -> Bounds:
 # --- end of bounds ------------------------------------------------------------------------
 
 
+# --- webhooks (docs/webhooks.md) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where status changes are sent and how. The status write (API and workers) reads the
+    endpoints, the format and the public URL; the workers' delivery reads the secret, the
+    timeout and the retry bounds. Set them alike on the API and every worker."""
+
+    urls: tuple[str, ...] = ()  # WEBHOOK_URLS: the deployment's endpoints
+    secret: str | None = None  # WEBHOOK_SECRET: the HMAC-SHA256 key (None: unsigned)
+    format: str = "json"  # WEBHOOK_FORMAT: "json" or "slack", for WEBHOOK_URLS
+    public_url: str = "http://127.0.0.1:8000"  # PUBLIC_URL: the links in each event
+    timeout_s: float = 5.0  # one delivery attempt's bound (connect, send, answer)
+    senders: int = 1  # a worker process's task threads that may send at once
+    # Tries of one delivery, then it is dead-lettered; the wait doubles after each failure.
+    retry: Bounds = field(
+        default_factory=lambda: Bounds(max_attempts=10, backoff_s=10.0, backoff_max_s=3600.0)
+    )
+
+
+def load_webhook_settings() -> WebhookSettings:
+    """WEBHOOK_* and PUBLIC_URL from the environment; a bad value is a ValueError naming it
+    (the API and the workers check at start: app/factory.py, workers/context.py)."""
+    from app.domain.webhooks import FORMATS, url_problem
+
+    urls = tuple(u for u in os.environ.get("WEBHOOK_URLS", "").replace(",", " ").split() if u)
+    for url in urls:
+        problem = url_problem(url)
+        if problem:
+            raise ValueError(f"WEBHOOK_URLS: {problem}")
+    kind = _env("WEBHOOK_FORMAT", "json").lower()
+    if kind not in FORMATS:
+        raise ValueError(f"WEBHOOK_FORMAT must be one of {', '.join(FORMATS)}, got {kind!r}")
+    return WebhookSettings(
+        urls=urls,
+        secret=os.environ.get("WEBHOOK_SECRET") or None,
+        format=kind,
+        public_url=_env("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        timeout_s=float(_env("WEBHOOK_TIMEOUT_S", "5")),
+        senders=max(1, int(_env("WEBHOOK_SENDERS", "1"))),
+        retry=Bounds(
+            max_attempts=max(1, int(_env("WEBHOOK_MAX_ATTEMPTS", "10"))),
+            backoff_s=float(_env("WEBHOOK_BACKOFF_S", "10")),
+            backoff_max_s=float(_env("WEBHOOK_BACKOFF_MAX_S", "3600")),
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, g, request
 
 from app.appstate import AppState
-from app.config import Settings, load_settings
+from app.config import Settings, load_settings, load_webhook_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 def register_extensions(app: Flask, settings: Settings) -> None:
     # A longer body is a 413 while it is read, even one sent without a Content-Length.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    load_webhook_settings()  # a bad WEBHOOK_* value stops the start, naming the variable
     app.extensions["trainyard"] = AppState.from_settings(settings)
 
 
@@ -61,6 +62,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api.prom import bp as prom_bp
     from app.api.results import bp as results_bp
     from app.api.train import bp as train_bp
+    from app.api.webhooks import bp as webhooks_bp
     from app.web import bp as web_bp
 
     for blueprint in (
@@ -72,6 +74,7 @@ def register_blueprints(app: Flask) -> None:
         prom_bp,
         results_bp,
         nodes_bp,
+        webhooks_bp,
         web_bp,
     ):
         app.register_blueprint(blueprint)

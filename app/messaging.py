@@ -12,11 +12,13 @@ STOP_JOB = "trainyard.stop_job"
 SYNC_JOB = "trainyard.sync_job"
 COMPLETE_JOB = "trainyard.complete_job"  # judge the end, ingest metrics, one transaction
 SWEEP = "trainyard.sweep"
+DELIVER_WEBHOOK = "trainyard.deliver_webhook"  # one try of one webhook delivery
 
 QUEUE_CONTROL = "control"
 QUEUE_LAUNCH_CPU = "launch.cpu"
 QUEUE_LAUNCH_GPU = "launch.gpu"
 QUEUE_METRICS = "metrics"
+QUEUE_WEBHOOKS = "webhooks"  # every node serves it; each try is bounded by WEBHOOK_TIMEOUT_S
 
 
 def node_queue(node: str) -> str:

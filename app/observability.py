@@ -262,6 +262,7 @@ class TrainyardCollector:
             messaging.QUEUE_METRICS,
             messaging.QUEUE_LAUNCH_CPU,
             messaging.QUEUE_LAUNCH_GPU,
+            messaging.QUEUE_WEBHOOKS,
         }
         prefix = "_kombu.binding."
         for key in self._client().scan_iter(match=f"{prefix}node.*", count=500):

@@ -120,6 +120,7 @@ def make_celery(broker_url: str | None = None) -> Celery:
             Queue(messaging.QUEUE_METRICS),
             Queue(messaging.QUEUE_LAUNCH_CPU),
             Queue(messaging.QUEUE_LAUNCH_GPU),
+            Queue(messaging.QUEUE_WEBHOOKS),
         ],
         worker_send_task_events=True,  # Flower
         task_send_sent_event=True,

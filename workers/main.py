@@ -19,6 +19,7 @@ from celery import signals
 from sqlalchemy import select
 
 from app import messaging
+from app.config import load_webhook_settings
 from app.db.models import Job, Model
 from app.observability import bind_log_context, configure_logging, reset_log_context
 from workers.celery_app import assert_settings, celery_app
@@ -32,6 +33,7 @@ def node_queues(node: str, has_gpus: bool) -> list[str]:
         messaging.node_queue(node),
         messaging.QUEUE_CONTROL,
         messaging.QUEUE_METRICS,
+        messaging.QUEUE_WEBHOOKS,
         messaging.QUEUE_LAUNCH_CPU,
     ]
     if has_gpus:
@@ -74,6 +76,7 @@ def _start_drain_watcher(ctx: Any, queues: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
+    load_webhook_settings()  # a bad WEBHOOK_* value stops the start, naming the variable
     ctx = build_context()
     configure_logging(node=ctx.node.node)  # from now on every line names its node
     set_context(ctx)

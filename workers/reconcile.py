@@ -7,7 +7,8 @@
 - `sweep` (every SWEEP_INTERVAL_S, one instance cluster-wide under a PostgreSQL advisory lock):
   publishes outbox rows a crash left behind, re-publishes QUEUED jobs whose message was lost,
   and re-publishes `complete_job` for containers that ended but were never judged — each
-  within the job's attempts, after a backoff (Settings.bounds).
+  within the job's attempts, after a backoff (Settings.bounds); and hands the broker the
+  webhook deliveries whose retry is due (app/services/webhooks.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.domain.completion import LAUNCH_FAILED, gave_up, short_reason
 from app.domain.states import JobStatus
 from app.domain.timefmt import as_utc, utcnow
 from app.domain.transitions import JobEvent, JobObservation
+from app.services import webhooks
 from app.services.observations import record_observation, record_progress
 from app.services.outbox import publish_pending
 from app.services.queries import held_by
@@ -262,6 +264,7 @@ def sweep(ctx: WorkerContext) -> dict[str, int] | None:
             "completions re-published": _republish_unjudged(ctx),
             "jobs of lost nodes ended": end_jobs_of_lost_nodes(ctx),
             "containers of gone nodes presumed gone": presume_gone_nodes_containers_gone(ctx),
+            "webhook deliveries re-published": webhooks.publish_due(ctx.db, ctx.publisher),
         }
 
 

@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import select
 
 from app import messaging
+from app.config import load_webhook_settings
 from app.db.models import Job
+from app.services.webhooks import deliver
 from workers import launcher
 from workers.celery_app import celery_app
 from workers.completion import complete_job as judge_and_ingest
@@ -48,3 +50,8 @@ def complete_job(job_id: int) -> str:
 @celery_app.task(name=messaging.SWEEP)
 def sweep() -> dict[str, int] | None:
     return sweep_once(context())
+
+
+@celery_app.task(name=messaging.DELIVER_WEBHOOK)
+def deliver_webhook(delivery_id: int) -> str:
+    return deliver(context().db, load_webhook_settings(), delivery_id)

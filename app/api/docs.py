@@ -22,6 +22,7 @@ from app.api import responses as r
 from app.api.schemas import (
     CommandOptions,
     CreateModel,
+    DeliveryQuery,
     JobQuery,
     ListQuery,
     LogQuery,
@@ -138,6 +139,11 @@ OPERATIONS = (
               "Drain: the node takes no new job; the jobs it holds finish", r.NodeInfo),
     Operation("post", "/api/nodes/{name}/undrain", "nodes", "The node takes new jobs again",
               r.NodeInfo),
+    Operation("get", "/api/webhooks/deliveries", "webhooks",
+              "Webhook deliveries, newest first (?modelUuid=, ?status=PENDING|DELIVERED|DEAD): "
+              "each event sent to each endpoint, its tries and the event itself; endpoints "
+              "by scheme and host only (docs/webhooks.md)", r.WebhookDeliveryPage,
+              query=DeliveryQuery),
     Operation("get", "/api/health", "ops", "Database and broker reachability",
               r.HealthAnswer, (503,)),
     Operation("get", "/api/openapi.json", "ops", "This document", "document", ()),

@@ -44,6 +44,8 @@ def create_model() -> tuple[Response, int]:
             shm_size_mb=body.shm_size_mb,
             env=body.env,
             network=body.network,
+            webhook_url=body.webhook_url,
+            webhook_format=body.webhook_format,
         )
     except models.InvalidField as exc:
         raise ApiError(400, "INVALID_FIELD", str(exc)) from None

@@ -189,6 +189,10 @@ class ModelDetail(ModelSummary):
     stallTimeoutS: int | None
     priority: int  # its jobs' launch priority unless a command gives one
     retryPolicy: RetryPolicy | None  # null: never retried automatically (the default)
+    # The model's own webhook (docs/webhooks.md): scheme and host only, the rest may be a
+    # secret; null: none (the deployment's WEBHOOK_URLS still get its events).
+    webhookEndpoint: str | None
+    webhookFormat: Literal["json", "slack"] | None
     createdDttm: Dttm
     checkpointEpochs: list[int]
     jobs: list[Job]
@@ -399,6 +403,97 @@ class NodeInfo(TypedDict):
 class NodeList(TypedDict):
     nodes: list[NodeInfo]
     lostAfterS: float  # NODE_LOST_AFTER_S of the API
+
+
+@closed
+class WebhookStates(TypedDict):
+    old: str
+    new: str
+
+
+@closed
+class WebhookJobStates(TypedDict):
+    old: str | None  # null: the job was created by this change
+    new: str
+
+
+@closed
+class WebhookModel(TypedDict):
+    uuid: Uuid
+    modelNo: str
+    modelVer: str
+    status: WebhookStates
+    step1: WebhookStates
+    step2: WebhookStates
+
+
+@closed
+class WebhookJob(TypedDict):
+    id: int
+    type: JobTypeCd
+    attempt: int
+    status: WebhookJobStates
+    exitCode: int | None
+    node: str | None
+
+
+@closed
+class WebhookCause(TypedDict):
+    kind: Literal["command", "observation"]
+    name: str  # the command ("run", "test cancel", …) or the observed event ("failed", …)
+    code: str | None  # the error code of the model's lastError (OOM_KILLED, …)
+    message: str | None  # the model's lastError (at most 500 characters)
+
+
+@closed
+class WebhookLinks(TypedDict):
+    api: str
+    dashboard: str
+
+
+@closed
+class WebhookEventBody(TypedDict):
+    """The JSON a webhook receiver gets (WEBHOOK_FORMAT=json) on every status change."""
+
+    id: Uuid  # also X-Trainyard-Event-Id: dedup by it (delivery is at least once)
+    type: Literal["model.status_changed"]
+    occurredAt: str  # ISO 8601, UTC
+    sequence: int  # grows with every event: orders one model's events
+    model: WebhookModel
+    job: WebhookJob | None  # the job the change ended, started or created
+    newJob: WebhookJob | None  # a job created by a change that also ended `job`
+    cause: WebhookCause
+    links: WebhookLinks
+
+
+@closed
+class WebhookDeliveryInfo(TypedDict):
+    """One event to one endpoint, and how its tries went."""
+
+    id: int
+    eventId: Uuid
+    modelUuid: Uuid
+    jobId: int | None
+    target: Literal["deployment", "model"]  # WEBHOOK_URLS, or the model's webhookUrl
+    endpoint: str  # scheme and host only: the URL may be a secret
+    format: Literal["json", "slack"]
+    status: Literal["PENDING", "DELIVERED", "DEAD"]
+    attempts: int
+    lastStatusCode: int | None
+    lastError: str | None
+    createdDttm: Dttm
+    lastAttemptDttm: Dttm
+    nextAttemptDttm: Dttm  # PENDING: not before then
+    deliveredDttm: Dttm
+    deadDttm: Dttm  # DEAD: when the last allowed try failed (the dead letter)
+    event: WebhookEventBody
+
+
+@closed
+class WebhookDeliveryPage(TypedDict):
+    content: list[WebhookDeliveryInfo]
+    totalElements: int
+    totalPages: int
 
 
 @closed

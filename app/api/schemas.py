@@ -22,6 +22,8 @@ from app.domain import sandbox
 from app.domain.job_params import RESERVED_PARAMS
 from app.domain.retry import MAX_RETRIES, cause_problem
 from app.domain.states import MODEL_NUMBERS, ModelStatus, TrainType
+from app.domain.webhooks import FORMATS as WEBHOOK_FORMATS
+from app.domain.webhooks import url_problem
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -164,6 +166,15 @@ class CreateModel(_Strict):
         description="true: Docker's bridge network (only where JOB_NETWORK_ALLOWED=1); "
         "false: none",
     )
+    webhook_url: str | None = Field(
+        None,
+        description="an http(s) URL that gets a signed event on every status change of this "
+        "model, besides the deployment's WEBHOOK_URLS (docs/webhooks.md); shown back only as "
+        "scheme and host",
+    )
+    webhook_format: Literal[WEBHOOK_FORMATS] = Field(  # type: ignore[valid-type]
+        "json", description='"json": the event itself; "slack": {"text": …} for Slack'
+    )
 
     @property
     def uses_dataset(self) -> bool:
@@ -199,6 +210,14 @@ class CreateModel(_Strict):
                 )
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url_is_http(cls, value: str | None) -> str | None:
+        problem = url_problem(value) if value is not None else None
+        if problem:
+            raise PydanticCustomError("webhook_url", f"must be {problem}")
+        return value
+
     @field_validator("dataset")
     @classmethod
     def _dataset_is_a_plain_name(cls, value: str | None) -> str | None:
@@ -228,6 +247,20 @@ class ListQuery(BaseModel):
     size: Annotated[int, Field(ge=1, le=200)] = 20
     # Per-metric min / max / last of each listed model: a few lookups per model, so opt-in.
     with_summary: bool = False
+
+
+class DeliveryQuery(BaseModel):
+    """GET /api/webhooks/deliveries: newest first, optionally of one model or one status."""
+
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+    model_uuid: Annotated[
+        str, Field(max_length=36, description="only this model's deliveries (a uuid)")
+    ] = ""
+    status: Literal["", "PENDING", "DELIVERED", "DEAD"] = Field(
+        "", description="PENDING (tries left), DELIVERED (answered 2xx), DEAD (dead letter)"
+    )
+    page: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    size: Annotated[int, Field(ge=1, le=200)] = 20
 
 
 class SeriesQuery(BaseModel):

@@ -7,7 +7,7 @@ checker holds to that type and the API tests validate against it."""
 from __future__ import annotations
 
 import functools
-from typing import cast
+from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
@@ -19,6 +19,7 @@ from app.domain.checkpoints import checkpoint_epochs
 from app.domain.states import JOB_ACTIVE, JobStatus, ModelStatus, StepState, TrainType
 from app.domain.timefmt import format_duration, format_seconds, format_time
 from app.domain.transitions import ModelSnapshot, allowed_commands
+from app.domain.webhooks import redacted
 from app.services.images import missing_image
 from app.services.queries import ModelRow, queue_position, queue_positions
 from app.services.status_writes import snapshot
@@ -195,6 +196,8 @@ def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.Model
         "stallTimeoutS": model.stall_timeout_s,
         "priority": model.priority,
         "retryPolicy": cast(responses.RetryPolicy | None, model.retry_policy),
+        "webhookEndpoint": redacted(model.webhook_url) if model.webhook_url else None,
+        "webhookFormat": cast(Literal["json", "slack"] | None, model.webhook_format),
         "createdDttm": format_time(model.created_dttm, tz),
         "checkpointEpochs": checkpoint_epochs(
             model.total_epoch, model.val_interval, model.checkpoint_epoch

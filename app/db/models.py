@@ -71,6 +71,10 @@ class Model(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Automatic retry (app/domain/retry.py): {"max": N, "on": [causes]}; None: never retried.
     retry_policy: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # Its own webhook endpoint besides the deployment's WEBHOOK_URLS (docs/webhooks.md); the
+    # URL may be a secret (a Slack webhook's is), so the API shows only its scheme and host.
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_format: Mapped[str | None] = mapped_column(String(8))  # "json" or "slack"
 
     # Written only by app.services.status_writes; status_cd is derived from the two steps.
     status_cd: Mapped[str] = mapped_column(String(16), default=StepState.READY.value)
@@ -353,6 +357,55 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_unpublished", "published_dttm", "id"),)
 
 
+class WebhookEvent(Base):
+    """One status change as webhook receivers get it (app/domain/webhooks.py builds the
+    payload), written in the status write's own transaction."""
+
+    __tablename__ = "tb_webhook_event"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid_lib.UUID] = mapped_column(Uuid, unique=True)  # X-Trainyard-Event-Id
+    model_id: Mapped[int] = mapped_column(ForeignKey("tb_model_master.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(Id)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_dttm: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: its tries, and how they ended. PENDING until an answer
+    2xx (DELIVERED) or the last allowed try failed (DEAD: the dead-letter record, kept)."""
+
+    __tablename__ = "tb_webhook_delivery"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("tb_webhook_event.id", ondelete="CASCADE"), index=True
+    )
+    model_id: Mapped[int] = mapped_column(Id)  # the history API filters by model
+    target: Mapped[str] = mapped_column(String(16))  # "deployment" (WEBHOOK_URLS) or "model"
+    url: Mapped[str] = mapped_column(String(2000))  # never served whole (it may be a secret)
+    format: Mapped[str] = mapped_column(String(8))  # "json" or "slack"
+    status: Mapped[str] = mapped_column(String(12), default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the next try may start (NULL: now). A try in flight pushes it out by a lease, so
+    # a worker that died mid-try leaves the delivery due again, never stuck.
+    next_attempt_dttm: Mapped[datetime | None]
+    # When a message for the next try was last handed to the broker: the sweep hands another
+    # only when none was for a while (workers/reconcile.py).
+    enqueued_dttm: Mapped[datetime | None]
+    last_try_dttm: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_dttm: Mapped[datetime | None]
+    dead_dttm: Mapped[datetime | None]
+    created_dttm: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+
+    __table_args__ = (
+        Index("ix_webhook_delivery_model", "model_id", "id"),
+        Index("ix_webhook_delivery_status_due", "status", "next_attempt_dttm"),
+    )
+
+
 class IdempotentResponse(Base):
     """The first answer to a command sent with an `Idempotency-Key` header."""
 
@@ -377,4 +430,6 @@ __all__ = [
     "TestMetric",
     "TrainMetric",
     "ValidationMetric",
+    "WebhookDelivery",
+    "WebhookEvent",
 ]

@@ -45,6 +45,8 @@ def create_model(
     shm_size_mb: int | None = None,
     env: dict[str, str] | None = None,
     network: bool = False,
+    webhook_url: str | None = None,
+    webhook_format: str = "json",
 ) -> Model:
     """Insert a READY model and return it, every column loaded (the API serializes it after
     the commit)."""
@@ -72,6 +74,8 @@ def create_model(
             shm_size_mb=shm_size_mb,
             env=dict(env or {}),
             network=network,
+            webhook_url=webhook_url,
+            webhook_format=webhook_format if webhook_url else None,
         )
         session.add(model)
         session.flush()

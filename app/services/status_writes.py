@@ -39,6 +39,7 @@ from app.domain.transitions import (
 from app.services.images import missing_image
 from app.services.outbox import enqueue
 from app.services.queries import ModelRow, installation_id
+from app.services.webhooks import record_status_change, states_before, status_change
 
 
 @dataclass
@@ -133,6 +134,7 @@ def apply(
 
     now = utcnow()
     times = _times(action, now)
+    before = states_before(model, job)
     result = StatusWrite(decision, model, job)
     if decision.job_change is not None and job is not None:
         _change_job(job, decision, times)
@@ -145,6 +147,12 @@ def apply(
     _write_retry_status(model, action, decision)
     session.flush()
     result.outbox_ids = _enqueue_follow_up(session, decision, result.job)
+    # Webhooks: the event is written here, in this transaction, and delivered by a worker
+    # after the commit (app/services/webhooks.py); no status write waits for a receiver.
+    changed = job if decision.job_change is not None else None
+    created = result.job if decision.new_job is not None else None
+    change = status_change(model, before, action, changed, created)
+    result.outbox_ids += record_status_change(session, model, change)
     return result
 
 
