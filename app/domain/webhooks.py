@@ -84,7 +84,7 @@ class StatusChange:
     step2: tuple[str, str]
     job: JobTransition | None
     new_job: JobTransition | None  # a second job, when one write ended one and created one
-    cause_kind: str  # "command" or "observation"
+    cause_kind: str  # "command", "observation" or "retry" (app/domain/retry.py)
     cause_name: str  # the command ("run", "test cancel") or the observed event ("failed")
     last_error: str | None  # the model's last_error after the write
 

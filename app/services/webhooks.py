@@ -30,7 +30,7 @@ from app.db.models import Job, Model, WebhookDelivery, WebhookEvent
 from app.db.session import transaction
 from app.domain import webhooks as events
 from app.domain.timefmt import utcnow
-from app.domain.transitions import Action, CommandRequest
+from app.domain.transitions import Action, CommandRequest, RetryRequest
 from app.services.outbox import enqueue
 from app.services.publisher import Publisher
 
@@ -93,6 +93,8 @@ def status_change(
         moved.append(_transition(created_job, None))
     if isinstance(action, CommandRequest):
         cause = ("command", action.command.value)
+    elif isinstance(action, RetryRequest):
+        cause = ("retry", action.sub_status)
     else:
         cause = ("observation", action.event.value)
     return events.StatusChange(
