@@ -21,6 +21,7 @@ from swagger_ui_bundle import swagger_ui_path
 from app.api import responses as r
 from app.api.schemas import (
     CommandOptions,
+    CompareQuery,
     CreateModel,
     JobQuery,
     ListQuery,
@@ -78,8 +79,16 @@ _RAW = {  # answers that are not an envelope: the whole body is described as it 
 OPERATIONS = (
     Operation("post", "/api/models", "models", "Create a model", r.ModelDetail, (400,), 201,
               body=CreateModel),
-    Operation("get", "/api/models/list", "models", "List models, newest first", r.ModelPage,
+    Operation("get", "/api/models/list", "models",
+              "List models: newest first, or sorted by a time or a metric's best value; "
+              "filtered, searched (modelVer, memo), paged", r.ModelPage,
               (400,), query=ListQuery),
+    Operation("get", "/api/models/compare", "models",
+              "Compare models: parameters (which differ) and per-metric min / max / last",
+              r.Comparison, (400, 404), query=CompareQuery),
+    Operation("get", "/api/models/metric-names", "models",
+              "Every metric name some model has, per split (for sort=best:… and metric=…)",
+              r.MetricNames, ()),
     Operation("get", "/api/models/{uuid}", "models", "One model with its jobs", r.ModelDetail),
     Operation("get", "/api/models/{uuid}/metrics", "metrics",
               "A split's metric curve (NaN and ±inf come as the strings NaN / Infinity / "
