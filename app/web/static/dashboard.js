@@ -9,6 +9,8 @@
 
   // The helpers both pages use (common.js, loaded first).
   const { TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api } = window.trainyard;
+  // Search, sort, the metric column, row selection and the compare view (compare.js).
+  const list = window.trainyardList;
 
   // ---- constants ---------------------------------------------------------------------------
 
@@ -519,9 +521,11 @@
     const u = esc(m.uuid);
     const memo = m.memo ? `<span class="sub memo" title="${esc(m.memo)}">${esc(m.memo)}</span>` : '';
     const row = `<tr class="model-row${err ? ' has-error' : ''}" data-uuid="${u}">
+      <td class="cell-select">${list.selectCell(m)}</td>
       <td><a class="model-link" href="#/models/${u}" title="상세 보기">${esc(m.modelNo)}</a>
         <span class="sub">${esc(m.trainTypeName || m.trainType || '')} · #${esc(m.id)}</span></td>
       <td>${esc(m.modelVer)}${memo}</td>
+      <td class="cell-metric num">${list.metricCell(m)}</td>
       <td class="cell-status">${badge(m.statusCd, m.statusName)}<span class="sub">${esc(overallMessage(m))}</span></td>
       <td class="cell-step1">${step1Cell(m)}</td>
       <td class="cell-step2">${step2Cell(m)}</td>
@@ -529,7 +533,7 @@
       <td class="time" title="${esc(m.step2StrtDttm || '')}${m.step2EndDttm ? ` ~ ${esc(m.step2EndDttm)}` : ''}">${esc(timeRange(m.step2StrtDttm, m.step2EndDttm))}</td>
       <td>${actionButtons(m)}</td>
     </tr>`;
-    const errRow = err ? `<tr class="error-row" data-uuid="${u}"><td colspan="8">${errorBox(err, { uuid: m.uuid })}</td></tr>` : '';
+    const errRow = err ? `<tr class="error-row" data-uuid="${u}"><td colspan="10">${errorBox(err, { uuid: m.uuid })}</td></tr>` : '';
     return row + errRow;
   }
 
@@ -591,6 +595,7 @@
     if (state.modelNo) q.set('modelNo', state.modelNo);
     if (state.page) q.set('page', String(state.page));
     if (state.size !== 20) q.set('size', String(state.size));
+    list.writeAddress(q);
     const search = q.toString();
     history.replaceState(null, '', `${location.pathname}${search ? `?${search}` : ''}${location.hash}`);
   }
@@ -602,6 +607,7 @@
     state.page = Math.max(0, parseInt(q.get('page') || '0', 10) || 0);
     const size = parseInt(q.get('size') || '20', 10);
     state.size = [20, 50, 100].includes(size) ? size : 20;
+    list.readAddress(q);
     $('#filter-status').value = state.status;
     $('#filter-model-no').value = state.modelNo;
     $('#page-size').value = String(state.size);
@@ -613,6 +619,7 @@
     const seq = ++state.listSeq;
     const q = new URLSearchParams({
       status: state.status, modelNo: state.modelNo, page: String(state.page), size: String(state.size),
+      ...list.query(),
     });
     try {
       const data = await api('GET', `/api/models/list?${q}`);
@@ -860,6 +867,7 @@
   // ---- model view (#/models/<uuid>) --------------------------------------------------------
 
   function route() {
+    if (list.route(location.hash)) { closePanel(false); return; }
     const match = /^#\/models\/([0-9a-fA-F-]{36})(?:\/(\w+))?/.exec(location.hash);
     if (!match) { closePanel(false); return; }
     const [, uuid, section] = match;
@@ -1624,4 +1632,6 @@
 
   // For the end-to-end tests and for debugging from the console.
   window.trainyard = { state, explainError, allowed, refreshNow };
+  // compare.js: the list's query changed (search, sort, metric column): back to page 1.
+  list.onChange(() => { state.page = 0; saveQuery(); refreshNow(); });
 })();
