@@ -65,7 +65,9 @@ def test_compare_two_finished_runs(page, live_server, node, shot) -> None:
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
     tip = chart.locator(".chart-tip")
     expect(tip).to_be_visible()
-    expect(tip.locator(".cmp-tip-line")).to_have_count(2)  # loss of a and of b at that epoch
+    # loss and val_loss of a and of b at that epoch (val every epoch here)
+    expect(tip.locator(".cmp-tip-line")).to_have_count(4)
+    assert "cmp-a val_loss" in tip.inner_text() and "cmp-b loss" in tip.inner_text()
     page.mouse.move(box["x"] + 2, box["y"] + 20)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + 20, steps=5)

@@ -306,8 +306,15 @@
       root.replaceChildren();
       let [x0, x1] = range;
       if (x0 === x1) { x0 -= 1; x1 += 1; }
-      visible = group.series.map((s) => ({ ...s, data: s.data.filter((p) => p[0] >= x0 && p[0] <= x1) }));
-      const ys = visible.flatMap((s) => s.data.map((p) => p[1])).filter((v) => Number.isFinite(v));
+      // In range, plus one point past each edge so a zoomed line runs on to the border.
+      visible = group.series.map((s) => {
+        const first = s.data.findIndex((p) => p[0] >= x0);
+        const after = s.data.findIndex((p) => p[0] > x1);
+        const from = first < 0 ? s.data.length : Math.max(0, first - 1);
+        return { ...s, data: s.data.slice(from, after < 0 ? s.data.length : after + 1) };
+      });
+      const ys = visible.flatMap((s) => s.data.filter((p) => p[0] >= x0 && p[0] <= x1).map((p) => p[1]))
+        .filter((v) => Number.isFinite(v));
       let y0 = ys.length ? Math.min(...ys) : 0; let y1 = ys.length ? Math.max(...ys) : 1;
       const pad = (y1 - y0) * 0.08 || Math.abs(y1) * 0.1 || 1;
       y0 -= pad; y1 += pad;
@@ -359,7 +366,8 @@
     }
 
     function wireHover(hit, hover, band, span) {
-      const epochs = [...new Set(visible.flatMap((s) => s.data.map((p) => p[0])))].sort((a, b) => a - b);
+      const epochs = [...new Set(visible.flatMap((s) => s.data.map((p) => p[0])))]
+        .filter((e) => e >= span[0] && e <= span[1]).sort((a, b) => a - b);
       let dragFrom = null;
       hit.addEventListener('mousedown', (ev) => { dragFrom = toEpoch(ev, span); ev.preventDefault(); });
       hit.addEventListener('mousemove', (ev) => {
