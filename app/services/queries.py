@@ -340,7 +340,8 @@ def list_models(
     empty (indexed: see models.py), `search` matches modelVer or memo anywhere, any case
     (trigram-indexed on PostgreSQL: migration 0015); `metric` is the name `order` ranks by."""
     total = counts.get(session, status, model_no, search)
-    query = _list_statements(bool(status), bool(model_no), bool(search), order)[1]
+    dialect = session.get_bind().dialect.name  # a metric order's SQL differs per dialect
+    query = _list_statements(bool(status), bool(model_no), bool(search), order, dialect)[1]
     params = {
         "status": status,
         "model_no": model_no,
@@ -356,7 +357,11 @@ def list_models(
 
 @functools.cache
 def _list_statements(
-    by_status: bool, by_model_no: bool, by_search: bool = False, order: ListOrder = NEWEST_FIRST
+    by_status: bool,
+    by_model_no: bool,
+    by_search: bool = False,
+    order: ListOrder = NEWEST_FIRST,
+    dialect: str = "postgresql",
 ) -> tuple[Executable, Executable]:
     """(count, page) statements for one combination of filters and order, values bound at
     execution: built once, they skip building and hashing a statement on every request."""
@@ -378,7 +383,7 @@ def _list_statements(
     if order.metric_split is not None:
         from app.metrics import ranking  # here: app.metrics imports this module
 
-        best = ranking.best_values(order.metric_split, order.metric_mode).c.best
+        best = ranking.best_values(order.metric_split, order.metric_mode, dialect).c.best
         page = page.outerjoin(best.table, best.table.c.model_id == Model.id)
         key: Any = best
     else:
