@@ -184,6 +184,9 @@
     view.open = null;
     $('#compare-view').hidden = true;
     if (updateHash && location.hash) history.pushState(null, '', `${location.pathname}${location.search}`);
+    // Focus back where the view was opened from (the bar's button, when it is still shown).
+    const opener = $('#compare-open');
+    if (opener && !$('#compare-bar').hidden) opener.focus();
   }
 
   async function openCompare(uuids) {
@@ -196,6 +199,7 @@
     const link = $('#compare-link');
     link.href = `${location.pathname}#/compare?uuids=${key}`;
     $('#compare-view').hidden = false;
+    $('#compare-title').focus(); // a keyboard or screen reader user lands in the view
     const body = $('#compare-body');
     body.innerHTML = '<p class="note">불러오는 중…</p>';
     let data;
