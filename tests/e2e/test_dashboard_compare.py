@@ -77,6 +77,19 @@ def test_compare_two_finished_runs(page, live_server, node, shot) -> None:
     chart.locator(".cmp-reset").click()
     expect(chart.locator(".cmp-reset")).to_be_hidden()
 
+    # The model view's charts zoom the same way.
+    page.locator(f'a.cmp-run[href="#/models/{a}"]').click()
+    loss = page.locator('#panel .chart[data-metric="loss"]')
+    box = loss.locator("rect.zoom-hit").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 2, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + 20, steps=5)
+    page.mouse.up()
+    page.locator("#panel .chart-reset").click()
+    expect(page.locator("#panel .chart-reset")).to_have_count(0)
+    page.locator("#panel-close").click()
+
     # The link, opened afresh, shows the same view.
     fresh = page.context.new_page()
     fresh.goto(link)

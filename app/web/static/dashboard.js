@@ -1220,7 +1220,7 @@
       .map((m) => `${m.split}: ${m.total}개 중 ${m.points.length}개 점 (${m.method || '축소'})`).join(' · ');
     const container = document.createElement('div');
     container.className = 'charts';
-    for (const g of groups) container.append(lineChart(g, best));
+    for (const g of groups) container.append(zoomableChart(g, best));
     const sec = $('[data-sec="curves"]', $('#panel-body'));
     if (!sec) return;
     sec.innerHTML = '';
@@ -1406,6 +1406,48 @@
       legend.append(item);
     }
     wrap.append(legend);
+    // zoomableChart maps a drag back to epochs with these.
+    Object.assign(wrap.dataset, { xmin, xmax, plotLeft: M.l / W, plotRight: (W - M.r) / W });
+    hit.classList.add('zoom-hit');
+    return wrap;
+  }
+
+  /** lineChart that zooms: drag across it to draw just those epochs (the y axis fits them);
+   * 전체 보기 or a double-click draws it whole again. */
+  function zoomableChart(group, best, range = null) {
+    const inRange = (e) => !range || (e >= range[0] && e <= range[1]);
+    const part = !range ? group : {
+      ...group,
+      series: group.series.map((s) => ({ ...s, data: s.data.filter((p) => inRange(p[0])) })).filter((s) => s.data.length),
+    };
+    const wrap = lineChart(part.series.length ? part : group, best && inRange(best.epoch) ? best : null);
+    const again = (next) => wrap.replaceWith(zoomableChart(group, best, next));
+    if (range) {
+      const reset = document.createElement('button');
+      reset.type = 'button';
+      reset.className = 'btn btn-plain chart-reset';
+      reset.textContent = '전체 보기';
+      reset.addEventListener('click', () => again(null));
+      $('.chart-title', wrap).append(' ', reset);
+    }
+    const hit = $('.zoom-hit', wrap);
+    const epochAt = (ev) => {
+      const box = hit.ownerSVGElement.getBoundingClientRect();
+      const { xmin, xmax, plotLeft, plotRight } = wrap.dataset;
+      const f = ((ev.clientX - box.left) / box.width - plotLeft) / (plotRight - plotLeft);
+      return Number(xmin) + f * (Number(xmax) - Number(xmin));
+    };
+    let from = null;
+    hit.addEventListener('mousedown', (ev) => { from = epochAt(ev); ev.preventDefault(); });
+    hit.addEventListener('mouseup', (ev) => {
+      if (from === null) return;
+      const to = epochAt(ev);
+      const [a, b] = [Math.min(from, to), Math.max(from, to)];
+      from = null;
+      if (b - a >= (Number(wrap.dataset.xmax) - Number(wrap.dataset.xmin)) / 50) again([a, b]);
+    });
+    hit.addEventListener('mouseleave', () => { from = null; });
+    hit.addEventListener('dblclick', () => { if (range) again(null); });
     return wrap;
   }
 
