@@ -146,9 +146,24 @@ class TrainyardClient:
         return cast(responses.ModelDetail, self._request("POST", "/api/models", json=body))
 
     def list_models(
-        self, status: str = "", model_no: str = "", page: int = 0, size: int = 20
+        self,
+        status: str = "",
+        model_no: str = "",
+        page: int = 0,
+        size: int = 20,
+        *,
+        search: str = "",
+        sort: str = "",
+        direction: str = "",
+        metric: str = "",
     ) -> responses.ModelPage:
-        query = {"status": status, "modelNo": model_no, "page": page, "size": size}
+        """`sort`: created, a step time or best:[train.|val.]<metric>[:min|:max]; `metric`
+        adds each item's metricValue (docs/dashboard.md, "Sort, search and the metric column")."""
+        query: dict[str, str | int] = {
+            "status": status, "modelNo": model_no, "page": page, "size": size
+        }  # fmt: skip
+        optional = {"q": search, "sort": sort, "dir": direction, "metric": metric}
+        query.update({key: value for key, value in optional.items() if value})
         return cast(responses.ModelPage, self._request("GET", "/api/models/list", params=query))
 
     def model(self, model_uuid: str) -> responses.ModelDetail:

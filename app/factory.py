@@ -54,6 +54,7 @@ def register_auth(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.api.compare import bp as compare_bp
     from app.api.docs import bp as docs_bp
     from app.api.health import bp as health_bp
     from app.api.metrics import bp as metrics_bp
@@ -67,6 +68,7 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (
         models_bp,
+        compare_bp,
         metrics_bp,
         train_bp,
         health_bp,

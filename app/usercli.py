@@ -105,10 +105,16 @@ def _models_create(api: TrainyardClient, args: argparse.Namespace) -> int:
 
 
 def _models_list(api: TrainyardClient, args: argparse.Namespace) -> int:
-    page = api.list_models(args.status, args.model_no, args.page, args.size)
+    # Sorted by a metric: show that metric's best value too.
+    metric = args.sort.removeprefix("best:") if args.sort.startswith("best:") else ""
+    page = api.list_models(
+        args.status, args.model_no, args.page, args.size,
+        search=args.search, sort=args.sort, direction=args.dir, metric=metric,
+    )  # fmt: skip
     if args.json:
         _print_json(page)
         return 0
+    header = ["UUID", "NO", "VERSION", "STATUS", "STEP1", "STEP2", "EPOCHS", "LAST ERROR"]
     rows = [
         [
             m["uuid"],
@@ -119,12 +125,20 @@ def _models_list(api: TrainyardClient, args: argparse.Namespace) -> int:
             m["step2Status"],
             f"{m['progress']['epochsDone']}/{m['progress']['totalEpoch']}",
             m["lastError"] or "",
+            *([_metric_text(m)] if metric else []),
         ]
         for m in page["content"]
     ]
-    _table(rows, ["UUID", "NO", "VERSION", "STATUS", "STEP1", "STEP2", "EPOCHS", "LAST ERROR"])
+    _table(rows, [*header, *([metric.upper()] if metric else [])])
     print(f"{page['totalElements']} model(s), page {args.page + 1} of {max(1, page['totalPages'])}")
     return 0
+
+
+def _metric_text(model: Any) -> str:
+    column = model.get("metricValue") or {}
+    if column.get("value") is None:
+        return "-"
+    return f"{column['value']} (epoch {column['epoch']})"
 
 
 def _models_show(api: TrainyardClient, args: argparse.Namespace) -> int:
@@ -322,11 +336,20 @@ def add_user_commands(commands: Any) -> None:
     create.add_argument("--gpus", type=int, help="resources.gpus")
     create.add_argument("--memory-mb", type=int, help="resources.memory_mb")
     create.set_defaults(user=_models_create)
-    listing = model_commands.add_parser("list", parents=[common], help="newest first")
+    listing = model_commands.add_parser(
+        "list", parents=[common], help="newest first, or sorted and searched"
+    )
     listing.add_argument("--status", default="", help="READY, IN_PROGRESS, COMPLETED, …")
     listing.add_argument("--model-no", default="")
     listing.add_argument("--page", type=int, default=0)
     listing.add_argument("--size", type=int, default=20)
+    listing.add_argument("--search", default="", help="modelVer or memo contains this")
+    listing.add_argument(
+        "--sort", default="",
+        help="created (default), step1StrtDttm, step1EndDttm, step2StrtDttm, step2EndDttm, "
+        "or best:[train.|val.]METRIC[:min|:max], e.g. best:val_loss",
+    )  # fmt: skip
+    listing.add_argument("--dir", default="", choices=["", "asc", "desc"])
     listing.set_defaults(user=_models_list)
     show = model_commands.add_parser("show", parents=[common], help="one model and its jobs")
     show.add_argument("uuid")

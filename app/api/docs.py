@@ -21,6 +21,7 @@ from swagger_ui_bundle import swagger_ui_path
 from app.api import responses as r
 from app.api.schemas import (
     CommandOptions,
+    CompareQuery,
     CreateModel,
     DeliveryQuery,
     JobQuery,
@@ -84,8 +85,16 @@ OPERATIONS = (
     Operation("post", "/api/models/{uuid}/retry", "models",
               "Set or clear the model's retry policy (from its next ending on)", r.ModelDetail,
               body=RetryUpdate),
-    Operation("get", "/api/models/list", "models", "List models, newest first", r.ModelPage,
+    Operation("get", "/api/models/list", "models",
+              "List models: newest first, or sorted by a time or a metric's best value; "
+              "filtered, searched (modelVer, memo), paged", r.ModelPage,
               (400,), query=ListQuery),
+    Operation("get", "/api/models/compare", "models",
+              "Compare models: parameters (which differ) and per-metric min / max / last",
+              r.Comparison, (400, 404), query=CompareQuery),
+    Operation("get", "/api/models/metric-names", "models",
+              "Every metric name some model has, per split (for sort=best:… and metric=…)",
+              r.MetricNames, ()),
     Operation("get", "/api/models/{uuid}", "models", "One model with its jobs", r.ModelDetail),
     Operation("get", "/api/models/{uuid}/metrics", "metrics",
               "A split's metric curve (NaN and ±inf come as the strings NaN / Infinity / "

@@ -5,16 +5,23 @@ from __future__ import annotations
 from typing import cast
 
 from flask import Blueprint, Response
+from sqlalchemy.orm import Session
 
 from app.api import responses
 from app.api.envelope import ApiError, ok
-from app.api.params import model_not_found, parse_json_body, parse_query, parse_uuid
+from app.api.params import model_not_found, parse_json_body, parse_query, parse_uuid, quote
 from app.api.schemas import CreateModel, ListQuery, RetryUpdate
 from app.api.serialize import model_detail, model_summary
 from app.appstate import state
-from app.metrics import metric_summaries, metric_summary
+from app.metrics import metric_summaries, metric_summary, ranking
 from app.services import models
-from app.services.queries import find_model_with_jobs, list_models, queue_positions
+from app.services.queries import (
+    TIME_ORDERS,
+    ListOrder,
+    find_model_with_jobs,
+    list_models,
+    queue_positions,
+)
 from app.services.training_time import training_times
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
@@ -95,8 +102,17 @@ def list_all() -> tuple[Response, int]:
     query = parse_query(ListQuery)
     rt = state()
     with rt.reads() as session:
+        order, sort_metric = _list_order(session, query.sort, query.dir)
         page = list_models(
-            session, query.status, query.model_no, query.page, query.size, rt.list_counts
+            session,
+            query.status,
+            query.model_no,
+            query.page,
+            query.size,
+            rt.list_counts,
+            search=query.q,
+            order=order,
+            metric=sort_metric,
         )
         tz = rt.settings.tz
         places = queue_positions(session, page.items)
@@ -106,6 +122,10 @@ def list_all() -> tuple[Response, int]:
             summaries = metric_summaries(session, [model.id for model in page.items])
             for item, model in zip(content, page.items, strict=True):
                 item["metricSummary"] = cast(responses.MetricSummary, summaries[model.id])
+        if query.metric:
+            columns = _metric_column(session, query.metric, [model.id for model in page.items])
+            for item, model in zip(content, page.items, strict=True):
+                item["metricValue"] = columns[model.id]
     answer: responses.ModelPage = {
         "content": content,
         "totalElements": page.total,
@@ -125,3 +145,55 @@ def detail(model_uuid: str) -> tuple[Response, int]:
         data = model_detail(model, model.jobs, rt.settings.tz)
         data["metricSummary"] = cast(responses.MetricSummary, metric_summary(session, model))
         return ok(data)
+
+
+def _metric_key(session: Session, text: str, param: str) -> ranking.MetricKey:
+    """A `[split.]name[:min|max]` of a query parameter, its split resolved; 400 naming the
+    parameter when it is not one, or names a metric no model has."""
+    try:
+        return ranking.resolve_split(session, ranking.MetricKey.parse(text))
+    except (ValueError, LookupError) as exc:
+        raise ApiError(400, "INVALID_QUERY", f"{param}: {quote(text, 160)}: {exc}.") from None
+
+
+def _list_order(session: Session, sort: str, direction: str) -> tuple[ListOrder, str]:
+    """The list's order for `sort` / `dir`, and the metric name a best: sort binds."""
+    if sort.startswith("best:"):
+        key = _metric_key(session, sort.removeprefix("best:"), "sort")
+        best_first = key.mode == "max"  # descending puts the max first
+        descending = best_first if direction == "" else direction == "desc"
+        order = ListOrder(
+            descending=descending, metric_split=key.split, metric_mode=key.mode
+        )
+        return order, key.name
+    if sort not in TIME_ORDERS:
+        raise ApiError(
+            400,
+            "INVALID_QUERY",
+            f"sort: {quote(sort)} is not a sort key; use one of {', '.join(TIME_ORDERS)} "
+            "or best:[train.|val.]<metric>[:min|:max] (e.g. best:val_loss).",
+        )
+    return ListOrder(column=sort, descending=direction != "asc"), ""
+
+
+def _metric_column(
+    session: Session, text: str, model_ids: list[int]
+) -> dict[int, responses.MetricColumn]:
+    """Each listed model's `metricValue` for `metric=` (`best`: each its own best metric)."""
+    if text == "best":
+        chosen = ranking.own_best(session, model_ids)
+    else:
+        key = _metric_key(session, text, "metric")
+        found = ranking.best_of(session, key, model_ids)
+        chosen = {model_id: (key, found.get(model_id)) for model_id in model_ids}
+    out: dict[int, responses.MetricColumn] = {}
+    for model_id in model_ids:
+        key, best = chosen.get(model_id, (ranking.MetricKey("val_loss", "val", "min"), None))
+        out[model_id] = {
+            "name": key.name,
+            "split": "train" if key.split == "train" else "val",
+            "mode": "max" if key.mode == "max" else "min",
+            "value": cast(responses.MetricValue, best.value) if best else None,
+            "epoch": best.epoch if best else None,
+        }
+    return out

@@ -71,6 +71,18 @@ MetricSummary = dict[str, dict[str, MetricStats]]
 
 
 @closed
+class MetricColumn(TypedDict):
+    """The list's metric column for one model: `name` in `split`, its best value by `mode`
+    and the epoch of it (earliest on ties)."""
+
+    name: str
+    split: Literal["train", "val"]
+    mode: Literal["min", "max"]
+    value: MetricValue
+    epoch: int | None
+
+
+@closed
 class ModelSummary(TypedDict):
     """A model as the list shows it (user document §2.1), with live progress and the
     commands the state rules accept now."""
@@ -115,6 +127,8 @@ class ModelSummary(TypedDict):
     retryStatus: str | None
     # On GET /api/models/{uuid}, and on list items with withSummary=true.
     metricSummary: NotRequired[MetricSummary]
+    # On list items with metric=…: the chosen metric's best value (null: the model has none).
+    metricValue: NotRequired[MetricColumn]
 
 
 @closed
@@ -220,6 +234,40 @@ class SyncReport(TypedDict):
 @closed
 class SyncAnswer(ModelSummary):
     sync: SyncReport
+
+
+@closed
+class MetricNames(TypedDict):
+    """Every metric name some model has, per split (what sort=best:… and metric=… take)."""
+
+    val: list[str]
+    train: list[str]
+
+
+@closed
+class ComparedModel(TypedDict):
+    """One model of a comparison: who it is, its parameters and its metrics."""
+
+    uuid: Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+    modelNo: str
+    modelVer: str
+    memo: str | None
+    statusCd: ModelStatusCd
+    statusName: str
+    bestEpoch: int | None
+    bestMetric: str
+    bestMode: str
+    params: dict[str, Any]
+    metricSummary: MetricSummary
+
+
+@closed
+class Comparison(TypedDict):
+    """GET /api/models/compare: the models in the order asked, and the parameter keys whose
+    values are not the same in all of them (a key one model lacks differs)."""
+
+    models: list[ComparedModel]
+    differingParams: list[str]
 
 
 @closed

@@ -247,6 +247,38 @@ class ListQuery(BaseModel):
     size: Annotated[int, Field(ge=1, le=200)] = 20
     # Per-metric min / max / last of each listed model: a few lookups per model, so opt-in.
     with_summary: bool = False
+    # docs/dashboard.md, "Sort, search and the metric column".
+    q: Annotated[
+        str, Field(max_length=100, description="modelVer or memo contains this (any case)")
+    ] = ""
+    sort: Annotated[
+        str,
+        Field(
+            max_length=160,
+            description="created (default), step1StrtDttm, step1EndDttm, step2StrtDttm, "
+            "step2EndDttm, or best:[train.|val.]<metric>[:min|:max] (the metric's best value; "
+            "min for names with loss/err, max otherwise, unless given)",
+        ),
+    ] = "created"
+    dir: Annotated[
+        Literal["asc", "desc", ""],
+        Field(description="default: desc for times, best first for best:<metric>"),
+    ] = ""
+    metric: Annotated[
+        str,
+        Field(
+            max_length=160,
+            description="adds metricValue to each item: `best` (the model's own best_metric at "
+            "its best epoch) or [train.|val.]<metric>[:min|:max] (that metric's best value)",
+        ),
+    ] = ""
+
+
+class CompareQuery(BaseModel):
+    """The query of GET /api/models/compare for the OpenAPI document (app/api/compare.py
+    parses it by hand)."""
+
+    uuids: Annotated[str, Field(description="1 to 12 comma-separated model uuids")]
 
 
 class DeliveryQuery(BaseModel):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, Executable, and_, bindparam, func, select, tuple_
+from sqlalchemy import ColumnElement, Executable, and_, bindparam, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from app.db.models import Installation, Job, Model
@@ -270,7 +270,7 @@ def _queue_positions_statement() -> Executable:
 
 
 class CountCache:
-    """Row counts per (status, modelNo) filter, kept for `ttl_s` seconds per API process.
+    """Row counts per (status, modelNo, search) filter, kept for `ttl_s` seconds per API process.
 
     Counting 10,000 rows for every list request was a third of its cost; a total that is at
     most a second old is fine for a page footer. ttl_s = 0 turns it off (exact counts).
@@ -278,19 +278,19 @@ class CountCache:
 
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
-        self._counts: dict[tuple[str, str], tuple[float, int]] = {}
+        self._counts: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._lock = threading.Lock()
 
-    def get(self, session: Session, status: str, model_no: str) -> int:
-        key = (status, model_no)
+    def get(self, session: Session, status: str, model_no: str, search: str = "") -> int:
+        key = (status, model_no, search)
         now = time.monotonic()
         if self.ttl_s > 0:
             with self._lock:
                 cached = self._counts.get(key)
             if cached is not None and now - cached[0] < self.ttl_s:
                 return cached[1]
-        count = _list_statements(bool(status), bool(model_no))[0]
-        params = {"status": status, "model_no": model_no}
+        count = _list_statements(bool(status), bool(model_no), bool(search))[0]
+        params = {"status": status, "model_no": model_no, "search": like_pattern(search)}
         total = session.connection().execute(count, params).scalar() or 0
         if self.ttl_s > 0:
             with self._lock:
@@ -298,33 +298,105 @@ class CountCache:
         return total
 
 
+@dataclass(frozen=True)
+class ListOrder:
+    """How a list page is sorted: `column` (a key of TIME_ORDERS) or, with `metric_split`
+    set, the best value of the bound `metric` in that split by `metric_mode`
+    (app/metrics/ranking.py). Models without a value come last either way; ties newest first."""
+
+    column: str = "created"
+    descending: bool = True
+    metric_split: str | None = None
+    metric_mode: str = "min"
+
+
+#: The list's time sorts (API `sort=` names): creation (the id's order) and the step times.
+TIME_ORDERS: dict[str, Any] = {
+    "created": Model.id,
+    "step1StrtDttm": Model.step1_strt_dttm,
+    "step1EndDttm": Model.step1_end_dttm,
+    "step2StrtDttm": Model.step2_strt_dttm,
+    "step2EndDttm": Model.step2_end_dttm,
+}
+NEWEST_FIRST = ListOrder()
+
+
+def like_pattern(search: str) -> str:
+    """`search` as a LIKE pattern matching it anywhere, its own % _ and \\ taken literally."""
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def list_models(
-    session: Session, status: str, model_no: str, page: int, size: int, counts: CountCache
+    session: Session,
+    status: str,
+    model_no: str,
+    page: int,
+    size: int,
+    counts: CountCache,
+    *,
+    search: str = "",
+    order: ListOrder = NEWEST_FIRST,
+    metric: str = "",
 ) -> Page:
-    """Newest first; `status` and `model_no` filter when not empty (indexed: see models.py)."""
-    total = counts.get(session, status, model_no)
-    query = _list_statements(bool(status), bool(model_no))[1]
-    params = {"status": status, "model_no": model_no, "offset": page * size, "limit": size}
+    """Newest first unless `order` says otherwise; `status` and `model_no` filter when not
+    empty (indexed: see models.py), `search` matches modelVer or memo anywhere, any case
+    (trigram-indexed on PostgreSQL: migration 0015); `metric` is the name `order` ranks by."""
+    total = counts.get(session, status, model_no, search)
+    dialect = session.get_bind().dialect.name  # a metric order's SQL differs per dialect
+    query = _list_statements(bool(status), bool(model_no), bool(search), order, dialect)[1]
+    params = {
+        "status": status,
+        "model_no": model_no,
+        "search": like_pattern(search),
+        "metric": metric,
+        "offset": page * size,
+        "limit": size,
+    }
     # Core on the session's connection: no ORM objects, and not the ORM's execute path.
     items = cast(list[ModelRow], session.connection().execute(query, params).all())
     return Page(items, total, math.ceil(total / size) if total else 0)
 
 
 @functools.cache
-def _list_statements(by_status: bool, by_model_no: bool) -> tuple[Executable, Executable]:
-    """(count, page) statements for one combination of filters, values bound at execution:
-    built once, they skip building and hashing a statement on every request."""
+def _list_statements(
+    by_status: bool,
+    by_model_no: bool,
+    by_search: bool = False,
+    order: ListOrder = NEWEST_FIRST,
+    dialect: str = "postgresql",
+) -> tuple[Executable, Executable]:
+    """(count, page) statements for one combination of filters and order, values bound at
+    execution: built once, they skip building and hashing a statement on every request."""
     conditions = []
     if by_status:
         conditions.append(Model.status_cd == bindparam("status"))
     if by_model_no:
         conditions.append(Model.model_no == bindparam("model_no"))
+    if by_search:
+        pattern: ColumnElement[str] = bindparam("search")
+        conditions.append(
+            or_(
+                Model.model_ver.ilike(pattern, escape="\\"),
+                Model.memo.ilike(pattern, escape="\\"),
+            )
+        )
     count = select(func.count(Model.id)).where(*conditions)
-    page = (
-        select(*SUMMARY_COLUMNS)
-        .where(*conditions)
-        .order_by(Model.id.desc())
-        .offset(bindparam("offset"))
-        .limit(bindparam("limit"))
-    )
+    page = select(*SUMMARY_COLUMNS).where(*conditions)
+    if order.metric_split is not None:
+        from app.metrics import ranking  # here: app.metrics imports this module
+
+        best = ranking.best_values(order.metric_split, order.metric_mode, dialect).c.best
+        page = page.outerjoin(best.table, best.table.c.model_id == Model.id)
+        key: Any = best
+    else:
+        key = TIME_ORDERS[order.column]
+    sort = key.desc() if order.descending else key.asc()
+    if key is Model.id:
+        # Not NULLS LAST: ids are never null, and `id DESC NULLS LAST` is not the primary
+        # key index's order, so PostgreSQL would sort the whole table.
+        page = page.order_by(sort)
+    else:
+        page = page.order_by(sort.nulls_last(), Model.id.desc())
+    page = page.offset(bindparam("offset")).limit(bindparam("limit"))
     return count, page

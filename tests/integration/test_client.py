@@ -94,6 +94,12 @@ def test_cli_models_and_commands(url: str, capsys: pytest.CaptureFixture[str]) -
 
     code, out, _ = _cli(capsys, url, "models", "list")
     assert code == 0 and uid in out and "1 model(s)" in out
+    code, out, _ = _cli(capsys, url, "models", "list", "--search", "V7", "--sort", "best:val_loss")
+    assert code == 0 and uid in out and "VAL_LOSS" in out  # no curves yet: "-"
+    code, out, _ = _cli(capsys, url, "models", "list", "--search", "nothing-like-it")
+    assert code == 0 and "0 model(s)" in out
+    code, _, err = _cli(capsys, url, "models", "list", "--sort", "bogus")
+    assert code == 3 and "400 INVALID_QUERY: sort" in err
     code, out, _ = _cli(capsys, url, "models", "show", uid)
     assert code == 0 and "READY" in out and "G1 v7" in out
 

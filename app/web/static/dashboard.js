@@ -9,6 +9,8 @@
 
   // The helpers both pages use (common.js, loaded first).
   const { TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api } = window.trainyard;
+  // Search, sort, the metric column, row selection and the compare view (compare.js).
+  const list = window.trainyardList;
 
   // ---- constants ---------------------------------------------------------------------------
 
@@ -559,9 +561,11 @@
     const u = esc(m.uuid);
     const memo = m.memo ? `<span class="sub memo" title="${esc(m.memo)}">${esc(m.memo)}</span>` : '';
     const row = `<tr class="model-row${err ? ' has-error' : ''}" data-uuid="${u}">
+      <td class="cell-select" data-label="비교 선택">${list.selectCell(m)}</td>
       <td><a class="model-link" href="#/models/${u}" title="상세 보기">${esc(m.modelNo)}</a>
         <span class="sub">${esc(m.trainTypeName || m.trainType || '')} · #${esc(m.id)}</span></td>
       <td>${esc(m.modelVer)}${memo}</td>
+      <td class="cell-metric num" data-label="지표">${list.metricCell(m)}</td>
       <td class="cell-status">${badge(m.statusCd, m.statusName)}<span class="sub">${esc(overallMessage(m))}</span>${retryStatusLine(m)}</td>
       <td class="cell-step1" data-label="학습(Step1)">${step1Cell(m)}</td>
       <td class="cell-step2" data-label="테스트(Step2)">${step2Cell(m)}</td>
@@ -569,7 +573,7 @@
       <td class="time cell-time" data-label="테스트 시간" title="${esc(m.step2StrtDttm || '')}${m.step2EndDttm ? ` ~ ${esc(m.step2EndDttm)}` : ''}">${esc(timeRange(m.step2StrtDttm, m.step2EndDttm))}</td>
       <td class="cell-actions">${actionButtons(m)}</td>
     </tr>`;
-    const errRow = err ? `<tr class="error-row" data-uuid="${u}"><td colspan="8">${errorBox(err, { uuid: m.uuid })}</td></tr>` : '';
+    const errRow = err ? `<tr class="error-row" data-uuid="${u}"><td colspan="10">${errorBox(err, { uuid: m.uuid })}</td></tr>` : '';
     return row + errRow;
   }
 
@@ -642,12 +646,13 @@
     if (state.modelNo) q.set('modelNo', state.modelNo);
     if (state.page) q.set('page', String(state.page));
     if (state.size !== 20) q.set('size', String(state.size));
+    list.writeAddress(q);
     const search = q.toString();
     history.replaceState(null, '', `${location.pathname}${search ? `?${search}` : ''}${location.hash}`);
   }
 
   function filtersActive() {
-    return Boolean(state.status || state.modelNo);
+    return Boolean(state.status || state.modelNo || list.searching());
   }
 
   function clearFilters() {
@@ -656,6 +661,7 @@
     state.page = 0;
     $('#filter-status').value = '';
     $('#filter-model-no').value = '';
+    list.clearSearch();
     saveQuery();
     refreshNow();
   }
@@ -667,6 +673,7 @@
     state.page = Math.max(0, parseInt(q.get('page') || '0', 10) || 0);
     const size = parseInt(q.get('size') || '20', 10);
     state.size = [20, 50, 100].includes(size) ? size : 20;
+    list.readAddress(q);
     $('#filter-status').value = state.status;
     $('#filter-model-no').value = state.modelNo;
     $('#page-size').value = String(state.size);
@@ -678,6 +685,7 @@
     const seq = ++state.listSeq;
     const q = new URLSearchParams({
       status: state.status, modelNo: state.modelNo, page: String(state.page), size: String(state.size),
+      ...list.query(),
     });
     try {
       const data = await api('GET', `/api/models/list?${q}`);
@@ -1033,6 +1041,7 @@
   // ---- model view (#/models/<uuid>) --------------------------------------------------------
 
   function route() {
+    if (list.route(location.hash)) { closePanel(false); return; }
     const match = /^#\/models\/([0-9a-fA-F-]{36})(?:\/(\w+))?/.exec(location.hash);
     if (!match) { closePanel(false); return; }
     const [, uuid, section] = match;
@@ -1397,7 +1406,7 @@
       .map((m) => `${m.split}: ${m.total}개 중 ${m.points.length}개 점 (${m.method || '축소'})`).join(' · ');
     const container = document.createElement('div');
     container.className = 'charts';
-    for (const g of groups) container.append(lineChart(g, best));
+    for (const g of groups) container.append(zoomableChart(g, best));
     const sec = $('[data-sec="curves"]', $('#panel-body'));
     if (!sec) return;
     sec.innerHTML = '';
@@ -1583,6 +1592,48 @@
       legend.append(item);
     }
     wrap.append(legend);
+    // zoomableChart maps a drag back to epochs with these.
+    Object.assign(wrap.dataset, { xmin, xmax, plotLeft: M.l / W, plotRight: (W - M.r) / W });
+    hit.classList.add('zoom-hit');
+    return wrap;
+  }
+
+  /** lineChart that zooms: drag across it to draw just those epochs (the y axis fits them);
+   * 전체 보기 or a double-click draws it whole again. */
+  function zoomableChart(group, best, range = null) {
+    const inRange = (e) => !range || (e >= range[0] && e <= range[1]);
+    const part = !range ? group : {
+      ...group,
+      series: group.series.map((s) => ({ ...s, data: s.data.filter((p) => inRange(p[0])) })).filter((s) => s.data.length),
+    };
+    const wrap = lineChart(part.series.length ? part : group, best && inRange(best.epoch) ? best : null);
+    const again = (next) => wrap.replaceWith(zoomableChart(group, best, next));
+    if (range) {
+      const reset = document.createElement('button');
+      reset.type = 'button';
+      reset.className = 'btn btn-plain chart-reset';
+      reset.textContent = '전체 보기';
+      reset.addEventListener('click', () => again(null));
+      $('.chart-title', wrap).append(' ', reset);
+    }
+    const hit = $('.zoom-hit', wrap);
+    const epochAt = (ev) => {
+      const box = hit.ownerSVGElement.getBoundingClientRect();
+      const { xmin, xmax, plotLeft, plotRight } = wrap.dataset;
+      const f = ((ev.clientX - box.left) / box.width - plotLeft) / (plotRight - plotLeft);
+      return Number(xmin) + f * (Number(xmax) - Number(xmin));
+    };
+    let from = null;
+    hit.addEventListener('mousedown', (ev) => { from = epochAt(ev); ev.preventDefault(); });
+    hit.addEventListener('mouseup', (ev) => {
+      if (from === null) return;
+      const to = epochAt(ev);
+      const [a, b] = [Math.min(from, to), Math.max(from, to)];
+      from = null;
+      if (b - a >= (Number(wrap.dataset.xmax) - Number(wrap.dataset.xmin)) / 50) again([a, b]);
+    });
+    hit.addEventListener('mouseleave', () => { from = null; });
+    hit.addEventListener('dblclick', () => { if (range) again(null); });
     return wrap;
   }
 
@@ -1817,4 +1868,6 @@
 
   // For the end-to-end tests and for debugging from the console.
   window.trainyard = { state, explainError, allowed, refreshNow };
+  // compare.js: the list's query changed (search, sort, metric column): back to page 1.
+  list.onChange(() => { state.page = 0; saveQuery(); refreshNow(); });
 })();
