@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.config import node_lost_after_s
@@ -48,6 +48,15 @@ class LiveImages:
     any_image: bool  # no live node, or one that runs any image: nothing can be refused
 
 
+# Built once, the cutoff bound at execution: every list page and detail reads it, and through
+# the ORM's execute path (building the statement, then an ORM result) it cost more than the page.
+_LIVE_NODES = (
+    select(Node.name, Node.images)
+    .where(Node.last_seen_dttm >= bindparam("cutoff"))
+    .order_by(Node.name)
+)
+
+
 def live_images(session: Session) -> LiveImages:
     """The live nodes' images, read once per session (a list page asks for each model)."""
     cached = session.info.get(_CACHE_KEY)
@@ -55,9 +64,7 @@ def live_images(session: Session) -> LiveImages:
         return cached
     # A node silent for NODE_LOST_AFTER_S (presumed lost) does not count as having any image.
     cutoff = utcnow() - timedelta(seconds=node_lost_after_s())
-    rows = session.execute(
-        select(Node.name, Node.images).where(Node.last_seen_dttm >= cutoff).order_by(Node.name)
-    ).all()
+    rows = session.connection().execute(_LIVE_NODES, {"cutoff": cutoff}).all()
     listed = [(name, images) for name, images in rows if images is not None]
     answer = LiveImages(
         nodes=tuple(name for name, _ in listed),
