@@ -87,8 +87,11 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(
+    engine: Engine, info: dict[str, object] | None = None
+) -> sessionmaker[Session]:
+    """`info`: what every session's `info` starts with (shared objects, not copies)."""
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @contextmanager
