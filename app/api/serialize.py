@@ -7,7 +7,7 @@ checker holds to that type and the API tests validate against it."""
 from __future__ import annotations
 
 import functools
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
@@ -105,9 +105,21 @@ def _summary(model: ModelRow, tz: ZoneInfo, image_missing: str | None) -> respon
 
 # The summary of a list row is a function of the row's values (and the display time zone)
 # alone, and a dashboard asks for the same rows again and again: formatting 20 of them was a
-# third of a page's time. Keyed by value (a Row hashes and compares as its tuple), so a row
-# that changed in any column is a new key; a few MB per process at most.
-_row_summary = functools.lru_cache(maxsize=2048)(_summary)
+# third of a page's time. Keyed by value, so a row that changed in any column is a new key; a
+# few MB per process at most. The key is the row's plain tuple: a Row hashes and compares
+# through Python code (an lru_cache keyed by the Row spent more on that than it saved).
+_ROW_SUMMARIES: dict[tuple[object, ...], responses.ModelSummary] = {}
+_ROW_SUMMARIES_MAX = 2048
+
+
+def _row_summary(row: Row[Any], tz: ZoneInfo, image_missing: str | None) -> responses.ModelSummary:
+    key = (*row, tz, image_missing)
+    summary = _ROW_SUMMARIES.get(key)
+    if summary is None:
+        if len(_ROW_SUMMARIES) >= _ROW_SUMMARIES_MAX:
+            _ROW_SUMMARIES.clear()  # rarely: simpler than an LRU, and as good for a dashboard
+        summary = _ROW_SUMMARIES[key] = _summary(row, tz, image_missing)
+    return summary
 
 
 @functools.lru_cache(maxsize=1024)
