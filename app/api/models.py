@@ -14,7 +14,7 @@ from app.api.serialize import model_detail, model_summary
 from app.appstate import state
 from app.metrics import metric_summaries, metric_summary
 from app.services import models
-from app.services.queries import find_model_with_jobs, list_models, queue_positions
+from app.services.queries import find_model_detail, list_models, queue_positions
 
 bp = Blueprint("models", __name__, url_prefix="/api/models")
 
@@ -98,9 +98,10 @@ def detail(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = state()
     with rt.reads() as session:
-        model = find_model_with_jobs(session, key)
-        if model is None:
+        found = find_model_detail(session, key)
+        if found is None:
             raise model_not_found(key)
-        data = model_detail(model, model.jobs, rt.settings.tz)
-        data["metricSummary"] = cast(responses.MetricSummary, metric_summary(session, model))
+        data = model_detail(found.model, found.jobs, rt.settings.tz, session)
+        summary = metric_summary(session, found.model) if found.has_metrics else {}
+        data["metricSummary"] = cast(responses.MetricSummary, summary)
         return ok(data)

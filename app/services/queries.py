@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import ColumnElement, Executable, and_, bindparam, func, select, tuple_
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, aliased
 
-from app.db.models import Installation, Job, Model
+from app.db.models import Installation, Job, MetricSeries, Model
 from app.domain.container_phases import ContainerPhase
 from app.domain.states import JobStatus, JobType, StepState
 
@@ -149,16 +149,58 @@ def held_by(node: str) -> ColumnElement[bool]:
 # Built once, values bound at execution: building and hashing a statement cost more than
 # running it on every request that reads a model.
 _MODEL_BY_UUID = select(Model).where(Model.uuid == bindparam("uuid"))
-_MODEL_WITH_JOBS = _MODEL_BY_UUID.options(joinedload(Model.jobs))
 
 
 def find_model(session: Session, model_uuid: uuid.UUID) -> Model | None:
     return session.scalars(_MODEL_BY_UUID, {"uuid": model_uuid}).one_or_none()
 
 
-def find_model_with_jobs(session: Session, model_uuid: uuid.UUID) -> Model | None:
-    """The model with `model.jobs` (by id, as `jobs_of`) loaded in the same query."""
-    return session.scalars(_MODEL_WITH_JOBS, {"uuid": model_uuid}).unique().one_or_none()
+@dataclass(frozen=True)
+class ModelDetailRows:
+    """A model's detail as plain rows (serialize.model_detail): no ORM objects to build."""
+
+    model: Any  # a row of DETAIL_COLUMNS: reads like a `Model`
+    jobs: list[Any]  # rows of the model's jobs (every column of tb_model_train_job), by id
+    has_metrics: bool  # any metric series row: without one, its summary needs no query
+
+
+#: The columns a model's detail shows: a list row's and the rest of the model.
+DETAIL_COLUMNS = (
+    *SUMMARY_COLUMNS,
+    Model.params,
+    Model.dataset,
+    Model.uses_dataset,
+    Model.resources,
+    Model.shm_size_mb,
+    Model.env,
+    Model.network,
+    Model.stall_timeout_s,
+    Model.priority,
+    Model.created_dttm,
+)
+
+# Built once, values bound at execution (the detail is read on every dashboard click).
+_DETAIL = select(
+    *DETAIL_COLUMNS,
+    select(MetricSeries.model_id)
+    .where(MetricSeries.model_id == Model.id)
+    .exists()
+    .label("has_metrics"),
+).where(Model.uuid == bindparam("uuid"))
+_JOBS_OF_MODEL = (
+    select(*Job.__table__.c).where(Job.model_id == bindparam("model_id")).order_by(Job.id)
+)
+
+
+def find_model_detail(session: Session, model_uuid: uuid.UUID) -> ModelDetailRows | None:
+    """The model, its jobs and whether it has metrics, through Core on the session's
+    connection (building the ORM `Model` and its `Job`s was half of a detail's time)."""
+    connection = session.connection()
+    model = connection.execute(_DETAIL, {"uuid": model_uuid}).one_or_none()
+    if model is None:
+        return None
+    jobs = connection.execute(_JOBS_OF_MODEL, {"model_id": model.id}).all()
+    return ModelDetailRows(model, list(jobs), bool(model.has_metrics))
 
 
 def jobs_of(session: Session, model: Model) -> list[Job]:
