@@ -71,8 +71,11 @@ compose-up: compose-build
 compose-down:
 	$(COMPOSE) down
 
+# Parallel over TEST_WORKERS processes (pytest-xdist), each with its own database and Redis DB;
+# tests that start stacks or containers stay serial within their group (tests/conftest.py).
+TEST_WORKERS ?= 3
 test: venv services images
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: venv
 	$(BIN)/python -m pytest -q tests/domain

@@ -67,7 +67,6 @@ class Service:
     name: str
     argv: list[str]
     ready: Callable[[Service], bool]
-    ready_timeout_s: float = 90.0
     process: subprocess.Popen[bytes] | None = None
     output: list[str] = field(default_factory=list)  # the last lines, for error messages
     pump: threading.Thread | None = None
@@ -84,6 +83,7 @@ class Devstack:
         self.redis_port: int = args.redis_port
         self.seed: bool = args.seed
         self.flower: bool = args.flower
+        self.ready_timeout_s: float = args.ready_timeout
         self.stopping = threading.Event()
         self.services: list[Service] = []
         self.print_lock = threading.Lock()
@@ -246,14 +246,15 @@ class Devstack:
         self.services.append(service)
         service.pump = threading.Thread(target=self._pump, args=(service,), daemon=True)
         service.pump.start()
-        deadline = time.monotonic() + service.ready_timeout_s
+        deadline = time.monotonic() + self.ready_timeout_s
         while not service.ready(service):
             self._interrupted()
             if service.process.poll() is not None:
                 tail = "\n".join(service.output[-20:])
                 raise DevstackError(f"{service.name} exited during start:\n{tail}")
             if time.monotonic() > deadline:
-                raise DevstackError(f"{service.name} not ready after {service.ready_timeout_s}s")
+                # run()'s finally stops everything started so far, this one included
+                raise DevstackError(f"{service.name} not ready after {self.ready_timeout_s:g}s")
             self.stopping.wait(0.2)
 
     def _pump(self, service: Service) -> None:
@@ -564,6 +565,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=env_int("REDIS_PORT", 6379),
         help="embedded Redis, unless BROKER_URL is set (REDIS_PORT)",
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=90.0,
+        help="seconds each service may take to come up before devstack stops everything",
     )
     parser.add_argument("--no-seed", dest="seed", action="store_false", help="no demo models")
     parser.add_argument("--no-flower", dest="flower", action="store_false", help="no Flower")

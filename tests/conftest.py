@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from psycopg import sql
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.datastructures import Headers
@@ -25,14 +27,73 @@ from app.db.models import Base, Installation
 from app.db.session import make_engine, make_session_factory
 from app.factory import create_app
 
-TEST_DATABASE_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql+psycopg://trainyard:trainyard@127.0.0.1:5432/trainyard_test"
+#: "gw0", "gw1", ... in a pytest-xdist worker (`make test` runs the suite in parallel); None when
+#: pytest runs alone. Each worker gets a database and a Redis DB of its own: tests empty them.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def _per_worker_database(url: str, worker: str | None) -> str:
+    return url if worker is None else f"{url}_{worker}"
+
+
+def _per_worker_redis(url: str, worker: str | None) -> str:
+    """gw0 keeps the configured DB number, gw1 the one below it, and so on (15, 14, 13...)."""
+    if worker is None:
+        return url
+    base, number = url.rsplit("/", 1)
+    return f"{base}/{int(number) - int(worker.removeprefix('gw'))}"
+
+
+TEST_DATABASE_URL = _per_worker_database(
+    os.environ.get(
+        "TEST_DATABASE_URL",
+        "postgresql+psycopg://trainyard:trainyard@127.0.0.1:5432/trainyard_test",
+    ),
+    XDIST_WORKER,
 )
-TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+TEST_BROKER_URL = _per_worker_redis(
+    os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15"), XDIST_WORKER
+)
+
+#: Tests that start worker processes, containers, browsers, image builds or whole stacks run
+#: one after another within their xdist group: they share one Docker engine and two cores, and
+#: their timing (heartbeats, node-lost windows) must not compete with too much else. Two such
+#: groups run side by side (whole stacks and browsers; workers and containers); everything else
+#: (domain, API, metrics, gate) spreads over the remaining xdist workers.
+SERIAL_GROUPS = {
+    "deploy": "stacks",
+    "e2e": "stacks",
+    "chaos": "engine",
+    "runtime": "engine",
+    "security": "engine",
+    "trainer": "engine",
+    "workers": "engine",
+}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Marks each test of a serial directory with its group as it is collected, before any
+    collection_modifyitems hook (xdist's reads the groups there)."""
+    top = item.path.resolve().relative_to(Path(__file__).resolve().parent).parts[0]
+    group = SERIAL_GROUPS.get(top)
+    if group is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _ensure_database(url: str) -> None:
+    """A worker's own database, created on first use (the role has createdb)."""
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    server, name = conninfo.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
 def pg_engine() -> Iterator[Engine]:
+    if XDIST_WORKER is not None:
+        _ensure_database(TEST_DATABASE_URL)
     engine = make_engine(TEST_DATABASE_URL)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))

@@ -78,3 +78,52 @@ def test_a_killed_devstack_takes_its_services_with_it(tmp_path: Path) -> None:
         for pid, _ in _marked(mark, tmp_path):
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
+
+
+def test_a_worker_that_hangs_at_start_makes_devstack_stop_what_it_started(tmp_path: Path) -> None:
+    """The worker's start hangs (its Docker engine accepts and never answers): devstack gives up
+    after --ready-timeout, says which service, exits 1, and the API, Redis and worker it started
+    are gone with it, not left answering on their ports (issue 12 #10, second half)."""
+    mark = os.urandom(8).hex()
+    ports = {"api": _free_port(), "redis": _free_port()}
+    silent_engine = socket.socket(socket.AF_UNIX)
+    silent_engine.bind(str(tmp_path / "silent-docker.sock"))
+    silent_engine.listen(16)  # connections are accepted by the kernel; nothing ever answers
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "BROKER_URL"}
+        and not key.startswith(("FLOWER_", "NODE_", "PYTEST_"))
+    }
+    env.update(
+        {
+            MARK: mark,
+            "TRAINYARD_HOME": str(tmp_path / "home"),
+            "REDIS_PORT": str(ports["redis"]),
+            "NODE_NAME": "hanging-worker",
+            "WORKER_RUNTIME": "docker",
+            "DOCKER_HOST": f"unix://{tmp_path}/silent-docker.sock",
+            "API_WORKERS": "1",
+        }
+    )
+    argv = ["devstack", "--port", str(ports["api"]), "--no-seed", "--no-flower"]
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "app.cli", *argv, "--ready-timeout", "15"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=180,
+        )
+        log = run.stdout.decode(errors="replace")
+        assert run.returncode == 1, log[-3000:]
+        assert "error: worker not ready after 15s" in log, log[-3000:]
+        assert "stopping api" in log, log[-3000:]
+        assert not any(_answers(port) for port in ports.values())
+        assert not _marked(mark, tmp_path)
+    finally:
+        silent_engine.close()
+        for pid, _ in _marked(mark, tmp_path):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()

@@ -42,8 +42,9 @@ def test_a_node_that_could_start_passes(node_env: None, capsys: pytest.CaptureFi
         ("WORKER_RUNTIME", "dockr", "FAIL  settings: WORKER_RUNTIME must be one of"),
         ("NODE_GPUS", "0,0", "FAIL  settings: NODE_GPUS lists a GPU twice"),
         ("BROKER_URL", "redis://127.0.0.1:1/0", "FAIL  broker: redis://127.0.0.1:1/0 does not"),
-        ("DATABASE_URL", TEST_DATABASE_URL.replace(":5432/", ":1/"), "FAIL  database:"),
+        ("DATABASE_URL", "postgresql+psycopg://trainyard@127.0.0.1:1/trainyard", "FAIL  database:"),
     ],
+    ids=["runtime", "gpus", "broker", "database"],  # the same in every xdist worker
 )
 def test_each_failure_is_named(
     node_env: None,
