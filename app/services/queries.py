@@ -180,9 +180,15 @@ DETAIL_COLUMNS = (
     Model.created_dttm,
 )
 
-# The job table's columns, and a row of them that reads like a `Job` (serialize.job_detail).
+# The job table's columns (serialize.job_detail reads a row of them like a `Job`).
 _JOB_COLUMNS = tuple(Job.__table__.c)
-JobRow = namedtuple("JobRow", [c.key for c in _JOB_COLUMNS])  # type: ignore[misc]
+_JobRow = namedtuple("_JobRow", [c.key for c in _JOB_COLUMNS])  # type: ignore[misc]
+
+
+def _job_row(values: Iterable[Any]) -> Any:
+    """A row of `_JOB_COLUMNS` that reads like a `Job` (its names are the table's)."""
+    return _JobRow(*values)
+
 
 # Built once, values bound at execution (the detail is read on every dashboard click). One
 # round trip: the model's columns, then its jobs' (a row per job, the model's repeated; one
@@ -211,7 +217,7 @@ def find_model_detail(session: Session, model_uuid: uuid.UUID) -> ModelDetailRow
     if not rows:
         return None
     first = len(DETAIL_COLUMNS) + 1
-    jobs = [job for job in (JobRow(*row[first:]) for row in rows) if job.id is not None]
+    jobs = [job for job in (_job_row(row[first:]) for row in rows) if job.id is not None]
     return ModelDetailRows(rows[0], jobs, bool(rows[0].has_metrics))
 
 
