@@ -161,7 +161,7 @@ class ModelDetailRows:
     """A model's detail as plain rows (serialize.model_detail): no ORM objects to build."""
 
     model: Any  # a row of DETAIL_COLUMNS: reads like a `Model`
-    jobs: list[Any]  # rows of the model's jobs (every column of tb_model_train_job), by id
+    jobs: list[Any]  # rows of the model's jobs (JOB_DETAIL_COLUMNS), by id
     has_metrics: bool  # any metric series row: without one, its summary needs no query
 
 
@@ -180,13 +180,31 @@ DETAIL_COLUMNS = (
     Model.created_dttm,
 )
 
-# The job table's columns (serialize.job_detail reads a row of them like a `Job`).
-_JOB_COLUMNS = tuple(Job.__table__.c)
-_JobRow = namedtuple("_JobRow", [c.key for c in _JOB_COLUMNS])  # type: ignore[misc]
+#: The job columns a detail shows (serialize.job_detail reads a row of them like a `Job`):
+#: not the log tail and the bookkeeping, which every column more costs to fetch and describe.
+JOB_DETAIL_COLUMNS = (
+    Job.id,
+    Job.attempt,
+    Job.job_type,
+    Job.status_cd,
+    Job.exit_code,
+    Job.container_exit_code,
+    Job.oom_killed,
+    Job.error_message,
+    Job.node,
+    Job.container_name,
+    Job.gpu_ids,
+    Job.params,
+    Job.queued_dttm,
+    Job.started_dttm,
+    Job.finished_dttm,
+    Job.priority,
+)
+_JobRow = namedtuple("_JobRow", [c.key for c in JOB_DETAIL_COLUMNS])  # type: ignore[misc]
 
 
 def _job_row(values: Iterable[Any]) -> Any:
-    """A row of `_JOB_COLUMNS` that reads like a `Job` (its names are the table's)."""
+    """A row of `JOB_DETAIL_COLUMNS` that reads like a `Job` (by the same names)."""
     return _JobRow(*values)
 
 
@@ -201,7 +219,7 @@ _DETAIL = (
         .where(MetricSeries.model_id == Model.id)
         .exists()
         .label("has_metrics"),
-        *_JOB_COLUMNS,
+        *JOB_DETAIL_COLUMNS,
     )
     .outerjoin(Job, Job.model_id == Model.id)
     .where(Model.uuid == bindparam("uuid"))
