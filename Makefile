@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help venv run test test-fast lint services images migrate wheel bench bench-dispatch bench-metrics bench-scale chaos clean flower \
+.PHONY: help venv run test test-fast lint services images migrate wheel bench bench-api bench-dispatch bench-metrics bench-scale chaos clean flower \
 	compose-build compose-config compose-up compose-down
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make images     build the local base image and the reference trainer image"
 	@echo "make wheel      dist/trainyard-*.whl: migrations and reference trainer included"
 	@echo "make bench      API benchmark (see bench/README.md)"
+	@echo "make bench-api  list and detail beside the minimal-Flask baseline: x rps, x p99 per row"
 	@echo "make bench-dispatch  POST run -> container running, cancel, reconcile 200 jobs"
 	@echo "make bench-metrics   1M-row train.csv ingest beside a raw COPY and MLflow"
 	@echo "make bench-scale     5, 10, 20 nodes on one PostgreSQL and Redis, 1,000 runs each"
@@ -85,6 +86,14 @@ lint: venv
 
 bench: venv
 	$(BIN)/python -m bench.api_bench
+
+# Issue 13 item 7: the list and the detail beside the baseline (jsonify of a constant page)
+# in one run, each row with its x rps and x p99 to the baseline; e.g.
+# `make bench-api BENCH_API_ARGS="--concurrency 8,32 --duration 20"` (bench/README.md).
+BENCH_API_ARGS ?= --concurrency 8 --duration 8 --open-duration 8
+bench-api: venv
+	$(BIN)/python -m bench.api_bench --scenarios baseline,list-first,list-mixed,detail \
+		--no-fake-node $(BENCH_API_ARGS)
 
 bench-dispatch: venv
 	$(BIN)/python -m bench.dispatch_bench

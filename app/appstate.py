@@ -17,6 +17,7 @@ from app.db.session import (
     make_read_engine,
     make_session_factory,
 )
+from app.services.images import LiveImagesCache
 from app.services.publisher import CeleryPublisher, Publisher
 from app.services.queries import CountCache
 
@@ -26,7 +27,7 @@ class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]  # writes (and reads inside a write)
-    reads: sessionmaker[Session]  # plain reads: autocommit, no ping
+    reads: sessionmaker[Session]  # plain reads: autocommit, no ping, live images shared
     publisher: Publisher
     read_engine: Engine | None = None
     list_counts: CountCache = field(default_factory=lambda: CountCache(0))
@@ -41,11 +42,12 @@ class AppState:
     def from_settings(cls, settings: Settings) -> AppState:
         engine = make_engine(settings.database_url, API_CONNECT_TIMEOUT_S)
         read_engine = make_read_engine(settings.database_url, API_CONNECT_TIMEOUT_S)
+        live_images = LiveImagesCache(settings.live_images_cache_s)
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
-            reads=make_session_factory(read_engine),
+            reads=make_session_factory(read_engine, live_images.shared_by()),
             read_engine=read_engine,
             list_counts=CountCache(settings.list_count_cache_s),
             publisher=CeleryPublisher(settings.broker_url, settings.publish_timeout_s),

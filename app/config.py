@@ -154,6 +154,8 @@ class Settings:
     # A node without a heartbeat this long is "lost" (GET /api/nodes, /metrics); the workers
     # read the same variable to end a lost node's jobs (workers/heartbeat.py).
     node_lost_after_s: float = 120.0
+    # How long the read endpoints reuse the live nodes' images (allowedCommands), per process.
+    live_images_cache_s: float = 1.0
     # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.
     job_file_limits: Limits = field(default_factory=Limits)
     # GET …/logs?follow=1 (app/api/logstream.py): one stream holds one gunicorn worker thread
@@ -184,6 +186,7 @@ def load_settings() -> Settings:
         default_image=_env("TRAINER_IMAGE", "trainyard/trainer:latest"),
         publish_timeout_s=float(_env("PUBLISH_TIMEOUT_S", "2")),
         list_count_cache_s=float(_env("LIST_COUNT_CACHE_S", "1")),
+        live_images_cache_s=float(_env("LIVE_IMAGES_CACHE_S", "1")),
         bounds=load_bounds(),
         job_file_limits=Limits(
             metrics_csv=int(_env("JOB_FILE_MAX_CSV_MB", "2048")) * MiB,

@@ -139,6 +139,7 @@ def settings(tmp_path: Path) -> Settings:
         dataset_root=tmp_path / "datasets",
         display_tz="Asia/Seoul",
         list_count_cache_s=0,  # tests read their own writes at once
+        live_images_cache_s=0,
     )
 
 

@@ -18,7 +18,7 @@ from app.services import models
 from app.services.queries import (
     TIME_ORDERS,
     ListOrder,
-    find_model_with_jobs,
+    find_model_detail,
     list_models,
     queue_positions,
 )
@@ -139,11 +139,12 @@ def detail(model_uuid: str) -> tuple[Response, int]:
     key = parse_uuid(model_uuid)
     rt = state()
     with rt.reads() as session:
-        model = find_model_with_jobs(session, key)
-        if model is None:
+        found = find_model_detail(session, key)
+        if found is None:
             raise model_not_found(key)
-        data = model_detail(model, model.jobs, rt.settings.tz)
-        data["metricSummary"] = cast(responses.MetricSummary, metric_summary(session, model))
+        data = model_detail(found.model, found.jobs, rt.settings.tz, session)
+        summary = metric_summary(session, found.model) if found.has_metrics else {}
+        data["metricSummary"] = cast(responses.MetricSummary, summary)
         return ok(data)
 
 

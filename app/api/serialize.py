@@ -7,7 +7,7 @@ checker holds to that type and the API tests validate against it."""
 from __future__ import annotations
 
 import functools
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
@@ -122,9 +122,21 @@ def _summary(model: ModelRow, tz: ZoneInfo, image_missing: str | None) -> respon
 
 # The summary of a list row is a function of the row's values (and the display time zone)
 # alone, and a dashboard asks for the same rows again and again: formatting 20 of them was a
-# third of a page's time. Keyed by value (a Row hashes and compares as its tuple), so a row
-# that changed in any column is a new key; a few MB per process at most.
-_row_summary = functools.lru_cache(maxsize=2048)(_summary)
+# third of a page's time. Keyed by value, so a row that changed in any column is a new key; a
+# few MB per process at most. The key is the row's plain tuple: a Row hashes and compares
+# through Python code (an lru_cache keyed by the Row spent more on that than it saved).
+_ROW_SUMMARIES: dict[tuple[object, ...], responses.ModelSummary] = {}
+_ROW_SUMMARIES_MAX = 2048
+
+
+def _row_summary(row: Row[Any], tz: ZoneInfo, image_missing: str | None) -> responses.ModelSummary:
+    key = (*row, tz, image_missing)
+    summary = _ROW_SUMMARIES.get(key)
+    if summary is None:
+        if len(_ROW_SUMMARIES) >= _ROW_SUMMARIES_MAX:
+            _ROW_SUMMARIES.clear()  # rarely: simpler than an LRU, and as good for a dashboard
+        summary = _ROW_SUMMARIES[key] = _summary(row, tz, image_missing)
+    return summary
 
 
 @functools.lru_cache(maxsize=1024)
@@ -135,7 +147,8 @@ def _allowed_command_names(model: ModelSnapshot) -> tuple[str, ...]:
     return tuple(c.api_name for c in allowed_commands(model))
 
 
-def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
+def job_detail(job: Job, tz: ZoneInfo, session: Session | None = None) -> responses.Job:
+    """`job`: a `Job`, or a row of its columns read in `session` (a `Job` has its own)."""
     status = JobStatus(job.status_cd)
     return {
         "id": job.id,
@@ -155,7 +168,7 @@ def job_detail(job: Job, tz: ZoneInfo) -> responses.Job:
         "startedDttm": format_time(job.started_dttm, tz),
         "finishedDttm": format_time(job.finished_dttm, tz),
         "duration": format_duration(job.started_dttm, job.finished_dttm),
-        "queuePosition": _job_queue_position(job),
+        "queuePosition": _job_queue_position(job, session),
         "priority": job.priority,
         "retryNumber": job.retry_number,
         "endCause": job.end_cause,
@@ -170,21 +183,28 @@ def _queue_places(model: Model) -> dict[int, int]:
     return {} if session is None else queue_positions(session, [model])
 
 
-def _job_queue_position(job: Job) -> int | None:
-    session = object_session(job)
+def _job_queue_position(job: Job, session: Session | None) -> int | None:
+    session = object_session(job) if isinstance(job, Job) else session
     if session is None or job.status_cd != JobStatus.QUEUED.value:
         return None
     return queue_position(session, job)
 
 
-def model_detail(model: Model, jobs: list[Job], tz: ZoneInfo) -> responses.ModelDetail:
-    """`jobs`: all the model's jobs, by id. The model waits where its QUEUED job does (as
-    `queries.queue_positions` has it: at most one, the newest), so that is not looked up twice."""
-    shown = [job_detail(job, tz) for job in jobs]
+def model_detail(
+    model: Model, jobs: list[Job], tz: ZoneInfo, session: Session | None = None
+) -> responses.ModelDetail:
+    """`jobs`: all the model's jobs, by id. `model` and `jobs`: ORM objects, or rows of
+    `queries.DETAIL_COLUMNS` and of the job table read in `session`. The model waits where
+    its QUEUED job does (as `queries.queue_positions` has it: at most one, the newest), so
+    that is not looked up twice."""
+    if isinstance(model, Model):
+        session = object_session(model)
+    shown = [job_detail(job, tz, session) for job in jobs]
     waiting = [j["queuePosition"] for j in shown if j["queuePosition"] is not None]
-    places = {model.id: waiting[-1]} if waiting else {}
+    image_missing = missing_image(session, model.image) if session is not None else None
     return {
-        **model_summary(model, tz, places),
+        **_summary(model, tz, image_missing),
+        "queuePosition": waiting[-1] if waiting else None,
         "params": model.params,
         "image": model.image,
         "dataset": model.dataset,

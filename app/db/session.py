@@ -56,6 +56,8 @@ def make_read_engine(url: str, connect_timeout_s: int | None = None) -> Engine:
     return create_engine(
         url,
         isolation_level="AUTOCOMMIT",
+        # No transaction is ever open on them, so nothing to roll back when one is returned.
+        pool_reset_on_return=None,
         pool_size=10,
         max_overflow=20,
         connect_args=connect_args,
@@ -87,8 +89,11 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(
+    engine: Engine, info: dict[str, object] | None = None
+) -> sessionmaker[Session]:
+    """`info`: what every session's `info` starts with (shared objects, not copies)."""
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @contextmanager

@@ -11,10 +11,12 @@ missing image IMAGE_NOT_FOUND then.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.config import node_lost_after_s
@@ -22,6 +24,7 @@ from app.db.models import Node
 from app.domain.timefmt import utcnow
 
 _CACHE_KEY = "trainyard.live_images"
+_SHARED_KEY = "trainyard.live_images_shared"  # a LiveImagesCache the session's factory shares
 _DOCKER_HUB_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/")
 
 
@@ -48,24 +51,68 @@ class LiveImages:
     any_image: bool  # no live node, or one that runs any image: nothing can be refused
 
 
+# Built once, the cutoff bound at execution: every list page and detail reads it, and through
+# the ORM's execute path (building the statement, then an ORM result) it cost more than the page.
+_LIVE_NODES = (
+    select(Node.name, Node.images)
+    .where(Node.last_seen_dttm >= bindparam("cutoff"))
+    .order_by(Node.name)
+)
+
+
 def live_images(session: Session) -> LiveImages:
-    """The live nodes' images, read once per session (a list page asks for each model)."""
+    """The live nodes' images, read once per session (a list page asks for each model), or
+    taken from the `LiveImagesCache` the session's factory shares (`shared_by`)."""
     cached = session.info.get(_CACHE_KEY)
     if isinstance(cached, LiveImages):
         return cached
+    shared = session.info.get(_SHARED_KEY)
+    answer = shared.get(session) if isinstance(shared, LiveImagesCache) else _read(session)
+    session.info[_CACHE_KEY] = answer
+    return answer
+
+
+class LiveImagesCache:
+    """The live nodes' images, kept `ttl_s` seconds per API process for the read endpoints.
+
+    The list and the detail show `allowedCommands` (a model whose image no live node has
+    cannot be run); reading tb_node for each was a round trip of every request, and the
+    answer moves only with a node's heartbeat (every few seconds). A command that starts a
+    container still reads them afresh in its own transaction (status_writes). 0: no cache.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._kept: tuple[float, LiveImages] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, session: Session) -> LiveImages:
+        now = time.monotonic()
+        with self._lock:
+            kept = self._kept
+        if kept is not None and now - kept[0] < self.ttl_s:
+            return kept[1]
+        answer = _read(session)
+        if self.ttl_s > 0:
+            with self._lock:
+                self._kept = (now, answer)
+        return answer
+
+    def shared_by(self) -> dict[str, object]:
+        """The `info` of a session factory whose sessions share this cache."""
+        return {_SHARED_KEY: self}
+
+
+def _read(session: Session) -> LiveImages:
     # A node silent for NODE_LOST_AFTER_S (presumed lost) does not count as having any image.
     cutoff = utcnow() - timedelta(seconds=node_lost_after_s())
-    rows = session.execute(
-        select(Node.name, Node.images).where(Node.last_seen_dttm >= cutoff).order_by(Node.name)
-    ).all()
+    rows = session.connection().execute(_LIVE_NODES, {"cutoff": cutoff}).all()
     listed = [(name, images) for name, images in rows if images is not None]
-    answer = LiveImages(
+    return LiveImages(
         nodes=tuple(name for name, _ in listed),
         images=frozenset(normalize_image(i) for _, images in listed for i in images),
         any_image=not rows or len(listed) < len(rows),
     )
-    session.info[_CACHE_KEY] = answer
-    return answer
 
 
 def missing_image(session: Session, image: str) -> str | None:

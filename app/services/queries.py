@@ -7,15 +7,16 @@ import math
 import threading
 import time
 import uuid
+from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import ColumnElement, Executable, and_, bindparam, func, or_, select, tuple_
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, aliased
 
-from app.db.models import Installation, Job, Model
+from app.db.models import Installation, Job, MetricSeries, Model
 from app.domain.container_phases import ContainerPhase
 from app.domain.states import JobStatus, JobType, StepState
 
@@ -152,16 +153,99 @@ def held_by(node: str) -> ColumnElement[bool]:
 # Built once, values bound at execution: building and hashing a statement cost more than
 # running it on every request that reads a model.
 _MODEL_BY_UUID = select(Model).where(Model.uuid == bindparam("uuid"))
-_MODEL_WITH_JOBS = _MODEL_BY_UUID.options(joinedload(Model.jobs))
 
 
 def find_model(session: Session, model_uuid: uuid.UUID) -> Model | None:
     return session.scalars(_MODEL_BY_UUID, {"uuid": model_uuid}).one_or_none()
 
 
-def find_model_with_jobs(session: Session, model_uuid: uuid.UUID) -> Model | None:
-    """The model with `model.jobs` (by id, as `jobs_of`) loaded in the same query."""
-    return session.scalars(_MODEL_WITH_JOBS, {"uuid": model_uuid}).unique().one_or_none()
+@dataclass(frozen=True)
+class ModelDetailRows:
+    """A model's detail as plain rows (serialize.model_detail): no ORM objects to build."""
+
+    model: Any  # a row of DETAIL_COLUMNS: reads like a `Model`
+    jobs: list[Any]  # rows of the model's jobs (JOB_DETAIL_COLUMNS), by id
+    has_metrics: bool  # any metric series row: without one, its summary needs no query
+
+
+#: The columns a model's detail shows: a list row's and the rest of the model.
+DETAIL_COLUMNS = (
+    *SUMMARY_COLUMNS,
+    Model.params,
+    Model.dataset,
+    Model.uses_dataset,
+    Model.resources,
+    Model.shm_size_mb,
+    Model.env,
+    Model.network,
+    Model.stall_timeout_s,
+    Model.priority,
+    Model.retry_policy,
+    Model.webhook_url,
+    Model.webhook_format,
+    Model.created_dttm,
+)
+
+#: The job columns a detail shows (serialize.job_detail reads a row of them like a `Job`):
+#: not the log tail and the bookkeeping, which every column more costs to fetch and describe.
+JOB_DETAIL_COLUMNS = (
+    Job.id,
+    Job.attempt,
+    Job.job_type,
+    Job.status_cd,
+    Job.exit_code,
+    Job.container_exit_code,
+    Job.oom_killed,
+    Job.error_message,
+    Job.node,
+    Job.container_name,
+    Job.gpu_ids,
+    Job.params,
+    Job.queued_dttm,
+    Job.started_dttm,
+    Job.finished_dttm,
+    Job.priority,
+    Job.retry_number,
+    Job.end_cause,
+    Job.retry_note,
+)
+_JobRow = namedtuple("_JobRow", [c.key for c in JOB_DETAIL_COLUMNS])  # type: ignore[misc]
+
+
+def _job_row(values: Iterable[Any]) -> Any:
+    """A row of `JOB_DETAIL_COLUMNS` that reads like a `Job` (by the same names)."""
+    return _JobRow(*values)
+
+
+# Built once, values bound at execution (the detail is read on every dashboard click). One
+# round trip: the model's columns, then its jobs' (a row per job, the model's repeated; one
+# row of NULL job columns when it has none). The job columns' names that clash with the
+# model's get a suffix, so the row reads like the model and its tail is the job.
+_DETAIL = (
+    select(
+        *DETAIL_COLUMNS,
+        select(MetricSeries.model_id)
+        .where(MetricSeries.model_id == Model.id)
+        .exists()
+        .label("has_metrics"),
+        *JOB_DETAIL_COLUMNS,
+    )
+    .outerjoin(Job, Job.model_id == Model.id)
+    .where(Model.uuid == bindparam("uuid"))
+    .order_by(Job.id)
+)
+
+
+def find_model_detail(session: Session, model_uuid: uuid.UUID) -> ModelDetailRows | None:
+    """The model, its jobs and whether it has metrics, in one Core statement on the
+    session's connection (building the ORM `Model` and its `Job`s, in two round trips with
+    the metric series, was most of a detail's time)."""
+    rows = session.connection().execute(_DETAIL, {"uuid": model_uuid}).all()
+    if not rows:
+        return None
+    first = len(DETAIL_COLUMNS) + 1
+    jobs = [job for job in (_job_row(row[first:]) for row in rows) if job.id is not None]
+    return ModelDetailRows(rows[0], jobs, bool(rows[0].has_metrics))
 
 
 def jobs_of(session: Session, model: Model) -> list[Job]:

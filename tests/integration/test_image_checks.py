@@ -9,9 +9,12 @@ from datetime import timedelta
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.config import Settings
 from app.db.models import Node
 from app.db.session import transaction
 from app.domain.timefmt import utcnow
+from app.factory import create_app
+from tests.conftest import JsonWritesClient
 from tests.integration.helpers import create_model, force_states
 
 BODY = {
@@ -95,3 +98,25 @@ def test_settings_a_node_refused_leave_no_restart(
     answer = client.post(f"/api/train/restart/{model['uuid']}")
     assert answer.status_code == 409
     assert answer.get_json()["error"]["code"] == "INVALID_RUNTIME_SETTINGS"
+
+
+def test_the_read_endpoints_reuse_the_live_images_for_live_images_cache_s(
+    settings: Settings, db: sessionmaker[Session], broker: object
+) -> None:
+    """LIVE_IMAGES_CACHE_S: the list and the detail reuse what they read of the nodes for that
+    long (their allowedCommands lag a heartbeat by at most that); a command reads afresh."""
+    app = create_app(settings.with_overrides(live_images_cache_s=60))
+    app.test_client_class = JsonWritesClient
+    client = app.test_client()
+    try:
+        beat(db, "node-a", ["me/x:1"])
+        uid = create_model(client, image="me/x:1")["uuid"]
+        assert "run" in client.get(f"/api/models/{uid}").get_json()["data"]["allowedCommands"]
+
+        beat(db, "node-a", ["trainyard/trainer:latest"])  # the image was removed from the node
+        shown = client.get("/api/models/list").get_json()["data"]["content"][0]
+        assert "run" in shown["allowedCommands"]  # still the images read a moment ago
+        answer = client.post(f"/api/train/run/{uid}")  # the command itself reads afresh
+        assert answer.status_code == 409, answer.get_json()
+    finally:
+        app.extensions["trainyard"].dispose()
