@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from app.config import Settings
 from app.domain import layout
+from app.services.queries import installation_id
 from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL
 from tests.integration.helpers import create_model
 from tests.workers.conftest import ROOT, docker_client, wait_for_status, wait_until
@@ -131,9 +132,9 @@ def worker_container(
     finally:
         logs = container.logs().decode(errors="replace")
         container.remove(force=True)
-        for leftover in client.containers.list(
-            all=True, filters={"label": "trainyard.managed=true"}
-        ):
+        with db() as session:  # this database's training containers only: the engine is shared
+            ours = f"trainyard.installation={installation_id(session)}"
+        for leftover in client.containers.list(all=True, filters={"label": ours}):
             leftover.remove(force=True)
         if "Traceback" in logs:
             print(f"--- worker container log ---\n{logs[-4000:]}")
