@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from sqlalchemy import insert, text
 
 from app.db.models import Model
+from tests.e2e.axe import assert_no_serious_violations
 
 
 def _run(live_server, ver: str, **params) -> str:
@@ -55,6 +56,7 @@ def test_compare_two_finished_runs(page, live_server, node, shot) -> None:
         expect(differing.first.locator(".diff-mark")).to_be_visible()
 
     check_view(page)
+    assert_no_serious_violations(page, "#compare-view", "the compare view")
     link = page.locator("#compare-link").get_attribute("href")
     assert link and a in link and b in link
 

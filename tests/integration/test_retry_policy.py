@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import messaging
-from app.db.models import OutboxMessage
+from app.db.models import OutboxMessage, WebhookEvent
 from app.domain.transitions import JobEvent, JobObservation
 from app.services.observations import record_observation, record_progress
 from tests.integration.helpers import create_model
@@ -220,3 +220,22 @@ def test_the_list_shows_the_sub_status(client: FlaskClient, db: sessionmaker[Ses
     assert [m["retryStatus"] for m in listed if m["uuid"] == uid] == [
         "retrying (1/1) after EXIT:3"
     ]
+
+
+def test_a_retry_is_a_webhook_event_of_kind_retry(
+    client: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    """The policy's new attempt is a status write like any other: its receivers hear of it,
+    named as a retry (not as a command nobody gave)."""
+    uid = create_model(
+        client, retry={"max": 1, "on": ["EXIT:3"]}, webhookUrl="http://127.0.0.1:9/hook"
+    )["uuid"]
+    client.post(f"/api/train/run/{uid}")
+    retried = _end_current(db, client, uid, EXIT_3)
+    assert retried["retryStatus"] == "retrying (1/1) after EXIT:3"
+
+    with db() as session:
+        causes = [e.payload["cause"] for e in session.scalars(select(WebhookEvent))]
+    kinds = [(c["kind"], c["name"]) for c in causes]
+    assert ("retry", "retrying (1/1) after EXIT:3") in kinds, kinds
+    assert kinds[0] == ("command", "run")
