@@ -23,7 +23,7 @@ from app.domain.webhooks import redacted
 from app.services.images import missing_image
 from app.services.queries import ModelRow, queue_position, queue_positions
 from app.services.status_writes import snapshot
-from app.services.training_time import TrainingTime, training_times
+from app.services.training_time import TrainingTime, training_of_jobs, training_times
 
 # Display names by stored value: a dict lookup per field instead of an enum call (the list
 # formats 20 rows of them per request).
@@ -72,13 +72,20 @@ def model_summary(
     summary["queuePosition"] = queue_places.get(model.id)
     if trainings is None:
         trainings = training_times(session, [model]) if session is not None else {}
-    training = trainings.get(model.id)
-    if training is not None:
-        summary["step1FirstStrtDttm"] = format_time(training.started, tz)
-        if training.run_seconds is not None:
-            summary["step1TotalDuration"] = format_seconds(training.run_seconds)
-        summary["step1Attempts"] = training.attempts
+    _add_training(summary, trainings.get(model.id), tz)
     return summary
+
+
+def _add_training(
+    summary: responses.ModelSummary, training: TrainingTime | None, tz: ZoneInfo
+) -> None:
+    """"학습 시간" across the training's attempts (app/services/training_time.py)."""
+    if training is None:
+        return
+    summary["step1FirstStrtDttm"] = format_time(training.started, tz)
+    if training.run_seconds is not None:
+        summary["step1TotalDuration"] = format_seconds(training.run_seconds)
+    summary["step1Attempts"] = training.attempts
 
 
 def _summary(model: ModelRow, tz: ZoneInfo, image_missing: str | None) -> responses.ModelSummary:
@@ -202,8 +209,10 @@ def model_detail(
     shown = [job_detail(job, tz, session) for job in jobs]
     waiting = [j["queuePosition"] for j in shown if j["queuePosition"] is not None]
     image_missing = missing_image(session, model.image) if session is not None else None
+    summary = _summary(model, tz, image_missing)
+    _add_training(summary, training_of_jobs(jobs), tz)
     return {
-        **_summary(model, tz, image_missing),
+        **summary,
         "queuePosition": waiting[-1] if waiting else None,
         "params": model.params,
         "image": model.image,

@@ -14,6 +14,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.orm import Session
@@ -49,6 +50,20 @@ def training_times(session: Session, models: Iterable[ModelRow]) -> dict[int, Tr
             jobs.clear()  # a run or restart: the training starts again here
         jobs.append((started, finished, bool(resumed)))
     return {model_id: _sum(jobs) for model_id, jobs in by_model.items()}
+
+
+def training_of_jobs(jobs: Iterable[Any]) -> TrainingTime | None:
+    """The same, from a model's jobs already read (a detail has them all, by id): no query.
+    `jobs`: `Job`s or rows with job_type, params, started_dttm and finished_dttm."""
+    train: list[tuple[datetime | None, datetime | None, bool]] = []
+    for job in jobs:
+        if job.job_type != JobType.TRAIN.value:
+            continue
+        resumed = (job.params or {}).get(RESUME_FROM) is not None
+        if not resumed:
+            train.clear()  # a run or restart: the training starts again here
+        train.append((job.started_dttm, job.finished_dttm, resumed))
+    return _sum(train) if train else None
 
 
 def _sum(jobs: list[tuple[datetime | None, datetime | None, bool]]) -> TrainingTime:

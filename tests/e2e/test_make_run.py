@@ -232,7 +232,7 @@ def test_make_run_from_scratch(make_run: MakeRun) -> None:
         workers = flower.get("/api/workers", params={"refresh": "1"}).json()
         name = next(n for n in workers if n.startswith("newcomer@"))
         consumed = {q["name"] for q in workers[name]["active_queues"]}
-        assert consumed == {"node.newcomer", "control", "metrics", "launch.cpu"}
+        assert consumed == {"node.newcomer", "control", "metrics", "launch.cpu", "webhooks"}
         queues = flower.get("/api/queues/length").json()["active_queues"]
         assert {q["name"] for q in queues} >= consumed
         assert all(isinstance(q["messages"], int) for q in queues)

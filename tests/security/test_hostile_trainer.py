@@ -402,11 +402,12 @@ class Case:
         job: JobRow | None = None
         normal_status = ""
         last_error: str | None = None
+        normal_error: str | None = None
         while time.monotonic() - start < HOSTILE_DEADLINE_S:
             with self.session() as session:
                 job = latest_job(session, uid)
                 last_error = model_status(session, uid)[2]
-                normal_status = model_status(session, normal)[0]
+                normal_status, _, normal_error = model_status(session, normal)
             if job is not None:
                 self.hostile_jobs.add(job.id)
             hostile_done = job is not None and job.status in TERMINAL
@@ -432,7 +433,10 @@ class Case:
                 f"(c) hostile job {job.status} without a clear code: last_error {last_error!r}"
             )
         if normal_status != "COMPLETED":
-            self.problems.add(f"(b) the normal job on the same node ended as {normal_status!r}")
+            self.problems.add(
+                f"(b) the normal job on the same node ended as {normal_status!r}: "
+                f"last_error {(normal_error or '')[:200]!r}"
+            )
 
     def _check_released(self, uid: str) -> None:
         """(d): the hostile job's container is gone (Docker and DB agree) and no GPU lease."""

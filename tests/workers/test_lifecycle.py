@@ -93,6 +93,12 @@ def test_cancel_resume_and_restart(
     client.post(f"/api/train/run/{uid2}")
     wait_running(client, uid2, checkpoint=2)
     client.post(f"/api/train/cancel/{uid2}")
+    # the cancel answers before the container has stopped: read what it wrote once it ended
+    wait_until(
+        lambda: model_of(client, uid2)["jobs"][0]["containerExitCode"] is not None,
+        30,
+        "the cancelled container to end",
+    )
     old_rows = _epochs(layout.train_dir(settings.output_root, uid2) / "train.csv")
     assert old_rows and max(old_rows) < 6
     restarted = client.post(f"/api/train/restart/{uid2}").get_json()["data"]["job"]
