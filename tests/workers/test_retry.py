@@ -56,7 +56,13 @@ def live_containers_watched(db: sessionmaker[Session]) -> Iterator[list[int]]:
 
 
 def _names(engine: docker.DockerClient) -> list[str]:
-    return [c.name for c in engine.containers.list(all=True)]
+    """The engine's container names, from one listing (sparse: no inspect per container,
+    which fails on one another test removes between the listing and the inspect)."""
+    return [
+        name.lstrip("/")
+        for container in engine.containers.list(all=True, sparse=True)
+        for name in container.attrs.get("Names", [])
+    ]
 
 
 def _launched(worker_log: str, job_id: int) -> bool:
