@@ -72,8 +72,8 @@ compose-down:
 	$(COMPOSE) down
 
 # Parallel over TEST_WORKERS processes (pytest-xdist), each with its own database and Redis DB;
-# tests that start stacks or containers stay serial within their group (tests/conftest.py).
-TEST_WORKERS ?= 3
+# tests that start stacks or containers run one after another in one of them (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: venv services images
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 

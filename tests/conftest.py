@@ -56,28 +56,20 @@ TEST_BROKER_URL = _per_worker_redis(
 )
 
 #: Tests that start worker processes, containers, browsers, image builds or whole stacks run
-#: one after another within their xdist group: they share one Docker engine and two cores, and
-#: their timing (heartbeats, node-lost windows) must not compete with too much else. Two such
-#: groups run side by side (whole stacks and browsers; workers and containers); everything else
-#: (domain, API, metrics, gate) spreads over the remaining xdist workers.
-SERIAL_GROUPS = {
-    "deploy": "stacks",
-    "e2e": "stacks",
-    "chaos": "engine",
-    "runtime": "engine",
-    "security": "engine",
-    "trainer": "engine",
-    "workers": "engine",
-}
+#: one after another in one xdist group ("engine"); everything else (domain, API, metrics,
+#: gate) spreads over the other xdist workers. Two such groups side by side were tried: in 3
+#: of 3 full runs containers of one group's tests went missing or were SIGKILLed (exit 137,
+#: not an OOM) while the other group built images and ran compose stacks on the same engine,
+#: a cause not found yet (issue 12's note), so the Docker tests stay serial.
+SERIAL_DIRS = ("chaos", "deploy", "e2e", "runtime", "security", "trainer", "workers")
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Marks each test of a serial directory with its group as it is collected, before any
     collection_modifyitems hook (xdist's reads the groups there)."""
     top = item.path.resolve().relative_to(Path(__file__).resolve().parent).parts[0]
-    group = SERIAL_GROUPS.get(top)
-    if group is not None:
-        item.add_marker(pytest.mark.xdist_group(group))
+    if top in SERIAL_DIRS:
+        item.add_marker(pytest.mark.xdist_group("engine"))
 
 
 def _ensure_database(url: str) -> None:
