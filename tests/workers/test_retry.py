@@ -156,7 +156,10 @@ def test_a_cancel_during_a_pending_retry_wins(
     engine = docker_client()
     wait_until(lambda: first["containerName"] not in _names(engine), 30, "the orphan removed")
     time.sleep(2)  # time enough for a launch that should not happen
-    names = _names(engine)
-    assert not any(name.endswith(f"-job-{retry_id}") for name in names)
+    # the retry's own container name (stored with the job): a bare "-job-<id>" suffix also
+    # matched other installations' containers on the shared engine
+    retry_name = canceled["jobs"][-1]["containerName"]
+    assert retry_name and retry_name.endswith(f"-job-{retry_id}")
+    assert retry_name not in _names(engine)
     assert not _launched(node_b.log() + back.log(), retry_id)
     assert model_of(client, uid)["jobs"][-1]["statusCd"] == "CANCELED"
