@@ -435,8 +435,17 @@ class Case:
         if normal_status != "COMPLETED":
             self.problems.add(
                 f"(b) the normal job on the same node ended as {normal_status!r}: "
-                f"last_error {(normal_error or '')[:200]!r}"
+                f"last_error {(normal_error or '')[:200]!r}\n{self._what_the_worker_said(normal)}"
             )
+
+    def _what_the_worker_said(self, uid: str) -> str:
+        """The worker's log lines about a job's container: who stopped or removed it, when."""
+        with self.session() as session:
+            job = latest_job(session, uid)
+        if job is None or not job.container_name:
+            return "(no container name recorded)"
+        lines = [line for line in self.stack.worker.log().splitlines() if job.container_name in line]
+        return "worker log about " + job.container_name + ":\n    " + "\n    ".join(lines[-20:])
 
     def _check_released(self, uid: str) -> None:
         """(d): the hostile job's container is gone (Docker and DB agree) and no GPU lease."""

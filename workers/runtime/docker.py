@@ -12,6 +12,7 @@ Why each choice, in short:
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -43,6 +44,8 @@ from workers.runtime.base import (
     remove_scratch,
     same_launch,
 )
+
+log = logging.getLogger(__name__)
 
 # The root filesystem is read-only by default; /tmp stays writable (and HOME points there) for
 # libraries that insist on a cache or scratch file. tmpfs pages count against the memory limit.
@@ -323,6 +326,8 @@ class DockerRuntime:
         if state is None:
             return None
         if state.status in ("running", "paused", "restarting"):
+            # Logged: a stop ends a job, so which one and when is worth finding in the log.
+            log.info("stopping container %s (grace %ss)", name, grace_s)
             try:
                 # Docker sends the stop signal (SIGTERM), waits t seconds, then SIGKILLs; the
                 # call returns once the container has ended. t is whole seconds: round up so
@@ -333,6 +338,7 @@ class DockerRuntime:
         return self.inspect(name)
 
     def remove(self, name: str) -> None:
+        log.info("removing container %s", name)
         try:
             # force: a caller that removes has already recorded what it needs; v: drop the
             # anonymous volumes an image may declare, they would only leak disk.
