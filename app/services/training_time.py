@@ -41,32 +41,38 @@ def training_times(session: Session, models: Iterable[ModelRow]) -> dict[int, Tr
     ids = [m.id for m in models if m.step1_state != StepState.READY.value]
     if not ids:
         return {}
-    by_model: dict[int, list[tuple[datetime | None, datetime | None, bool]]] = {}
+    by_model: dict[int, list[_Attempt]] = {}
     for model_id, started, finished, resumed in session.connection().execute(
         _train_jobs_statement(), {"ids": ids}
     ):
-        jobs = by_model.setdefault(model_id, [])
-        if not resumed:
-            jobs.clear()  # a run or restart: the training starts again here
-        jobs.append((started, finished, bool(resumed)))
+        _carry_on(by_model.setdefault(model_id, []), (started, finished, bool(resumed)))
     return {model_id: _sum(jobs) for model_id, jobs in by_model.items()}
 
 
 def training_of_jobs(jobs: Iterable[Any]) -> TrainingTime | None:
     """The same, from a model's jobs already read (a detail has them all, by id): no query.
     `jobs`: `Job`s or rows with job_type, params, started_dttm and finished_dttm."""
-    train: list[tuple[datetime | None, datetime | None, bool]] = []
+    train: list[_Attempt] = []
     for job in jobs:
-        if job.job_type != JobType.TRAIN.value:
-            continue
-        resumed = (job.params or {}).get(RESUME_FROM) is not None
-        if not resumed:
-            train.clear()  # a run or restart: the training starts again here
-        train.append((job.started_dttm, job.finished_dttm, resumed))
+        if job.job_type == JobType.TRAIN.value:
+            resumed = (job.params or {}).get(RESUME_FROM) is not None
+            _carry_on(train, (job.started_dttm, job.finished_dttm, resumed))
     return _sum(train) if train else None
 
 
-def _sum(jobs: list[tuple[datetime | None, datetime | None, bool]]) -> TrainingTime:
+#: One TRAIN job: its container's start and end, and whether it resumed an earlier one.
+_Attempt = tuple[datetime | None, datetime | None, bool]
+
+
+def _carry_on(training: list[_Attempt], attempt: _Attempt) -> None:
+    """Add the model's next TRAIN job, in the order they were made, to its current training:
+    a run or restart (not resumed) starts the training again, a resume carries it on."""
+    if not attempt[2]:
+        training.clear()
+    training.append(attempt)
+
+
+def _sum(jobs: list[_Attempt]) -> TrainingTime:
     ran = [(started, finished) for started, finished, _ in jobs if started is not None]
     ended = [
         max(0, int((as_utc(finished) - as_utc(started)).total_seconds()))
