@@ -186,11 +186,16 @@ def presume_gone(session: Session, nodes: set[str]) -> list[Job]:
         .with_for_update(skip_locked=True)
     ).all()
     for job in jobs:
-        _move(job, ContainerMove.MARK_GONE)
-        job.container_gone_dttm = utcnow()
-        release_gpus(session, job.id)
+        _record_gone(session, job)
     return list(jobs)
 
+
+def _record_gone(session: Session, job: Job) -> None:
+    """The job's container is gone: the phase, when, and its GPUs back to the pool."""
+    if job.container_phase is not ContainerPhase.GONE:
+        _move(job, ContainerMove.MARK_GONE)
+        job.container_gone_dttm = utcnow()
+    release_gpus(session, job.id)
 
 
 def mark_gone(db: sessionmaker[Session], job_id: int) -> tuple[int, bool]:
@@ -199,10 +204,7 @@ def mark_gone(db: sessionmaker[Session], job_id: int) -> tuple[int, bool]:
     with transaction(db) as session:
         job = lock_job_row(session, job_id)
         assert job is not None, f"job {job_id} vanished (jobs are never deleted)"
-        if job.container_phase is not ContainerPhase.GONE:
-            _move(job, ContainerMove.MARK_GONE)
-            job.container_gone_dttm = utcnow()
-        release_gpus(session, job_id)
+        _record_gone(session, job)
         return job.model_id, bool(job.gpu_ids)
 
 
