@@ -25,6 +25,13 @@ NODE_LOST = JobObservation(
 )
 
 
+def _running(client: FlaskClient, **kwargs: Any) -> str:
+    """A model made with `kwargs` (create_model's) whose run was asked for: its uuid."""
+    uid = create_model(client, **kwargs)["uuid"]
+    assert client.post(f"/api/train/run/{uid}").status_code == 200
+    return uid
+
+
 def _detail(client: FlaskClient, uid: str) -> dict[str, Any]:
     return client.get(f"/api/models/{uid}").get_json()["data"]
 
@@ -91,8 +98,7 @@ def test_the_policy_can_be_set_and_cleared_later(
 def test_without_a_policy_an_ending_stays_as_the_seed_has_it(
     client: FlaskClient, db: sessionmaker[Session]
 ) -> None:
-    uid = create_model(client)["uuid"]
-    client.post(f"/api/train/run/{uid}")
+    uid = _running(client)
     ended = _end_current(db, client, uid, EXIT_3)
     assert (ended["statusCd"], ended["lastError"], ended["retryStatus"]) == (
         "ERROR", "CONTAINER_EXIT_3", None
@@ -104,8 +110,7 @@ def test_without_a_policy_an_ending_stays_as_the_seed_has_it(
 def test_a_covered_failure_is_retried_until_the_budget_is_spent(
     client: FlaskClient, db: sessionmaker[Session]
 ) -> None:
-    uid = create_model(client, retry={"max": 2, "on": ["EXIT:3"]})["uuid"]
-    client.post(f"/api/train/run/{uid}")
+    uid = _running(client, retry={"max": 2, "on": ["EXIT:3"]})
 
     first = _end_current(db, client, uid, EXIT_3)
     assert first["statusCd"] == "IN_PROGRESS" and first["step1Status"] == "IN_PROGRESS"
@@ -164,14 +169,12 @@ def test_a_lost_node_resumes_from_the_latest_checkpoint(
 def test_an_unlisted_cause_and_a_repeated_report_are_not_retried(
     client: FlaskClient, db: sessionmaker[Session]
 ) -> None:
-    uid = create_model(client, retry={"max": 3, "on": ["NODE_LOST"]})["uuid"]
-    client.post(f"/api/train/run/{uid}")
+    uid = _running(client, retry={"max": 3, "on": ["NODE_LOST"]})
     ended = _end_current(db, client, uid, EXIT_3)
     assert (ended["statusCd"], len(ended["jobs"])) == ("ERROR", 1)
     assert ended["jobs"][0]["retryNote"] == "not retried: EXIT:3 is not in the policy's causes"
 
-    uid = create_model(client, retry={"max": 3, "on": ["EXIT:3"]})["uuid"]
-    client.post(f"/api/train/run/{uid}")
+    uid = _running(client, retry={"max": 3, "on": ["EXIT:3"]})
     job_id = _end_current(db, client, uid, EXIT_3)["jobs"][0]["id"]
     assert not record_observation(db, None, job_id, EXIT_3).accepted  # redelivered
     assert len(_detail(client, uid)["jobs"]) == 2, "one ending, one retry"
@@ -182,8 +185,7 @@ def test_the_thrash_guard_stops_retrying_early_and_says_so(
 ) -> None:
     monkeypatch.setenv("JOB_RETRY_THRASH_FAILURES", "2")
     monkeypatch.setenv("JOB_RETRY_THRASH_WINDOW_S", "600")
-    uid = create_model(client, retry={"max": 5, "on": ["EXIT:3"]})["uuid"]
-    client.post(f"/api/train/run/{uid}")
+    uid = _running(client, retry={"max": 5, "on": ["EXIT:3"]})
     assert _end_current(db, client, uid, EXIT_3)["retryStatus"] == "retrying (1/5) after EXIT:3"
     stopped = _end_current(db, client, uid, EXIT_3)
     assert (stopped["statusCd"], stopped["lastError"], stopped["retryStatus"]) == (
@@ -195,8 +197,7 @@ def test_the_thrash_guard_stops_retrying_early_and_says_so(
 def test_a_cancel_during_a_pending_retry_wins(
     client: FlaskClient, db: sessionmaker[Session]
 ) -> None:
-    uid = create_model(client, retry={"max": 3, "on": ["EXIT:3"]})["uuid"]
-    client.post(f"/api/train/run/{uid}")
+    uid = _running(client, retry={"max": 3, "on": ["EXIT:3"]})
     pending = _end_current(db, client, uid, EXIT_3)
     retry_id = pending["jobs"][-1]["id"]
 
@@ -213,8 +214,7 @@ def test_a_cancel_during_a_pending_retry_wins(
 
 
 def test_the_list_shows_the_sub_status(client: FlaskClient, db: sessionmaker[Session]) -> None:
-    uid = create_model(client, retry={"max": 1, "on": ["EXIT:3"]})["uuid"]
-    client.post(f"/api/train/run/{uid}")
+    uid = _running(client, retry={"max": 1, "on": ["EXIT:3"]})
     _end_current(db, client, uid, EXIT_3)
     listed = client.get("/api/models/list").get_json()["data"]["content"]
     assert [m["retryStatus"] for m in listed if m["uuid"] == uid] == [
