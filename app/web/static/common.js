@@ -62,5 +62,31 @@ window.trainyard = (() => {
     );
   }
 
-  return Object.freeze({ TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api });
+  // --- chart helpers (the dashboard's curves and the compare view's overlays) ---------------
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  /** An SVG element with attributes and, optionally, text. */
+  function svg(tag, attrs = {}, text = null) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    if (text !== null) el.textContent = text;
+    return el;
+  }
+
+  /** About `count` round axis ticks (1, 2 or 5 times a power of ten apart) within [min, max]. */
+  function niceTicks(min, max, count) {
+    if (min === max) { min -= 1; max += 1; }
+    const span = max - min;
+    const step0 = span / Math.max(1, count);
+    const mag = 10 ** Math.floor(Math.log10(step0));
+    const norm = step0 / mag;
+    const step = (norm >= 5 ? 10 : norm >= 2 ? 5 : norm >= 1 ? 2 : 1) * mag;
+    const first = Math.ceil(min / step) * step;
+    const ticks = [];
+    for (let v = first; v <= max + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+    return ticks;
+  }
+
+  return Object.freeze({ TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api, svg, niceTicks });
 })();

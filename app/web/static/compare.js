@@ -11,12 +11,11 @@
 (() => {
   'use strict';
 
-  const { $, $$, esc, api } = window.trainyard; // common.js (dashboard.js replaces the object)
+  const { $, $$, esc, api, svg, niceTicks } = window.trainyard; // common.js (dashboard.js replaces the object)
   const MAX_COMPARED = 12; // as the API (app/api/compare.py)
   const MAX_POINTS = 500;
   const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#db2777',
     '#0891b2', '#65a30d', '#9333ea', '#ea580c', '#475569', '#0d9488'];
-  const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const view = {
     q: '', sort: 'created', dir: '', metric: 'best',
@@ -263,24 +262,6 @@
     return [...groups.values()].filter((g) => g.series.length).map((g) => ({ ...g, title: [...g.names].join(' / ') }));
   }
 
-  function svg(tag, attrs = {}, text = null) {
-    const el = document.createElementNS(SVG_NS, tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-    if (text !== null) el.textContent = text;
-    return el;
-  }
-
-  function ticks(min, max, count) {
-    const span = max - min;
-    if (!(span > 0)) return [min];
-    const raw = span / count;
-    const mag = 10 ** Math.floor(Math.log10(raw));
-    const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => span / s <= count) || 10 * mag;
-    const out = [];
-    for (let t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) out.push(Number(t.toPrecision(12)));
-    return out;
-  }
-
   /** Every run's curves of one metric in one SVG; drag to zoom on epochs, hover for values. */
   function overlayChart(group, runs) {
     const W = 560; const H = 260;
@@ -327,12 +308,12 @@
       X = (x) => M.l + ((x - x0) / (x1 - x0)) * (W - M.l - M.r);
       Y = (y) => H - M.b - ((Math.min(Math.max(y, y0), y1) - y0) / (y1 - y0)) * (H - M.t - M.b);
       const grid = svg('g', { class: 'grid' }); const axes = svg('g', { class: 'axis' });
-      for (const t of ticks(y0, y1, 5)) {
+      for (const t of niceTicks(y0, y1, 5)) {
         if (t < y0 || t > y1) continue;
         grid.append(svg('line', { x1: M.l, x2: W - M.r, y1: Y(t), y2: Y(t) }));
         root.append(svg('text', { x: M.l - 6, y: Y(t) + 3.5, 'text-anchor': 'end' }, String(Number(t.toPrecision(6)))));
       }
-      for (const t of ticks(x0, x1, Math.min(8, Math.max(1, Math.round(x1 - x0)))).filter(Number.isInteger)) {
+      for (const t of niceTicks(x0, x1, Math.min(8, Math.max(1, Math.round(x1 - x0)))).filter(Number.isInteger)) {
         axes.append(svg('line', { x1: X(t), x2: X(t), y1: H - M.b, y2: H - M.b + 4 }));
         root.append(svg('text', { x: X(t), y: H - M.b + 15, 'text-anchor': 'middle' }, String(t)));
       }

@@ -8,7 +8,7 @@
   'use strict';
 
   // The helpers both pages use (common.js, loaded first).
-  const { TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api } = window.trainyard;
+  const { TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api, svg, niceTicks } = window.trainyard;
   // Search, sort, the metric column, row selection and the compare view (compare.js).
   const list = window.trainyardList;
 
@@ -1459,27 +1459,6 @@
         return { key, title: METRIC_TITLES[key] || key, series: series.filter((s) => s.data.length) };
       })
       .filter((g) => g.series.length);
-  }
-
-  function niceTicks(min, max, count) {
-    if (min === max) { min -= 1; max += 1; }
-    const span = max - min;
-    const step0 = span / Math.max(1, count);
-    const mag = 10 ** Math.floor(Math.log10(step0));
-    const norm = step0 / mag;
-    const step = (norm >= 5 ? 10 : norm >= 2 ? 5 : norm >= 1 ? 2 : 1) * mag;
-    const first = Math.ceil(min / step) * step;
-    const ticks = [];
-    for (let v = first; v <= max + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
-    return ticks;
-  }
-
-  const SVG_NS = 'http://www.w3.org/2000/svg';
-  function svg(tag, attrs = {}, text = null) {
-    const el = document.createElementNS(SVG_NS, tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-    if (text !== null) el.textContent = text;
-    return el;
   }
 
   /** A line chart of one metric: train (solid) and val (dashed), the best epoch marked. */
