@@ -418,11 +418,40 @@ def test_logs_since_reads_from_the_start_after_a_cursor_it_did_not_write(
     s = spec("echo one; echo two")
     docker_runtime.launch(s)
     ended(docker_runtime, s.name)
-    for forged in ("garbage 1", "2026-13-45T99:00:00.000000000Z 1", "2026-01-01 1", "x y z"):
+    for forged in (
+        "garbage 1",
+        "2026-13-45T99:00:00.000000000Z 1",
+        "2026-01-01 1",
+        "x y z",
+        "stdout=garbage,1 stderr=2026-13-45T99:00:00.000000000Z,1",
+        "stdout=,x stderr",
+    ):
         got = docker_runtime.logs_since(s.name, forged)
         assert got.data.decode().splitlines() == ["one", "two"], forged
-        stamp, _, count = got.cursor.partition(" ")
-        assert stamp.endswith("Z") and count in ("1", "2"), got.cursor
+        stream, _, value = got.cursor.partition("=")
+        stamp, _, count = value.partition(",")
+        assert stream == "stdout" and stamp.endswith("Z") and count in ("1", "2"), got.cursor
+
+
+def test_a_stderr_message_written_after_a_later_stdout_one_is_not_lost(
+    docker_runtime: DockerRuntime, docker_client: Any, spec: Any
+) -> None:
+    """Docker stamps a message when its stream's copier reads it, and writes both streams to
+    one log: a stderr line may land just after a stdout line stamped later. A read between
+    the two writes has taken the stdout line and not yet seen the stderr one. The next read
+    must still return the stderr line (one cursor for both streams skipped it as older than
+    the cursor: a failing trainer's last stderr line went missing so). Here that read's
+    state is set up exactly: the cursor a read of only the stdout line leaves."""
+    s = spec("echo to-stderr >&2; sleep 0.3; echo to-stdout")
+    docker_runtime.launch(s)
+    ended(docker_runtime, s.name)
+    raw = docker_client.api.logs(s.name, stdout=True, stderr=False, timestamps=True)
+    stdout_stamp = raw.decode().split(" ", 1)[0]
+    got = docker_runtime.logs_since(s.name, f"stdout={stdout_stamp},1")
+    assert got.data == b"to-stderr\n"
+    assert docker_runtime.logs_since(s.name, got.cursor).data == b""
+    # And from the first byte, the two in the order Docker stamped them.
+    assert docker_runtime.logs_since(s.name, None).data == b"to-stderr\nto-stdout\n"
 
 
 def test_remove(docker_runtime: DockerRuntime, spec: Any) -> None:

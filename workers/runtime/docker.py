@@ -233,18 +233,56 @@ class DockerRuntime:
         return raw.decode("utf-8", errors="replace")
 
     def logs_since(self, name: str, cursor: str | None) -> LogRead:
-        """The cursor is `<timestamp> <n>`: Docker's timestamp of the last message taken
-        (RFC 3339 with a fixed nine-digit fraction, so timestamps compare as text) and how
-        many messages carrying exactly that timestamp were taken. `since` is given whole
-        seconds before it (the daemon returns messages at or after it); the messages up to
-        the cursor are skipped here, so none is taken twice and none is lost."""
-        last, taken = _parse_log_cursor(cursor)
+        """The cursor keeps, per stream, Docker's timestamp of the last message taken (RFC 3339
+        with a fixed nine-digit fraction, so timestamps compare as text) and how many
+        messages carrying exactly that timestamp were taken: `stdout=<ts>,<n> stderr=<ts>,<n>`.
+
+        Per stream, because Docker timestamps a message when its stream's copier reads it and
+        writes the two streams to one log under a lock: a stderr message may be written just
+        after a stdout message stamped later. One cursor for both would skip it as "already
+        taken" when a read fell between the two writes (a failing trainer's last stderr line
+        went missing that way). Within one stream, timestamps only grow.
+
+        Each stream is read from whole seconds before its cursor (the daemon returns messages
+        at or after `since`) and what the cursor covers is skipped, so none is taken twice and
+        none is lost; the two are merged in timestamp order."""
+        cursors = _parse_log_cursor(cursor)
+        read: dict[str, list[tuple[str, bytes]]] = {}
+        cut: list[str] = []  # the last stamp read of a stream that had more than the cap
+        for stream in _STREAMS:
+            messages, more = self._read_stream(name, stream, cursors[stream])
+            read[stream] = messages
+            if more:
+                cut.append(messages[-1][0])
+        # A stream cut at the cap is taken up to where it was cut, the other no further.
+        horizon = min(cut) if cut else None
+        merged = sorted(
+            ((stamp, stream, payload) for stream in _STREAMS for stamp, payload in read[stream]),
+            key=lambda message: message[0],
+        )
+        parts: list[bytes] = []
+        size = 0
+        for stamp, stream, payload in merged:
+            if (horizon is not None and stamp > horizon) or size >= LOG_READ_MAX_BYTES:
+                break
+            parts.append(payload)
+            size += len(payload)
+            last, taken = cursors[stream]
+            cursors[stream] = (stamp, taken + 1 if stamp == last else 1)
+        return LogRead(b"".join(parts), _format_log_cursor(cursors))
+
+    def _read_stream(
+        self, name: str, stream: str, cursor: tuple[str, int]
+    ) -> tuple[list[tuple[str, bytes]], bool]:
+        """(stamp, payload) of one stream's messages after `cursor`, up to the read cap, and
+        whether there were more."""
+        last, skip = cursor
         since = parse_rfc3339(last) if last else None
         try:
             frames = self._api.logs(
                 name,
-                stdout=True,
-                stderr=True,
+                stdout=stream == "stdout",
+                stderr=stream == "stderr",
                 stream=True,
                 follow=False,
                 timestamps=True,
@@ -252,9 +290,9 @@ class DockerRuntime:
                 else None,
             )
         except NotFound:
-            return LogRead(b"", cursor or "")
-        parts: list[bytes] = []
-        size, skip = 0, taken
+            return [], False
+        messages: list[tuple[str, bytes]] = []
+        size = 0
         try:
             for frame in frames:  # one frame per message (a long line comes in several)
                 stamp_bytes, _, payload = frame.partition(b" ")
@@ -264,17 +302,15 @@ class DockerRuntime:
                 if last and stamp == last and skip > 0:
                     skip -= 1
                     continue
-                parts.append(payload)
-                size += len(payload)
-                taken = taken + 1 if stamp == last else 1
-                last = stamp
                 if size >= LOG_READ_MAX_BYTES:
-                    break
+                    return messages, True
+                messages.append((stamp, payload))
+                size += len(payload)
         except NotFound:
             pass  # removed while it was being read: what was read counts
         finally:
             frames.close()
-        return LogRead(b"".join(parts), f"{last} {taken}" if last else "")
+        return messages, False
 
     def list_managed(self, node: str | None = None) -> list[ContainerState]:
         labels = _label_filter(ownership_labels(self.installation, node))
@@ -353,11 +389,29 @@ class DockerRuntime:
             remove_scratch(self.scratch_root, name)
 
 
-def _parse_log_cursor(cursor: str | None) -> tuple[str, int]:
-    """(timestamp, count) of a cursor `logs_since` wrote; ("", 0), from the first byte, for
-    anything else. The cursor is stored beside the job's log, where the job can write
-    (app/joblogs.py): a forged one may spoil its own log, never stop its end being recorded."""
-    stamp, _, count = (cursor or "").partition(" ")
+_STREAMS = ("stdout", "stderr")
+
+
+def _parse_log_cursor(cursor: str | None) -> dict[str, tuple[str, int]]:
+    """Stream -> (timestamp, count) of a cursor `logs_since` wrote; ("", 0), from the first
+    byte, for a stream it cannot read. The cursor is stored beside the job's log, where the
+    job can write (app/joblogs.py): a forged one may spoil its own log, never stop its end
+    being recorded. A cursor of the older form `<timestamp> <count>` (one for both streams,
+    left by a worker before this one) stands for both."""
+    parsed = {stream: ("", 0) for stream in _STREAMS}
+    text = cursor or ""
+    if "=" not in text:
+        stamp, _, count = text.partition(" ")
+        return {stream: _stamp_and_count(stamp, count) for stream in _STREAMS}
+    for part in text.split(" "):
+        stream, _, value = part.partition("=")
+        if stream in parsed:
+            stamp, _, count = value.partition(",")
+            parsed[stream] = _stamp_and_count(stamp, count)
+    return parsed
+
+
+def _stamp_and_count(stamp: str, count: str) -> tuple[str, int]:
     if not (_LOG_STAMP.fullmatch(stamp) and count.isdigit()):
         return ("", 0)
     try:
@@ -365,6 +419,12 @@ def _parse_log_cursor(cursor: str | None) -> tuple[str, int]:
     except ValueError:  # digits in the right places, but no date (month 13)
         return ("", 0)
     return (stamp, int(count))
+
+
+def _format_log_cursor(cursors: dict[str, tuple[str, int]]) -> str:
+    return " ".join(
+        f"{stream}={stamp},{count}" for stream, (stamp, count) in cursors.items() if stamp
+    )
 
 
 # Docker's log timestamps: RFC 3339 in UTC with a fixed nine-digit fraction.
