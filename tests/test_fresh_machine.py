@@ -30,6 +30,7 @@ BASE = {
     "sleep", "sort", "sha256sum", "su", "sudo", "tail", "tar", "tee", "touch", "tr", "true",
     "false", "umount", "uname", "wc", "which", "xargs",
     "setpriv",  # util-linux (essential): devstack's parent-death signal
+    "dmesg",  # util-linux (essential): the hostile test names kernel OOM kills
 }  # fmt: skip
 # Python itself, or installed into the virtualenv by `pip install -e '.[dev]'`.
 VIRTUALENV = {"python", "python3", "pip", "celery", "gunicorn", "trainyard", "pytest", "ruff"}

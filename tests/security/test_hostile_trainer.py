@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -444,8 +445,21 @@ class Case:
             job = latest_job(session, uid)
         if job is None or not job.container_name:
             return "(no container name recorded)"
-        lines = [line for line in self.stack.worker.log().splitlines() if job.container_name in line]
-        return "worker log about " + job.container_name + ":\n    " + "\n    ".join(lines[-20:])
+        name = job.container_name
+        lines = [line for line in self.stack.worker.log().splitlines() if name in line]
+        said = f"worker log about {name}:\n    " + "\n    ".join(lines[-20:])
+        return said + "\n" + kernel_kills()
+
+
+def kernel_kills() -> str:
+    """The kernel's last OOM kills, when it lets us read them: an exit 137 without Docker's
+    OOM flag may still be one (the host's OOM killer, or a flag Docker missed)."""
+    try:
+        printed = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"(dmesg unreadable: {exc})"
+    kills = [line for line in printed.splitlines() if "Killed process" in line]
+    return "kernel OOM kills (last 5):\n    " + "\n    ".join(kills[-5:])
 
     def _check_released(self, uid: str) -> None:
         """(d): the hostile job's container is gone (Docker and DB agree) and no GPU lease."""
