@@ -12,6 +12,7 @@ from datetime import timedelta
 from playwright.sync_api import expect
 
 from app.domain.timefmt import utcnow
+from tests.e2e.axe import assert_no_serious_violations
 from tests.e2e.conftest import buttons, row
 from tests.e2e.test_dashboard_table import _force
 
@@ -52,6 +53,8 @@ def test_english_throughout_kept_over_a_reload_and_back_to_korean(page, live_ser
     # the API's duration ("3분 20초") drawn in English
     expect(failed_row.locator(".cell-step1 .muted")).to_have_text("(3m 20s)")
     assert _korean_on_page(page) == {"한국어"}
+    # the whole page, header's switch included (lang on each button, a labelled group)
+    assert_no_serious_violations(page, None, "the table in English")
 
     failed_row.locator(f"a.model-link[href=\"#/models/{failed['uuid']}\"]").click()
     panel = page.locator("#panel")
