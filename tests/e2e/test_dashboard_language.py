@@ -23,7 +23,9 @@ def _korean_on_page(page) -> set[str]:
     return set(HANGUL.findall(page.evaluate("document.body.innerText")))
 
 
-def test_english_throughout_kept_over_a_reload_and_back_to_korean(page, live_server, db) -> None:
+def test_english_throughout_kept_over_a_reload_and_back_to_korean(
+    page, live_server, db, shot
+) -> None:
     ready = live_server.create_model(modelVer="v-lang-ready", memo="waiting model")
     failed = live_server.create_model(modelVer="v-lang-failed", memo="failed model")
     now = utcnow()
@@ -55,6 +57,7 @@ def test_english_throughout_kept_over_a_reload_and_back_to_korean(page, live_ser
     assert _korean_on_page(page) == {"한국어"}
     # the whole page, header's switch included (lang on each button, a labelled group)
     assert_no_serious_violations(page, None, "the table in English")
+    shot(page, "dashboard-english")
 
     failed_row.locator(f"a.model-link[href=\"#/models/{failed['uuid']}\"]").click()
     panel = page.locator("#panel")
@@ -64,6 +67,7 @@ def test_english_throughout_kept_over_a_reload_and_back_to_korean(page, live_ser
     expect(panel.locator(".step-card").first).to_contain_text("Took: 3m 20s")
     expect(panel.locator("[data-sec=curves] .note")).to_have_text("No metrics yet.")
     assert _korean_on_page(page) == {"한국어"}
+    shot(page, "dashboard-english-model-view")
     page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
 
