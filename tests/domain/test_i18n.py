@@ -93,6 +93,8 @@ class _TemplateTexts(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
+        if tag == "html":  # <html lang> names the page's language, not a Korean-only zone
+            a.pop("lang", None)
         listed = {}
         for pair in (a.get("data-i18n-attr") or "").split(";"):
             if ":" in pair:
@@ -133,6 +135,7 @@ class _TemplateTexts(HTMLParser):
 
     @staticmethod
     def _korean_zone(a: dict[str, str | None]) -> bool:
+        """An element marked lang="ko" inside the page: the switch's own name, 한국어."""
         return a.get("lang") == "ko"
 
     def _keyed_or_korean(self, a: dict[str, str | None]) -> bool:
