@@ -1,19 +1,125 @@
-/* trainyard pages' shared helpers (the dashboard at / and the nodes page at /nodes): DOM
- * lookup, escaping, the job status names and the JSON API call with the stored token.
- * Loaded (defer) before the page's own script; a plain file, so the CSP stays 'self'. */
+/* trainyard pages' shared helpers (the dashboard at / and the nodes page at /nodes): the
+ * language and its catalogue (t), DOM lookup, escaping, the job status names and the JSON API
+ * call with the stored token.
+ * Loaded (defer) after the catalogues (i18n.ko.js, i18n.en.js) and before the page's own
+ * script; plain files, so the CSP stays 'self'. */
 window.trainyard = (() => {
   'use strict';
 
-  const TOKEN_KEY = 'trainyard.apiToken'; // the dashboard's 🔑 토큰 stores it here
+  const TOKEN_KEY = 'trainyard.apiToken'; // the dashboard's key button stores it here
+
+  // ---- language (docs/dashboard.md, "Language") -------------------------------------------
+
+  const LANG_KEY = 'trainyard.lang';
+  const LANGS = ['ko', 'en'];
+  const CATALOGUES = window.trainyardCatalogues || {};
+
+  function storedLang() {
+    try { return localStorage.getItem(LANG_KEY); } catch (err) { return null; }
+  }
+
+  function storeLang(lang) {
+    try { localStorage.setItem(LANG_KEY, lang); } catch (err) { /* private mode: this page only */ }
+  }
+
+  /** ?lang=en|ko in the address (kept for the next visits), else the stored choice, else ko. */
+  function chooseLang() {
+    const asked = new URLSearchParams(location.search).get('lang');
+    if (LANGS.includes(asked)) { storeLang(asked); return asked; }
+    const stored = storedLang();
+    return LANGS.includes(stored) ? stored : 'ko';
+  }
+
+  const LANG = chooseLang();
+  const LOCALE = LANG === 'en' ? 'en-US' : 'ko-KR';
+  const catalogue = CATALOGUES[LANG] || {};
+  const fallback = CATALOGUES.ko || {};
+  const warned = new Set();
+
+  /** A Korean noun with its particle: the first form after a final consonant (batchim), the
+   * second after a vowel, e.g. the subject particle i/ga or the object particle eul/reul. */
+  function josa(word, withFinal, withoutFinal) {
+    const code = word.charCodeAt(word.length - 1) - 0xac00;
+    const hasFinal = code >= 0 && code <= 11171 && code % 28 !== 0;
+    return word + (hasFinal ? withFinal : withoutFinal);
+  }
+
+  /** The catalogue's text for `key`, its {name} places filled from `vars`. A {name:A/B} place
+   * is the catalogue language's small grammar: in ko the value with its particle (A after a
+   * final consonant, B after a vowel), in en A when the value is 1 and B otherwise (a plural).
+   * A key the language lacks falls back to ko (warned once on the console). */
+  function t(key, vars = {}) {
+    let text = catalogue[key];
+    if (text === undefined) {
+      if (!warned.has(key)) { warned.add(key); console.warn(`trainyard i18n: no "${LANG}" text for ${key}`); }
+      text = fallback[key];
+      if (text === undefined) return key;
+    }
+    const lang = catalogue[key] === undefined ? 'ko' : LANG;
+    return text.replace(/\{(\w+)(?::([^/{}]*)\/([^/{}]*))?\}/g, (place, name, first, second) => {
+      if (!Object.prototype.hasOwnProperty.call(vars, name)) return place;
+      const value = String(vars[name]);
+      if (first === undefined) return value;
+      if (lang === 'ko') return josa(value, first, second);
+      return Number(vars[name]) === 1 ? first : second;
+    });
+  }
+
+  /** Template text: data-i18n (text), data-i18n-html (markup the catalogue owns) and
+   * data-i18n-attr ("aria-label:key;title:key2"). The Korean in the template is the ko text
+   * itself (tests/domain/test_i18n.py checks that), so ko pages look right before this runs. */
+  function translatePage(root = document) {
+    for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+    for (const el of root.querySelectorAll('[data-i18n-html]')) el.innerHTML = t(el.dataset.i18nHtml);
+    for (const el of root.querySelectorAll('[data-i18n-attr]')) {
+      for (const pair of el.dataset.i18nAttr.split(';')) {
+        const [attr, key] = pair.split(':').map((part) => part.trim());
+        if (attr && key) el.setAttribute(attr, t(key));
+      }
+    }
+  }
+
+  /** The header's language buttons (ko / en): pressed shows the current one; a click stores the
+   * choice and reloads (every text is drawn once per load). */
+  function wireLangSwitch() {
+    for (const button of document.querySelectorAll('[data-lang]')) {
+      button.setAttribute('aria-pressed', String(button.dataset.lang === LANG));
+      button.addEventListener('click', () => {
+        if (button.dataset.lang === LANG) return;
+        storeLang(button.dataset.lang);
+        const address = new URL(location.href);
+        address.searchParams.delete('lang'); // an address's ?lang= would win over the click
+        location.replace(address.toString());
+      });
+    }
+  }
+
+  document.documentElement.lang = LANG;
+  translatePage();
+  wireLangSwitch();
+
+  /** The API's duration ("2h 15m 0s" written in Korean, SPEC §7) in this language; `short` drops the
+   * seconds of a duration of a minute or more when they are 0 (the table of §2.2). The API
+   * always writes the smaller units, so its numbers read from the right: s, m, h. */
+  function fmtDuration(apiText, { short = false } = {}) {
+    if (!apiText) return '';
+    const nums = (String(apiText).match(/\d+/g) || []).map(Number).reverse();
+    if (!nums.length) return String(apiText);
+    const [s, m = null, h = null] = nums;
+    if (h !== null) return short && s === 0 ? t('duration.hm', { h, m }) : t('duration.hms', { h, m, s });
+    if (m !== null) return short && s === 0 ? t('duration.m', { m }) : t('duration.ms', { m, s });
+    return t('duration.s', { s });
+  }
 
   // Jobs use the models' colours: QUEUED like READY, RUNNING like IN_PROGRESS, …
+  // (names: the catalogue's job.<code>)
   const JOB_STATUS = {
-    QUEUED: { cls: 'READY', icon: '⏳', name: '대기중' },
-    RUNNING: { cls: 'IN_PROGRESS', icon: '🔄', name: '실행중' },
-    SUCCESS: { cls: 'COMPLETED', icon: '✅', name: '성공' },
-    FAILED: { cls: 'ERROR', icon: '❌', name: '실패' },
-    STOPPED: { cls: 'STOPPED', icon: '⚠️', name: '중단됨' },
-    CANCELED: { cls: 'STOPPED', icon: '⏹️', name: '취소' },
+    QUEUED: { cls: 'READY', icon: '⏳', name: t('job.QUEUED') },
+    RUNNING: { cls: 'IN_PROGRESS', icon: '🔄', name: t('job.RUNNING') },
+    SUCCESS: { cls: 'COMPLETED', icon: '✅', name: t('job.SUCCESS') },
+    FAILED: { cls: 'ERROR', icon: '❌', name: t('job.FAILED') },
+    STOPPED: { cls: 'STOPPED', icon: '⚠️', name: t('job.STOPPED') },
+    CANCELED: { cls: 'STOPPED', icon: '⏹️', name: t('job.CANCELED') },
   };
 
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -49,7 +155,7 @@ window.trainyard = (() => {
         cache: 'no-store',
       });
     } catch (err) {
-      throw new ApiFailure(0, 'NETWORK', '서버에 연결할 수 없습니다. 서버가 실행 중인지, 네트워크를 확인하세요.');
+      throw new ApiFailure(0, 'NETWORK', t('api.network'));
     }
     let payload = null;
     try { payload = await response.json(); } catch (err) { payload = null; }
@@ -58,7 +164,7 @@ window.trainyard = (() => {
     throw new ApiFailure(
       response.status,
       error.code || `HTTP_${response.status}`,
-      error.message || `서버가 HTTP ${response.status} 로 응답했습니다.`,
+      error.message || t('api.http', { status: response.status }),
     );
   }
 
@@ -88,5 +194,8 @@ window.trainyard = (() => {
     return ticks;
   }
 
-  return Object.freeze({ TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api, svg, niceTicks });
+  return Object.freeze({
+    TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api, svg, niceTicks,
+    LANG, LOCALE, t, josa, fmtDuration, translatePage,
+  });
 })();

@@ -2,7 +2,7 @@
  *
  * - the list's search (modelVer, memo), sort (a time, or a metric's best value) and metric
  *   column, all the list API's (`q`, `sort`, `dir`, `metric`) and kept in the address;
- * - a checkbox per row; [📈 비교] opens #/compare?uuids=a,b,… : every metric's curves of the
+ * - a checkbox per row; the compare button opens #/compare?uuids=a,b,… : every metric's curves of the
  *   chosen runs overlaid (train solid, val dashed, one colour per run; drag to zoom, hover
  *   for values), and their parameters against best / last metrics, differing ones marked.
  *
@@ -11,7 +11,7 @@
 (() => {
   'use strict';
 
-  const { $, $$, esc, api, svg, niceTicks } = window.trainyard; // common.js (dashboard.js replaces the object)
+  const { $, $$, esc, api, svg, niceTicks, t } = window.trainyard; // common.js (dashboard.js replaces the object)
   const MAX_COMPARED = 12; // as the API (app/api/compare.py)
   const MAX_POINTS = 500;
   const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#db2777',
@@ -43,7 +43,7 @@
   // ---- list hooks (called by dashboard.js) -------------------------------------------------
 
   function metricLabel(key) {
-    if (key === 'best') return 'Best 지표';
+    if (key === 'best') return t('col.metric');
     return key.replace(/^(val|train)\./, '');
   }
 
@@ -76,13 +76,13 @@
     selectCell(m) {
       const checked = view.selected.has(m.uuid) ? ' checked' : '';
       return `<input type="checkbox" class="compare-pick" data-uuid="${esc(m.uuid)}"${checked}
-        aria-label="비교에 넣기: ${esc(m.modelNo)} ${esc(m.modelVer)} #${esc(m.id)}">`;
+        aria-label="${esc(t('compare.pick', { model: `${m.modelNo} ${m.modelVer} #${m.id}` }))}">`;
     },
     metricCell(m) {
       const c = m.metricValue;
       if (!c || c.value === null || c.value === undefined) return '<span class="muted">-</span>';
       const name = view.metric === 'best' ? `<span class="sub">${esc(c.name)}</span>` : '';
-      return `<span class="metric-value" data-value="${esc(c.value)}" title="${esc(c.split)} ${esc(c.name)} (${c.mode === 'min' ? '최소' : '최대'}) · epoch ${esc(c.epoch)}">${esc(fmt(c.value))}</span>
+      return `<span class="metric-value" data-value="${esc(c.value)}" title="${esc(c.split)} ${esc(c.name)} (${esc(t(c.mode === 'min' ? 'summary.min' : 'summary.max').toLowerCase())}) · epoch ${esc(c.epoch)}">${esc(fmt(c.value))}</span>
         <span class="sub">E${esc(c.epoch)}</span>${name}`;
     },
     route(hash) {
@@ -112,7 +112,7 @@
     for (const [split, list] of [['val', names.val], ['train', names.train]]) {
       for (const name of list) {
         const key = split === 'val' ? name : `train.${name}`;
-        const better = defaultMode(name) === 'min' ? '낮을수록 좋음' : '높을수록 좋음';
+        const better = defaultMode(name) === 'min' ? t('compare.lowerBetter') : t('compare.higherBetter');
         ensureOption(sort, `best:${key}`, `Best ${name} (${better})`);
         ensureOption(metric, key, name);
       }
@@ -172,10 +172,10 @@
   function renderBar() {
     const n = view.selected.size;
     $('#compare-bar').hidden = n === 0;
-    $('#compare-count').textContent = `${n}개 선택`;
+    $('#compare-count').textContent = t('compare.count', { n });
     const button = $('#compare-open');
     button.disabled = n < 2 || n > MAX_COMPARED;
-    button.title = n > MAX_COMPARED ? `한 번에 ${MAX_COMPARED}개까지 비교할 수 있습니다` : (n < 2 ? '2개 이상 선택하세요' : '');
+    button.title = n > MAX_COMPARED ? t('compare.tooMany', { max: MAX_COMPARED }) : (n < 2 ? t('compare.tooFew') : '');
   }
 
   // ---- the compare view ----------------------------------------------------------------------
@@ -202,12 +202,12 @@
     $('#compare-view').hidden = false;
     $('#compare-title').focus(); // a keyboard or screen reader user lands in the view
     const body = $('#compare-body');
-    body.innerHTML = '<p class="note">불러오는 중…</p>';
+    body.innerHTML = `<p class="note">${esc(t('panel.loading'))}</p>`;
     let data;
     try {
       data = await api('GET', `/api/models/compare?uuids=${encodeURIComponent(key)}`);
     } catch (err) {
-      if (view.open === key) body.innerHTML = `<p class="note error">비교할 모델을 불러오지 못했습니다: ${esc(err.message)}</p>`;
+      if (view.open === key) body.innerHTML = `<p class="note error">${esc(t('compare.loadFailed', { message: err.message }))}</p>`;
       return;
     }
     const curves = await Promise.all(data.models.map(async (m) => {
@@ -217,11 +217,11 @@
     }));
     if (view.open !== key) return; // closed or replaced meanwhile
     const runs = data.models.map((m, i) => ({ ...m, color: COLORS[i % COLORS.length], label: `${m.modelNo} ${m.modelVer}`, curves: curves[i] }));
-    $('#compare-title').textContent = `📈 모델 비교 (${runs.length}개)`;
+    $('#compare-title').textContent = t('compare.titleOf', { n: runs.length });
     body.innerHTML = `
-      <section><h3>실행</h3><div class="cmp-runs"></div></section>
-      <section><h3>학습 곡선 <span class="note">— 실선: train, 점선: val · 끌어서 확대, 더블클릭으로 전체 보기</span></h3><div class="charts cmp-charts"></div></section>
-      <section><h3>파라미터와 지표</h3><div class="cmp-table-wrap"></div></section>`;
+      <section><h3>${esc(t('compare.runs'))}</h3><div class="cmp-runs"></div></section>
+      <section><h3>${esc(t('panel.curves'))} <span class="note">${esc(t('compare.curvesHint'))}</span></h3><div class="charts cmp-charts"></div></section>
+      <section><h3>${esc(t('compare.table'))}</h3><div class="cmp-table-wrap"></div></section>`;
     const legend = $('.cmp-runs', body);
     for (const r of runs) {
       const item = document.createElement('a');
@@ -230,12 +230,13 @@
       const sw = document.createElement('span');
       sw.className = 'swatch';
       sw.style.background = r.color;
-      item.append(sw, document.createTextNode(`${r.label} · ${r.statusName}`));
+      const status = ['READY', 'IN_PROGRESS', 'COMPLETED', 'STOPPED', 'ERROR'].includes(r.statusCd) ? t(`status.${r.statusCd}`) : r.statusCd;
+      item.append(sw, document.createTextNode(`${r.label} · ${status}`));
       legend.append(item);
     }
     const charts = $('.cmp-charts', body);
     const groups = metricGroups(runs);
-    if (!groups.length) charts.innerHTML = '<p class="note">아직 기록된 지표가 없습니다.</p>';
+    if (!groups.length) charts.innerHTML = `<p class="note">${esc(t('compare.noMetrics'))}</p>`;
     for (const g of groups) charts.append(overlayChart(g, runs));
     $('.cmp-table-wrap', body).innerHTML = tableHtml(runs, data.differingParams);
     // Colours through the DOM: the CSP allows no inline style attribute.
@@ -279,10 +280,10 @@
     const reset = document.createElement('button');
     reset.type = 'button';
     reset.className = 'btn btn-plain cmp-reset';
-    reset.textContent = '전체 보기';
+    reset.textContent = t('chart.showAll');
     reset.hidden = true;
     head.append(' ', reset);
-    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${group.title}: ${runs.length}개 모델 비교` });
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': t('compare.chartLabel', { title: group.title, n: runs.length }) });
     const tip = document.createElement('div');
     tip.className = 'chart-tip';
     tip.hidden = true;
@@ -308,14 +309,14 @@
       X = (x) => M.l + ((x - x0) / (x1 - x0)) * (W - M.l - M.r);
       Y = (y) => H - M.b - ((Math.min(Math.max(y, y0), y1) - y0) / (y1 - y0)) * (H - M.t - M.b);
       const grid = svg('g', { class: 'grid' }); const axes = svg('g', { class: 'axis' });
-      for (const t of niceTicks(y0, y1, 5)) {
-        if (t < y0 || t > y1) continue;
-        grid.append(svg('line', { x1: M.l, x2: W - M.r, y1: Y(t), y2: Y(t) }));
-        root.append(svg('text', { x: M.l - 6, y: Y(t) + 3.5, 'text-anchor': 'end' }, String(Number(t.toPrecision(6)))));
+      for (const tick of niceTicks(y0, y1, 5)) {
+        if (tick < y0 || tick > y1) continue;
+        grid.append(svg('line', { x1: M.l, x2: W - M.r, y1: Y(tick), y2: Y(tick) }));
+        root.append(svg('text', { x: M.l - 6, y: Y(tick) + 3.5, 'text-anchor': 'end' }, String(Number(tick.toPrecision(6)))));
       }
-      for (const t of niceTicks(x0, x1, Math.min(8, Math.max(1, Math.round(x1 - x0)))).filter(Number.isInteger)) {
-        axes.append(svg('line', { x1: X(t), x2: X(t), y1: H - M.b, y2: H - M.b + 4 }));
-        root.append(svg('text', { x: X(t), y: H - M.b + 15, 'text-anchor': 'middle' }, String(t)));
+      for (const tick of niceTicks(x0, x1, Math.min(8, Math.max(1, Math.round(x1 - x0)))).filter(Number.isInteger)) {
+        axes.append(svg('line', { x1: X(tick), x2: X(tick), y1: H - M.b, y2: H - M.b + 4 }));
+        root.append(svg('text', { x: X(tick), y: H - M.b + 15, 'text-anchor': 'middle' }, String(tick)));
       }
       axes.append(svg('line', { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b }));
       axes.append(svg('line', { x1: M.l, x2: M.l, y1: M.t, y2: H - M.b }));
@@ -414,12 +415,12 @@
     const diff = new Set(differing);
     const keys = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
     const head = runs.map((r) => `<th scope="col" data-uuid="${esc(r.uuid)}"><span class="swatch cmp-swatch" data-color="${esc(r.color)}"></span><a href="#/models/${esc(r.uuid)}">${esc(r.label)}</a></th>`).join('');
-    const cell = (v) => (v === undefined ? '<span class="muted">(없음)</span>' : esc(typeof v === 'object' ? JSON.stringify(v) : String(v)));
+    const cell = (v) => (v === undefined ? `<span class="muted">${esc(t('compare.absent'))}</span>` : esc(typeof v === 'object' ? JSON.stringify(v) : String(v)));
     const rows = [];
     for (const k of keys) {
       const marked = diff.has(k);
       rows.push(`<tr class="param-row${marked ? ' differs' : ''}" data-param="${esc(k)}">
-        <th scope="row">${esc(k)}${marked ? ' <span class="diff-mark" title="모델마다 다릅니다">≠ 다름</span>' : ''}</th>
+        <th scope="row">${esc(k)}${marked ? ` <span class="diff-mark" title="${esc(t('compare.differsTitle'))}">${esc(t('compare.differs'))}</span>` : ''}</th>
         ${runs.map((r) => `<td>${cell(r.params[k])}</td>`).join('')}</tr>`);
     }
     rows.push(`<tr class="section-row"><th scope="row">Best Epoch</th>${runs.map((r) => `<td>${esc(r.bestEpoch ?? '-')} <span class="sub">${esc(r.bestMetric)} ${esc(r.bestMode)}</span></td>`).join('')}</tr>`);
@@ -436,10 +437,10 @@
       const top = numeric.length ? (mode === 'min' ? Math.min(...numeric) : Math.max(...numeric)) : null;
       const best = values.map((s, i) => (s ? `<td class="num${bests[i] === top && runs.length > 1 ? ' cmp-top' : ''}">${esc(fmt(bests[i]))} <span class="sub">E${esc(s[`${mode}Epoch`] ?? '-')}</span></td>` : '<td class="num">-</td>'));
       const last = values.map((s) => (s ? `<td class="num">${esc(fmt(s.last))} <span class="sub">E${esc(s.lastEpoch ?? '-')}</span></td>` : '<td class="num">-</td>'));
-      rows.push(`<tr class="metric-row" data-metric="${esc(split)}.${esc(name)}"><th scope="row">${esc(name)} <span class="sub">${esc(split)} · best (${mode === 'min' ? '최소' : '최대'})</span></th>${best.join('')}</tr>`);
+      rows.push(`<tr class="metric-row" data-metric="${esc(split)}.${esc(name)}"><th scope="row">${esc(name)} <span class="sub">${esc(split)} · best (${esc(t(mode === 'min' ? 'summary.min' : 'summary.max').toLowerCase())})</span></th>${best.join('')}</tr>`);
       rows.push(`<tr class="metric-row last" data-metric="${esc(split)}.${esc(name)}.last"><th scope="row">${esc(name)} <span class="sub">${esc(split)} · last</span></th>${last.join('')}</tr>`);
     }
-    return `<table class="plain cmp-table"><thead><tr><th scope="col">파라미터 / 지표</th>${head}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+    return `<table class="plain cmp-table"><thead><tr><th scope="col">${esc(t('compare.paramHead'))}</th>${head}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
   }
 
   document.addEventListener('DOMContentLoaded', () => { wireList(); loadMetricNames(); renderBar(); });

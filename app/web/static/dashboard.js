@@ -8,19 +8,22 @@
   'use strict';
 
   // The helpers both pages use (common.js, loaded first).
-  const { TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api, svg, niceTicks } = window.trainyard;
+  const {
+    TOKEN_KEY, JOB_STATUS, $, $$, esc, ApiFailure, api, svg, niceTicks, t, LOCALE, fmtDuration,
+  } = window.trainyard;
   // Search, sort, the metric column, row selection and the compare view (compare.js).
   const list = window.trainyardList;
 
   // ---- constants ---------------------------------------------------------------------------
 
-  // User document §2.2: colours (in dashboard.css), icons and Korean names.
+  // User document §2.2: colours (in dashboard.css), icons and names (the catalogue's
+  // status.<code>: the page names a state by its code, never by the API's Korean statusName).
   const STATUS = {
-    READY: { icon: '⏸️', name: '대기' },
-    IN_PROGRESS: { icon: '🔄', name: '진행중' },
-    COMPLETED: { icon: '✅', name: '완료' },
-    STOPPED: { icon: '⚠️', name: '중단됨' },
-    ERROR: { icon: '❌', name: '오류' },
+    READY: { icon: '⏸️', name: t('status.READY') },
+    IN_PROGRESS: { icon: '🔄', name: t('status.IN_PROGRESS') },
+    COMPLETED: { icon: '✅', name: t('status.COMPLETED') },
+    STOPPED: { icon: '⚠️', name: t('status.STOPPED') },
+    ERROR: { icon: '❌', name: t('status.ERROR') },
   };
   const POLL_ACTIVE_MS = 3000; // while anything is IN_PROGRESS (the document asks for ≤ 10 s)
   const POLL_HIDDEN_MS = 10000; // while the tab is in the background
@@ -51,10 +54,9 @@
     return v.toPrecision(3);
   }
 
-  // "2시간 15분 0초" → "2시간 15분" (the table of §2.2 shows it that way); seconds-only stays.
+  // "2h 15m 0s" → "2h 15m" (the table of §2.2 shows it that way); seconds-only stays.
   function shortDuration(d) {
-    if (!d) return '';
-    return d.includes('분') || d.includes('시간') ? d.replace(/ 0초$/, '') : d;
+    return fmtDuration(d, { short: true });
   }
 
   // "2026-04-05 10:30:00" ~ "2026-04-05 12:45:00" → "2026-04-05 10:30 ~ 12:45"
@@ -66,9 +68,9 @@
     return `${s} ~ ${e}`;
   }
 
-  function badge(code, name, extraClass = '') {
+  function badge(code, extraClass = '') {
     const s = STATUS[code] || { icon: '', name: code };
-    return `<span class="badge badge-${esc(code)} ${extraClass}" data-status="${esc(code)}">${s.icon} ${esc(name || s.name)}</span>`;
+    return `<span class="badge badge-${esc(code)} ${extraClass}" data-status="${esc(code)}">${s.icon} ${esc(s.name)}</span>`;
   }
 
   function jobBadge(code) {
@@ -81,21 +83,16 @@
   // api() and ApiFailure: common.js (shared with the nodes page).
 
   // A failed command, in plain words, with the API's own message after it.
-  const FAILURE_HINTS = {
-    STATE_CONFLICT: '현재 상태에서는 할 수 없는 작업입니다 (다른 곳에서 상태가 바뀌었을 수 있어 목록을 새로 고쳤습니다).',
-    NO_CHECKPOINT: '이어할 체크포인트가 없습니다 — [재실행]으로 처음부터 학습하세요.',
-    MODEL_NOT_FOUND: '모델을 찾을 수 없습니다.',
-    UNAUTHORIZED: 'API 토큰이 필요합니다 — 위의 [🔑 토큰]에 입력하세요.',
-    INVALID_EPOCH: '선택한 에폭으로는 테스트할 수 없습니다.',
-    IDEMPOTENCY_KEY_REUSED: '같은 요청 키가 다른 요청에 쓰였습니다. 다시 눌러 주세요.',
-    INTERNAL_ERROR: '서버 내부 오류입니다. 서버 로그를 확인하세요.',
-    SERVICE_UNAVAILABLE: '서버의 의존 서비스(DB/브로커)가 응답하지 않습니다.',
-  };
+  // (the catalogue's fail.<code>)
+  const FAILURE_HINTS = new Set([
+    'STATE_CONFLICT', 'NO_CHECKPOINT', 'MODEL_NOT_FOUND', 'UNAUTHORIZED', 'INVALID_EPOCH',
+    'IDEMPOTENCY_KEY_REUSED', 'INTERNAL_ERROR', 'SERVICE_UNAVAILABLE',
+  ]);
 
   function plainFailure(err) {
     if (err.code === 'NETWORK') return err.message;
-    const hint = FAILURE_HINTS[err.code] || (err.status >= 500 ? FAILURE_HINTS.INTERNAL_ERROR : '');
-    return hint ? `${hint}\n서버 메시지: ${err.message}` : err.message;
+    const code = FAILURE_HINTS.has(err.code) ? err.code : (err.status >= 500 ? 'INTERNAL_ERROR' : '');
+    return code ? t('fail.withServerMessage', { hint: t(`fail.${code}`), message: err.message }) : err.message;
   }
 
   // ---- state -------------------------------------------------------------------------------
@@ -142,76 +139,53 @@
     const b = (cmd, cls, label) =>
       `<button type="button" class="btn ${cls}" data-cmd="${cmd}" data-uuid="${u}"${dis}>${label}</button>`;
     const out = [];
-    if (can.run) out.push(b('run', 'btn-primary', '🚀 학습 실행'));
-    if (can.cancel) out.push(b('cancel', 'btn-danger', '⏹️ 학습 취소'));
-    if (can.restart) out.push(b('restart', 'btn-warning', '🔄 재실행'));
-    if (can.resume) out.push(b('resume', 'btn-info', '▶️ 이어하기'));
+    if (can.run) out.push(b('run', 'btn-primary', t('btn.run')));
+    if (can.cancel) out.push(b('cancel', 'btn-danger', t('btn.cancel')));
+    if (can.restart) out.push(b('restart', 'btn-warning', t('btn.restart')));
+    if (can.resume) out.push(b('resume', 'btn-info', t('btn.resume')));
     if (can.test) {
-      out.push(b('test', 'btn-success', m.step2Status === 'READY' ? '🧪 테스트 실행' : '🧪 테스트 재실행'));
+      out.push(b('test', 'btn-success', m.step2Status === 'READY' ? t('btn.test') : t('btn.testAgain')));
     }
-    if (can.testCancel) out.push(b('testCancel', 'btn-danger', '⏹️ 테스트 취소'));
+    if (can.testCancel) out.push(b('testCancel', 'btn-danger', t('btn.testCancel')));
     if (can.results) {
-      if (!inPanel) out.push(b('results', 'btn-primary', '📊 결과 보기'));
-      out.push(`<a class="btn btn-plain" data-download="${u}" href="/api/models/${u}/results/download" download>⬇️ 다운로드</a>`);
+      if (!inPanel) out.push(b('results', 'btn-primary', t('btn.results')));
+      out.push(`<a class="btn btn-plain" data-download="${u}" href="/api/models/${u}/results/download" download>${esc(t('btn.download'))}</a>`);
     }
-    if (inPanel) out.push(b('sync', 'btn-plain', '🔁 상태 동기화'));
-    if (busy) out.push('<span class="muted" data-busy>요청 중…</span>');
+    if (inPanel) out.push(b('sync', 'btn-plain', t('btn.sync')));
+    if (busy) out.push(`<span class="muted" data-busy>${esc(t('btn.busy'))}</span>`);
     return `<div class="actions" data-actions="${u}">${out.join('')}</div>`;
   }
 
   // ---- last_error (§8) ---------------------------------------------------------------------
 
-  /** A Korean noun with its particle filled: josa('학습', '이', '가') → '학습이', josa('테스트', '을', '를') → '테스트를'. */
-  function josa(word, withFinal, withoutFinal) {
-    const code = word.charCodeAt(word.length - 1) - 0xac00;
-    const hasFinal = code >= 0 && code <= 11171 && code % 28 !== 0;
-    return word + (hasFinal ? withFinal : withoutFinal);
+  /** The words for the step a message is about: `what` mid-sentence, `What` at its start
+   * (the same word in Korean; en capitalises it). */
+  function stepWords(train) {
+    return train
+      ? { what: t('what.train'), What: t('what.Train') }
+      : { what: t('what.test'), What: t('what.Test') };
   }
 
   // The guide's §8 words, exactly as written there (status-guide.ko.txt §8.1 L684-694, §8.2
-  // L698-716). `display` is §8.1's "프론트 표시"; `title`/`message`/`icon`/`sev` are §8.2's.
-  // A code §8.2 leaves out takes its title from §8.1's display, its message from §8.1's "의미"
-  // and the ❌ error severity.
-  // Messages name the step ("학습"): `{what}` is filled with 학습 or 테스트 and its particle.
+  // L698-716), in the catalogue as guide.<id>.title / .message / .display. `display` is §8.1's
+  // front-end display column; `title`/`message`/`icon`/`sev` are §8.2's.
+  // A code §8.2 leaves out takes its title from §8.1's display, its message from §8.1's
+  // meaning column and the ❌ error severity.
+  // Messages name the step: `{what}` is filled with the training or test step and, in ko,
+  // its particle.
   const GUIDE_CODES = {
-    'SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE': {
-      icon: '⚠️', sev: 'warning', title: '서버 재시작으로 인한 중단',
-      message: '서버가 재시작되면서 {what이} 중단되었습니다. 산출물을 확인하여 {what} 상태를 복구합니다.',
-      display: '서버 재시작으로 인한 중단 - 산출물 확인 필요',
-    },
-    'val.csv-lines-mismatch': {
-      icon: '📊', sev: 'warning', title: '검증 데이터 부족',
-      message: '검증 데이터 라인 수가 예상보다 적습니다. {what이} 완료되지 않았을 가능성이 있습니다.',
-      display: '검증 데이터 부족 - {what이} 완료되지 않음',
-    },
-    'val.csv-missing': {
-      icon: '❌', sev: 'error', title: '검증 파일 없음',
-      message: 'val.csv 파일을 찾을 수 없습니다. {what이} 실패했을 가능성이 높습니다.',
-      display: '검증 파일 없음 - {what} 실패',
-    },
-    'total-epoch-missing': {
-      icon: '❌', sev: 'error', title: '설정 오류',
-      message: 'paramsJson에 total_epoch 없음',
-      display: '설정 오류 - 에폭 정보 없음',
-    },
-    'output-dir-missing': {
-      icon: '❌', sev: 'error', title: '산출물 디렉토리 없음',
-      message: '산출물 디렉토리 없음',
-      display: '산출물 디렉토리 없음 - {what} 실패',
-    },
+    'SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE': { icon: '⚠️', sev: 'warning', id: 'serverRestart' },
+    'val.csv-lines-mismatch': { icon: '📊', sev: 'warning', id: 'valLinesMismatch' },
+    'val.csv-missing': { icon: '❌', sev: 'error', id: 'valMissing' },
+    'total-epoch-missing': { icon: '❌', sev: 'error', id: 'totalEpochMissing' },
+    'output-dir-missing': { icon: '❌', sev: 'error', id: 'outputDirMissing' },
   };
 
-  // Reasons of the test step (EVAL) that the guide does not list.
+  // Reasons of the test step (EVAL) that the guide does not list (reason.<id>).
   const TEST_REASONS = {
-    'test.csv-missing': '테스트 결과 파일(test.csv) 없음',
-    'results-zip-missing': '테스트 결과 ZIP 파일 없음',
+    'test.csv-missing': 'testCsvMissing',
+    'results-zip-missing': 'resultsZipMissing',
   };
-
-  function fillStep(text, what) {
-    return text
-      .replace(/\{what이\}/g, josa(what, '이', '가'))
-      .replace(/\{what\}/g, what);
-  }
 
   /** The first key of `table` that `text` contains (§8.2 looks codes up so: `lastError.includes(key)`). */
   function keyIn(table, text) {
@@ -219,107 +193,87 @@
   }
 
   /** The guide's entry for a code or reason, in explainError's shape (`text` is §8.2's message). */
-  function guideEntry(text, what) {
+  function guideEntry(text, w) {
     const key = keyIn(GUIDE_CODES, text);
     if (!key) return null;
     const g = GUIDE_CODES[key];
     return {
-      sev: g.sev, icon: g.icon, title: g.title,
-      text: fillStep(g.message, what), display: fillStep(g.display, what),
+      sev: g.sev, icon: g.icon, title: t(`guide.${g.id}.title`, w),
+      text: t(`guide.${g.id}.message`, w), display: t(`guide.${g.id}.display`, w),
     };
   }
 
-  function explainReason(reason, what = '학습') {
+  function explainReason(reason, w = stepWords(true)) {
     if (!reason) return '';
     const r = reason.trim();
     if (r.startsWith('metrics-parse-error')) {
       const detail = r.replace(/^metrics-parse-error:?\s*/, '');
-      return `메트릭 CSV 형식 오류 — ${detail || 'CSV를 읽을 수 없음'}`;
+      return t('reason.metricsParse', { detail: detail || t('reason.csvUnreadable') });
     }
-    const entry = guideEntry(r, what);
+    const entry = guideEntry(r, w);
     if (entry) return `${entry.display}: ${entry.text}`;
     const key = keyIn(TEST_REASONS, r);
-    return key ? TEST_REASONS[key] : r;
+    return key ? t(`reason.${TEST_REASONS[key]}`) : r;
   }
 
-  const EXIT_HINTS = {
-    1: '예상하지 못한 오류로 종료되었습니다.',
-    2: '입력 또는 설정 오류입니다 (데이터셋, 분할 목록, 체크포인트를 확인하세요).',
-    3: '학습 코드가 오류를 내고 종료되었습니다.',
-    137: '강제 종료되었습니다 (SIGKILL — 메모리 부족일 수 있습니다).',
-    143: '종료 신호(SIGTERM)로 멈췄습니다.',
-  };
+  const EXIT_HINTS = [1, 2, 3, 137, 143]; // exit.<n> in the catalogue
 
   /** A launch that ran no container (docs/dashboard.md): what happened and what to do. */
-  function launchErrorText(code, what, again) {
-    const retryWhenReady = (fix) => (again ? `${fix} 뒤 ${again}` : fix);
+  function launchErrorText(code, w, again) {
+    const retryWhenReady = (fix) => (again ? t('launch.afterFix', { fix, again }) : fix);
     switch (code) {
       case 'IMAGE_NOT_FOUND':
         return {
-          title: `${what} 이미지 없음`,
-          text: `노드에 이 모델의 학습 이미지가 없어 컨테이너를 시작하지 못했습니다. 학습 코드 오류가 아닙니다.`,
-          action: again
-            ? retryWhenReady('이미지를 노드에 준비한')
-            : '관리자에게 이미지를 노드에 빌드하거나 불러와(docker build / docker load) 달라고 요청하세요. 준비되면 [재실행] 버튼이 나타납니다',
+          title: t('launch.image.title', w),
+          text: t('launch.image.text', w),
+          action: again ? retryWhenReady(t('launch.image.fix')) : t('launch.image.askAdmin'),
         };
       case 'INVALID_RUNTIME_SETTINGS':
         return {
-          title: '실행 설정 오류',
-          text: `노드가 이 모델의 실행 설정(resources: memory_mb, cpus, gpus 등)을 거부해 ${what} 컨테이너를 시작하지 못했습니다. 같은 설정으로는 다시 실행해도 실패합니다.`,
-          action: '노드가 받아들이는 설정으로 새 모델을 등록하세요',
+          title: t('launch.settings.title', w),
+          text: t('launch.settings.text', w),
+          action: t('launch.settings.action', w),
         };
       case 'DATASET_NOT_FOUND':
         return {
-          title: '데이터셋 없음',
-          text: `이 모델의 데이터셋 폴더가 노드의 DATASET_ROOT에 없어 ${josa(what, '을', '를')} 시작하지 못했습니다.`,
-          action: retryWhenReady('데이터셋을 DATASET_ROOT에 다시 넣은'),
+          title: t('launch.dataset.title', w),
+          text: t('launch.dataset.text', w),
+          action: retryWhenReady(t('launch.dataset.fix')),
         };
       case 'DATASET_INVALID':
         return {
-          title: '데이터셋 형식 오류',
-          text: `데이터셋의 manifest.csv를 읽을 수 없어 ${josa(what, '을', '를')} 시작하지 못했습니다.`,
-          action: retryWhenReady('manifest.csv를 고친'),
+          title: t('launch.datasetInvalid.title', w),
+          text: t('launch.datasetInvalid.text', w),
+          action: retryWhenReady(t('launch.datasetInvalid.fix')),
         };
       default: // CONTAINER_START_FAILED
         return {
-          title: `${what} 컨테이너 시작 실패`,
-          text: `컨테이너를 시작하지 못했습니다 (이미지의 ENTRYPOINT 실행 실패, 출력 폴더 준비 실패 등). 학습 코드가 실행되기 전의 오류입니다.`,
-          action: retryWhenReady('관리자에게 노드 상태를 확인해 달라고 요청한'),
+          title: t('launch.start.title', w),
+          text: t('launch.start.text', w),
+          action: retryWhenReady(t('launch.start.fix')),
         };
     }
   }
 
   /** A running job the node ended (its log says more): what happened and what to change.
    * SCRATCH_LIMIT_EXCEEDED keeps the epochs done (workers/scratch.py), hence the checkpoint. */
-  function endedByNode(code, what, ckptText) {
+  function endedByNode(code, w, ckptText) {
     switch (code) {
       case 'STALLED': // no log output and no progress for stallTimeoutS (workers/logcollector.py)
-        return {
-          icon: '⏳', title: `${what} 멈춤 감지 (STALLED)`,
-          text: `${josa(what, '이', '가')} 설정된 시간 동안 로그 출력도 진행(progress.json) 변화도 없어 중단시켰습니다. `
-            + 'DataLoader 워커의 공유 메모리 부족, 교착 상태, 네트워크 대기 등을 로그에서 확인하세요. '
-            + '정상적으로 오래 걸리는 작업이라면 모델의 멈춤 감지 시간(stallTimeoutS)을 늘리세요.',
-        };
+        return { icon: '⏳', title: t('ended.stalled.title', w), text: t('ended.stalled.text', w) };
       case 'OOM_KILLED':
-        return {
-          icon: '❌', title: '메모리 부족 (OOM)',
-          text: '컨테이너가 메모리 한도를 넘어 강제 종료되었습니다. batch size를 줄이거나 메모리 한도(memory_mb)를 늘린 뒤 다시 실행하세요.',
-        };
+        return { icon: '❌', title: t('ended.oom.title', w), text: t('ended.oom.text', w) };
       default: // SCRATCH_LIMIT_EXCEEDED
-        return {
-          icon: '💾', title: '스크래치 용량 초과',
-          text: `${josa(what, '이', '가')} /scratch(TMPDIR)에 노드 한도(JOB_SCRATCH_MAX_MB)보다 많이 써서 중단되었습니다. `
-            + `임시 파일을 줄이거나 관리자에게 한도를 늘려 달라고 요청하세요.${ckptText}`,
-        };
+        return { icon: '💾', title: t('ended.scratch.title', w), text: t('ended.scratch.text', w) + ckptText };
     }
   }
 
   /** The reason after a code's colon ("…_OUTPUT_INCOMPLETE: val.csv-missing"), in the guide's words. */
-  function reasonOf(err, what) {
+  function reasonOf(err, w) {
     const reason = err.split(':').slice(1).join(':').trim();
     if (!reason) return null;
-    return guideEntry(reason, what)
-      || { icon: '📊', title: '', text: explainReason(reason, what), display: '' };
+    return guideEntry(reason, w)
+      || { icon: '📊', title: '', text: explainReason(reason, w), display: '' };
   }
 
   /** What to say about a model's last_error, or null when nothing is wrong now. */
@@ -330,45 +284,44 @@
     if (!trainCtx && !testCtx) return null;
     const err = (m.lastError || '').trim();
     const can = allowed(m);
-    const what = trainCtx ? '학습' : '테스트';
-    const retry = trainCtx ? (can.resume ? '[재실행] 또는 [이어하기]' : '[재실행]') : '[테스트 재실행]';
+    const w = stepWords(trainCtx);
+    const retry = trainCtx ? (can.resume ? t('act.restartOrResume') : t('act.restart')) : t('act.testAgain');
     // After an interruption (server restart, lost node) resume comes first where it is possible:
-    // §8.1 (L686) says [재실행], §7 (L673) [재실행] [이어하기]; resume is offered when a
+    // §8.1 (L686) says [restart], §7 (L673) [restart] [resume]; resume is offered when a
     // checkpoint makes it possible (docs/dashboard.md, "Where the guide contradicts itself").
-    const resumeFirst = trainCtx ? (can.resume ? '[이어하기] 또는 [재실행]' : '[재실행]') : retry;
+    const resumeFirst = trainCtx ? (can.resume ? t('act.resumeOrRestart') : t('act.restart')) : retry;
     const ckpt = m.progress && m.progress.checkpointEpoch;
     const ckptText = trainCtx
-      ? (ckpt ? ` 마지막 체크포인트: Epoch ${ckpt}.` : ' 남은 체크포인트가 없어 처음부터 다시 학습해야 합니다.')
+      ? (ckpt ? t('err.lastCheckpoint', { epoch: ckpt }) : t('err.noCheckpoint'))
       : '';
 
     if (testCtx && m.step2Status === 'STOPPED' && !/^(SERVER_RESTART|NODE_LOST)/.test(err)) {
-      return { sev: 'warning', icon: '⚠️', title: '테스트 중단됨', text: '테스트가 중단되었습니다.', action: retry, code: '' };
+      return { sev: 'warning', icon: '⚠️', title: t('err.testStopped.title'), text: t('err.testStopped.text'), action: retry, code: '' };
     }
     if (!err) {
       return {
         sev: m.statusCd === 'ERROR' || m.step2Status === 'ERROR' ? 'error' : 'warning',
-        icon: '⚠️', title: `${what} ${m.statusCd === 'STOPPED' ? '중단됨' : '오류'}`,
-        text: `${josa(what, '이', '가')} 끝나지 못했습니다.${ckptText}`, action: retry, code: '',
+        icon: '⚠️', title: t(m.statusCd === 'STOPPED' ? 'err.bare.stopped' : 'err.bare.error', w),
+        text: t('err.bare.text', w) + ckptText, action: retry, code: '',
       };
     }
     if (err.startsWith('CANCELED_BY_USER')) {
       return {
-        sev: 'warning', icon: '⚠️', title: '사용자가 취소함',
-        text: `사용자가 ${josa(what, '을', '를')} 취소했습니다.${ckptText}`, action: retry, code: err,
+        sev: 'warning', icon: '⚠️', title: t('err.canceled.title'),
+        text: t('err.canceled.text', w) + ckptText, action: retry, code: err,
       };
     }
     if (err.startsWith('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE')) {
-      const g = guideEntry('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE', what);
+      const g = guideEntry('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE', w);
       return {
-        ...g, text: g.text + ckptText, reason: reasonOf(err, what), action: resumeFirst, code: err,
+        ...g, text: g.text + ckptText, reason: reasonOf(err, w), action: resumeFirst, code: err,
       };
     }
     if (err.startsWith('NODE_LOST_OUTPUT_INCOMPLETE')) {
       return {
-        sev: 'warning', icon: '⚠️', title: '노드 응답 없음으로 인한 중단',
-        text: `${josa(what, '을', '를')} 실행하던 노드가 응답하지 않아 중단으로 처리했습니다.`
-          + ckptText + ' 새 실행은 그 노드가 돌아와 이전 컨테이너를 정리한 뒤 시작됩니다.',
-        reason: reasonOf(err, what), action: resumeFirst, code: err,
+        sev: 'warning', icon: '⚠️', title: t('err.nodeLost.title'),
+        text: t('err.nodeLost.text', w) + ckptText + t('err.nodeLost.after'),
+        reason: reasonOf(err, w), action: resumeFirst, code: err,
       };
     }
     const launch = /^(IMAGE_NOT_FOUND|INVALID_RUNTIME_SETTINGS|DATASET_NOT_FOUND|DATASET_INVALID|CONTAINER_START_FAILED)\b:?\s*([\s\S]*)$/.exec(err);
@@ -377,8 +330,8 @@
       // allowedCommands: restart and test run are not offered while no live node has the
       // image, and never again after a node refused the model's settings.
       const [, code, reason] = launch;
-      const again = trainCtx ? (can.restart ? '[재실행]' : '') : (can.test ? '[테스트 재실행]' : '');
-      const info = launchErrorText(code, what, again);
+      const again = trainCtx ? (can.restart ? t('act.restart') : '') : (can.test ? t('act.testAgain') : '');
+      const info = launchErrorText(code, w, again);
       return {
         sev: 'error', icon: '🚫', title: info.title,
         text: `${info.text}${reason ? ` (${reason})` : ''}`,
@@ -389,47 +342,45 @@
     if (exit) {
       const n = Number(exit[1]);
       return {
-        sev: 'error', icon: '❌', title: `${what} 코드 오류 (종료 코드 ${n})`,
-        text: `${EXIT_HINTS[n] || '컨테이너가 오류로 종료되었습니다.'} 로그 마지막 부분을 확인하세요.`,
+        sev: 'error', icon: '❌', title: t('err.exit.title', { ...w, n }),
+        text: t('err.exit.text', { hint: t(EXIT_HINTS.includes(n) ? `exit.${n}` : 'exit.other') }),
         action: retry, code: err, showLog: true,
       };
     }
     const ended = /^(STALLED|OOM_KILLED|SCRATCH_LIMIT_EXCEEDED)\b/.exec(err);
     if (ended) {
-      return { sev: 'error', ...endedByNode(ended[1], what, ckptText), action: retry, code: err, showLog: true };
+      return { sev: 'error', ...endedByNode(ended[1], w, ckptText), action: retry, code: err, showLog: true };
     }
     if (err.startsWith('OUTPUT_INCOMPLETE')) {
       const reason = err.replace(/^OUTPUT_INCOMPLETE:?\s*/, '');
       const csv = reason.startsWith('metrics-parse-error');
-      const g = csv ? null : guideEntry(reason, what);
+      const g = csv ? null : guideEntry(reason, w);
       if (g) return { ...g, action: retry, code: err, showLog: true };
       return {
-        sev: 'error', icon: csv ? '📊' : '❌', title: csv ? '메트릭 CSV 형식 오류' : '산출물 부족',
+        sev: 'error', icon: csv ? '📊' : '❌', title: csv ? t('err.csv.title') : t('err.output.title'),
         text: csv
-          ? `${what} 산출물의 CSV를 읽을 수 없습니다: ${reason.replace(/^metrics-parse-error:?\s*/, '')}. 학습 코드가 CSV를 올바르게 쓰는지 확인하세요.`
-          : `컨테이너는 정상 종료했지만 산출물이 부족합니다: ${explainReason(reason)}.`,
+          ? t('err.csv.text', { ...w, detail: reason.replace(/^metrics-parse-error:?\s*/, '') })
+          : t('err.output.text', { reason: explainReason(reason) }),
         action: retry, code: err, showLog: true,
       };
     }
     if (err.startsWith('COMPLETION_FAILED') || err.startsWith('LAUNCH_FAILED')) {
       // The platform gave up after RETRY_MAX_ATTEMPTS tries (docs/workers.md, "Bounds").
-      const launch = err.startsWith('LAUNCH_FAILED');
+      const launchFailed = err.startsWith('LAUNCH_FAILED');
       const reason = err.replace(/^[A-Z_]+:?\s*/, '');
       return {
-        sev: 'error', icon: '❌', title: launch ? `${what} 시작 실패` : `${what} 결과 처리 실패`,
-        text: (launch
-          ? `${what} 컨테이너를 여러 번 시도했지만 시작하지 못했습니다 (노드의 Docker 응답 없음 등).`
-          : `${josa(what, '은', '는')} 끝났지만 결과 판정·메트릭 저장이 여러 번 실패해 중단했습니다.`)
-          + (reason ? ` 마지막 오류: ${reason}.` : '') + ' 관리자에게 노드 상태를 확인해 달라고 요청한 뒤 다시 실행하세요.',
+        sev: 'error', icon: '❌', title: t(launchFailed ? 'err.launchFailed.title' : 'err.completionFailed.title', w),
+        text: t(launchFailed ? 'err.launchFailed.text' : 'err.completionFailed.text', w)
+          + (reason ? t('err.lastError', { reason }) : '') + t('err.askAdmin'),
         action: retry, code: err,
       };
     }
-    const g = guideEntry(err, what);  // a bare §8 reason, whatever carries it
+    const g = guideEntry(err, w);  // a bare §8 reason, whatever carries it
     if (g) {
       return { ...g, action: retry, code: err };
     }
     // A code this page does not know (a newer server): say so, and show it as it came.
-    return { sev: 'error', icon: '⚠️', title: '오류 발생', text: err, action: retry, code: '' };
+    return { sev: 'error', icon: '⚠️', title: t('err.unknown.title'), text: err, action: retry, code: '' };
   }
 
   /** The guide's words for the reason a code carries: its title and message, then §8.1's display. */
@@ -443,7 +394,7 @@
   function errorBox(info, { logTail = null, uuid = null } = {}) {
     if (!info) return '';
     const logLink = info.showLog && uuid
-      ? ` <a href="#/models/${esc(uuid)}/logs" class="model-link">로그 보기</a>` : '';
+      ? ` <a href="#/models/${esc(uuid)}/logs" class="model-link">${esc(t('err.viewLog'))}</a>` : '';
     return `<div class="errbox sev-${info.sev}" data-error>
       <span class="err-title">${info.icon} ${esc(info.title)}</span>
       — <span class="err-action">${esc(info.action)}</span>${logLink}
@@ -458,27 +409,25 @@
 
   function overallMessage(m) {
     switch (m.statusCd) {
-      case 'READY': return '학습 준비 완료';
+      case 'READY': return t('overall.ready');
       case 'IN_PROGRESS':
         // A node has no room yet: the job waits its turn (queuePosition, 1 = next to launch).
-        if (m.queuePosition) return `${m.step2Status === 'IN_PROGRESS' ? '테스트' : '학습'} 시작 대기 (대기 순번 ${m.queuePosition})`;
-        if (m.step2Status === 'IN_PROGRESS') return '테스트 진행 중...';
-        return m.step1StrtDttm || (m.progress && m.progress.epochsDone) ? '학습 진행 중...' : '학습 진행 중... (시작 대기)';
+        if (m.queuePosition) {
+          return t('overall.queued', { ...stepWords(m.step2Status !== 'IN_PROGRESS'), n: m.queuePosition });
+        }
+        if (m.step2Status === 'IN_PROGRESS') return t('overall.testing');
+        return m.step1StrtDttm || (m.progress && m.progress.epochsDone) ? t('overall.training') : t('overall.trainingWaiting');
       case 'COMPLETED':
-        return {
-          READY: '학습 완료 (테스트 대기)',
-          COMPLETED: '모든 학습 및 테스트 완료',
-          STOPPED: '학습 완료 (테스트 중단됨)',
-          ERROR: '학습 완료 (테스트 오류)',
-        }[m.step2Status] || '학습 완료';
+        return ['READY', 'COMPLETED', 'STOPPED', 'ERROR'].includes(m.step2Status)
+          ? t(`overall.completed.${m.step2Status}`) : t('overall.completed');
       case 'STOPPED': {
         // §7 names two stops by their cause (L580/L672, L646); any other keeps §5.1's (L358).
         const err = m.lastError || '';
-        if (err.startsWith('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE')) return '산출물 부족으로 중단됨';
-        if (err.startsWith('CANCELED_BY_USER')) return '사용자가 학습을 취소함';
-        return '학습 중단됨 - 재시작 가능';
+        if (err.startsWith('SERVER_RESTART_CONTAINER_MISSING_OUTPUT_INCOMPLETE')) return t('overall.stopped.outputs');
+        if (err.startsWith('CANCELED_BY_USER')) return t('overall.stopped.canceled');
+        return t('overall.stopped');
       }
-      case 'ERROR': return '오류 발생 - 재시작 필요';
+      case 'ERROR': return t('overall.error');
       default: return '';
     }
   }
@@ -493,10 +442,10 @@
   /** The policy and, per training attempt that ended for a cause, the cause and what followed. */
   function retryHistoryHtml(d) {
     if (!d.retryPolicy) return '';
-    const policy = `<p class="note" data-retry-policy>자동 재시도: 최대 ${esc(d.retryPolicy.max)}회 · 원인 ${esc(d.retryPolicy.on.join(', ') || '-')}</p>`;
+    const policy = `<p class="note" data-retry-policy>${esc(t('retry.policy', { max: d.retryPolicy.max, on: d.retryPolicy.on.join(', ') || '-' }))}</p>`;
     const rows = (d.jobs || []).filter((j) => j.jobType === 'TRAIN' && (j.endCause || j.retryNumber)).map((j) => `<li data-retry-attempt="${esc(j.attempt)}">
-        시도 ${esc(j.attempt)}${j.retryNumber ? ` (재시도 ${esc(j.retryNumber)}/${esc(d.retryPolicy.max)})` : ''}: ${jobBadge(j.statusCd)}
-        ${j.endCause ? ` 원인 <b class="mono">${esc(j.endCause)}</b>` : ''}${j.retryNote ? ` <span class="muted">${esc(j.retryNote)}</span>` : ''}</li>`).join('');
+        ${esc(t('retry.attempt', { n: j.attempt }))}${j.retryNumber ? ` ${esc(t('retry.number', { n: j.retryNumber, max: d.retryPolicy.max }))}` : ''}: ${jobBadge(j.statusCd)}
+        ${j.endCause ? ` ${esc(t('retry.cause'))} <b class="mono">${esc(j.endCause)}</b>` : ''}${j.retryNote ? ` <span class="muted">${esc(j.retryNote)}</span>` : ''}</li>`).join('');
     return `<div class="retry-history" data-retry-history>${policy}${rows ? `<ul>${rows}</ul>` : ''}</div>`;
   }
 
@@ -505,15 +454,15 @@
     const total = p.totalEpoch || 0;
     const done = Math.min(p.epochsDone || 0, total);
     const pct = total ? Math.round((1000 * done) / total) / 10 : 0;
-    const ckpt = p.checkpointEpoch ? ` · 체크포인트 E${p.checkpointEpoch}` : '';
+    const ckpt = p.checkpointEpoch ? t('progress.checkpoint', { epoch: p.checkpointEpoch }) : '';
     return `<div class="progress" data-progress="${esc(m.uuid)}">
       <progress max="${total || 1}" value="${done}" data-done="${done}" data-total="${total}"
-        aria-label="학습 진행률">${pct}%</progress>
-      <span class="progress-text">${done} / ${total} 에폭 · ${pct}%${ckpt}</span>
+        aria-label="${esc(t('progress.label'))}">${pct}%</progress>
+      <span class="progress-text">${esc(t('progress.text', { done, total, pct }))}${esc(ckpt)}</span>
     </div>`;
   }
 
-  /** 학습 시간 across the training's attempts (docs/dashboard.md): the run or restart that began
+  /** The training time across the training's attempts (docs/dashboard.md): the run or restart that began
    * it and the resumes after it. The step1… fields are the current attempt's alone. */
   function trainingTime(m) {
     const attempts = m.step1Attempts || 0;
@@ -524,22 +473,22 @@
     let note = '';
     if (attempts > 1) {
       note = running
-        ? `${attempts}번째 시도 진행 중${duration ? ` · 이전 시도 합계 ${shortDuration(duration)}` : ''}`
-        : `시도 ${attempts}회 합계 (멈춘 사이 제외)`;
+        ? t('time.attemptRunning', { n: attempts }) + (duration ? t('time.earlierTotal', { duration: shortDuration(duration) }) : '')
+        : t('time.attemptsTotal', { n: attempts });
     }
     let title = start ? `${start} ~ ${end || ''}` : '';
-    if (attempts > 1 && m.step1StrtDttm) title += ` (마지막 시도 ${m.step1StrtDttm} ~ ${m.step1EndDttm || ''})`;
+    if (attempts > 1 && m.step1StrtDttm) title += t('time.lastAttempt', { start: m.step1StrtDttm, end: m.step1EndDttm || '' });
     return { start, end, duration: running && attempts > 1 ? null : duration, attempts, note, title };
   }
 
   function step1Cell(m) {
-    const t = trainingTime(m);
-    const dur = t.duration ? ` <span class="muted">(${esc(shortDuration(t.duration))})</span>` : '';
-    let html = badge(m.step1Status, m.step1StatusName) + dur;
-    if (t.note) html += `<span class="sub" data-attempts="${esc(t.attempts)}">${esc(t.note)}</span>`;
+    const tm = trainingTime(m);
+    const dur = tm.duration ? ` <span class="muted">(${esc(shortDuration(tm.duration))})</span>` : '';
+    let html = badge(m.step1Status) + dur;
+    if (tm.note) html += `<span class="sub" data-attempts="${esc(tm.attempts)}">${esc(tm.note)}</span>`;
     if (m.step1Status === 'IN_PROGRESS') html += progressBar(m);
     else if ((m.step1Status === 'STOPPED' || m.step1Status === 'ERROR') && m.progress && m.progress.epochsDone) {
-      html += `<span class="sub">멈춘 지점: ${m.progress.epochsDone} / ${m.progress.totalEpoch} 에폭</span>`;
+      html += `<span class="sub">${esc(t('step1.stoppedAt', { done: m.progress.epochsDone, total: m.progress.totalEpoch }))}</span>`;
     }
     if (m.step1Status === 'COMPLETED' && m.bestEpoch !== null && m.bestEpoch !== undefined) {
       html += `<span class="sub">Best Epoch: ${esc(m.bestEpoch)}</span>`;
@@ -550,27 +499,32 @@
   function step2Cell(m) {
     if (m.step2Status === 'READY' && m.step1Status !== 'COMPLETED') return '<span class="step-none">-</span>';
     const dur = m.step2Duration ? ` <span class="muted">(${esc(shortDuration(m.step2Duration))})</span>` : '';
-    let html = badge(m.step2Status, m.step2StatusName) + dur;
-    if (m.step2Status === 'IN_PROGRESS') html += '<span class="sub">테스트 중…</span>';
+    let html = badge(m.step2Status) + dur;
+    if (m.step2Status === 'IN_PROGRESS') html += `<span class="sub">${esc(t('step2.testing'))}</span>`;
     return html;
+  }
+
+  /** GENERAL, FINE_TUNE, TRANSFER in this language (trainType.<code>); another code as it is. */
+  function trainTypeName(code) {
+    return ['GENERAL', 'FINE_TUNE', 'TRANSFER'].includes(code) ? t(`trainType.${code}`) : (code || '');
   }
 
   function modelGroupHtml(m) {
     const err = explainError(m);
-    const t = trainingTime(m);
+    const tm = trainingTime(m);
     const u = esc(m.uuid);
     const memo = m.memo ? `<span class="sub memo" title="${esc(m.memo)}">${esc(m.memo)}</span>` : '';
     const row = `<tr class="model-row${err ? ' has-error' : ''}" data-uuid="${u}">
-      <td class="cell-select" data-label="비교 선택">${list.selectCell(m)}</td>
-      <td><a class="model-link" href="#/models/${u}" title="상세 보기">${esc(m.modelNo)}</a>
-        <span class="sub">${esc(m.trainTypeName || m.trainType || '')} · #${esc(m.id)}</span></td>
+      <td class="cell-select" data-label="${esc(t('col.select'))}">${list.selectCell(m)}</td>
+      <td><a class="model-link" href="#/models/${u}" title="${esc(t('row.details'))}">${esc(m.modelNo)}</a>
+        <span class="sub">${esc(trainTypeName(m.trainType))} · #${esc(m.id)}</span></td>
       <td>${esc(m.modelVer)}${memo}</td>
-      <td class="cell-metric num" data-label="지표">${list.metricCell(m)}</td>
-      <td class="cell-status">${badge(m.statusCd, m.statusName)}<span class="sub">${esc(overallMessage(m))}</span>${retryStatusLine(m)}</td>
-      <td class="cell-step1" data-label="학습(Step1)">${step1Cell(m)}</td>
-      <td class="cell-step2" data-label="테스트(Step2)">${step2Cell(m)}</td>
-      <td class="time cell-time" data-label="학습 시간" title="${esc(t.title)}">${esc(timeRange(t.start, t.end))}</td>
-      <td class="time cell-time" data-label="테스트 시간" title="${esc(m.step2StrtDttm || '')}${m.step2EndDttm ? ` ~ ${esc(m.step2EndDttm)}` : ''}">${esc(timeRange(m.step2StrtDttm, m.step2EndDttm))}</td>
+      <td class="cell-metric num" data-label="${esc(t('row.metric'))}">${list.metricCell(m)}</td>
+      <td class="cell-status">${badge(m.statusCd)}<span class="sub">${esc(overallMessage(m))}</span>${retryStatusLine(m)}</td>
+      <td class="cell-step1" data-label="${esc(t('col.step1'))}">${step1Cell(m)}</td>
+      <td class="cell-step2" data-label="${esc(t('col.step2'))}">${step2Cell(m)}</td>
+      <td class="time cell-time" data-label="${esc(t('col.trainTime'))}" title="${esc(tm.title)}">${esc(timeRange(tm.start, tm.end))}</td>
+      <td class="time cell-time" data-label="${esc(t('col.testTime'))}" title="${esc(m.step2StrtDttm || '')}${m.step2EndDttm ? ` ~ ${esc(m.step2EndDttm)}` : ''}">${esc(timeRange(m.step2StrtDttm, m.step2EndDttm))}</td>
       <td class="cell-actions">${actionButtons(m)}</td>
     </tr>`;
     const errRow = err ? `<tr class="error-row" data-uuid="${u}"><td colspan="10">${errorBox(err, { uuid: m.uuid })}</td></tr>` : '';
@@ -610,12 +564,11 @@
     if (empty) {
       // an empty page under a filter says so and offers the way back, not "create a model"
       const filtered = filtersActive();
-      $('#empty-text').textContent = filtered
-        ? '필터에 맞는 모델이 없습니다.'
-        : '표시할 모델이 없습니다. [➕ 새 모델]로 등록하세요.';
+      $('#empty-text').textContent = filtered ? t('list.emptyFiltered') : t('list.empty');
       $('#clear-filters').hidden = !filtered;
     }
-    $('#total-count').textContent = state.loaded ? `총 ${state.totalElements.toLocaleString('ko-KR')}개 모델` : '';
+    $('#total-count').textContent = state.loaded
+      ? t('list.total', { n: state.totalElements.toLocaleString(LOCALE) }) : '';
     renderPager();
   }
 
@@ -627,14 +580,14 @@
     const set = new Set([0, pages - 1, cur - 2, cur - 1, cur, cur + 1, cur + 2].filter((p) => p >= 0 && p < pages));
     const list = Array.from(set).sort((a, b) => a - b);
     const parts = [];
-    parts.push(`<button type="button" class="btn btn-plain" data-page="${cur - 1}" ${cur === 0 ? 'disabled' : ''} aria-label="이전">‹ 이전</button>`);
+    parts.push(`<button type="button" class="btn btn-plain" data-page="${cur - 1}" ${cur === 0 ? 'disabled' : ''} aria-label="${esc(t('pager.prev'))}">‹ ${esc(t('pager.prev'))}</button>`);
     let last = -1;
     for (const p of list) {
       if (p - last > 1) parts.push('<span class="gap">…</span>');
       parts.push(`<button type="button" class="btn btn-plain" data-page="${p}" ${p === cur ? 'aria-current="page"' : ''}>${p + 1}</button>`);
       last = p;
     }
-    parts.push(`<button type="button" class="btn btn-plain" data-page="${cur + 1}" ${cur >= pages - 1 ? 'disabled' : ''} aria-label="다음">다음 ›</button>`);
+    parts.push(`<button type="button" class="btn btn-plain" data-page="${cur + 1}" ${cur >= pages - 1 ? 'disabled' : ''} aria-label="${esc(t('pager.next'))}">${esc(t('pager.next'))} ›</button>`);
     nav.innerHTML = parts.join('');
   }
 
@@ -701,13 +654,13 @@
       state.totalPages = data.totalPages;
       state.loaded = true;
       listFailed = false;
-      $('#last-updated').textContent = `갱신 ${new Date().toLocaleTimeString('ko-KR', { hour12: false, timeZone: displayTimeZone() })}`;
+      $('#last-updated').textContent = t('list.updated', { time: new Date().toLocaleTimeString(LOCALE, { hour12: false, timeZone: displayTimeZone() }) });
       if ($('#banner').dataset.kind === 'list') hideBanner();
       renderTable();
     } catch (err) {
       if (seq !== state.listSeq) return;
       listFailed = true;
-      showBanner(`모델 목록을 불러오지 못했습니다. ${plainFailure(err)}`, 'list');
+      showBanner(t('list.loadFailed', { failure: plainFailure(err) }), 'list');
     }
   }
 
@@ -879,7 +832,7 @@
   // ---- confirmation ------------------------------------------------------------------------
 
   /** Resolves to the form's values (an object) when confirmed, null when not. */
-  function confirmDialog({ title, text, extraHtml = '', okLabel = '확인', okClass = 'btn-primary', onOpen = null }) {
+  function confirmDialog({ title, text, extraHtml = '', okLabel = t('dialog.ok'), okClass = 'btn-primary', onOpen = null }) {
     const dlg = $('#confirm-dialog');
     $('#confirm-title').textContent = title;
     $('#confirm-text').textContent = text;
@@ -915,36 +868,36 @@
 
   const COMMANDS = {
     run: {
-      path: (u) => `/api/train/run/${u}`, done: '학습이 시작되었습니다.', fail: '학습 실행 실패',
+      path: (u) => `/api/train/run/${u}`, done: t('cmd.run.done'), fail: t('cmd.run.fail'),
     },
     cancel: {
-      path: (u) => `/api/train/cancel/${u}`, done: '학습이 취소되었습니다.', fail: '학습 취소 실패',
+      path: (u) => `/api/train/cancel/${u}`, done: t('cmd.cancel.done'), fail: t('cmd.cancel.fail'),
       confirm: () => ({
-        title: '⏹️ 학습 취소', okLabel: '학습 취소', okClass: 'btn-danger',
-        text: '학습을 취소하시겠습니까? 컨테이너를 멈추고, 마지막으로 끝난 에폭의 체크포인트를 남깁니다.',
+        title: t('btn.cancel'), okLabel: t('cmd.cancel.ok'), okClass: 'btn-danger',
+        text: t('cmd.cancel.question'),
       }),
     },
     restart: {
-      path: (u) => `/api/train/restart/${u}`, done: '학습이 재시작되었습니다.', fail: '학습 재시작 실패',
+      path: (u) => `/api/train/restart/${u}`, done: t('cmd.restart.done'), fail: t('cmd.restart.fail'),
       confirm: () => ({
-        title: '🔄 재실행', okLabel: '처음부터 재실행', okClass: 'btn-warning',
-        text: '처음부터 다시 학습을 시작하시겠습니까? 이전 산출물은 따로 보관되고, 메트릭과 Best Epoch는 초기화됩니다.',
+        title: t('btn.restart'), okLabel: t('cmd.restart.ok'), okClass: 'btn-warning',
+        text: t('cmd.restart.question'),
       }),
     },
     resume: {
-      path: (u) => `/api/train/resume/${u}`, done: '학습이 재개되었습니다.', fail: '학습 이어하기 실패',
+      path: (u) => `/api/train/resume/${u}`, done: t('cmd.resume.done'), fail: t('cmd.resume.fail'),
       confirm: (m) => ({
-        title: '▶️ 이어하기', okLabel: '이어하기', okClass: 'btn-info',
-        text: `중단된 지점부터 학습을 이어가시겠습니까? Epoch ${m.progress.checkpointEpoch} 체크포인트에서 Epoch ${m.progress.checkpointEpoch + 1}부터 계속합니다.`,
+        title: t('btn.resume'), okLabel: t('cmd.resume.ok'), okClass: 'btn-info',
+        text: t('cmd.resume.question', { epoch: m.progress.checkpointEpoch, next: m.progress.checkpointEpoch + 1 }),
       }),
     },
     testCancel: {
-      path: (u) => `/api/train/test/cancel/${u}`, done: '테스트가 취소되었습니다.', fail: '테스트 취소 실패',
+      path: (u) => `/api/train/test/cancel/${u}`, done: t('cmd.testCancel.done'), fail: t('cmd.testCancel.fail'),
       confirm: () => ({
-        title: '⏹️ 테스트 취소', okLabel: '테스트 취소', okClass: 'btn-danger', text: '테스트를 취소하시겠습니까?',
+        title: t('btn.testCancel'), okLabel: t('cmd.testCancel.ok'), okClass: 'btn-danger', text: t('cmd.testCancel.question'),
       }),
     },
-    test: { done: '테스트가 시작되었습니다.', fail: '테스트 실행 실패' },
+    test: { done: t('cmd.test.done'), fail: t('cmd.test.fail') },
   };
 
   function findModel(uuid) {
@@ -977,11 +930,11 @@
     const best = detail.bestEpoch;
     const preferred = epochs.includes(best) ? best : epochs[epochs.length - 1];
     const options = epochs.map((e) => `<option value="${e}" ${e === preferred ? 'selected' : ''}>Epoch ${e}${e === best ? ' (Best)' : ''}</option>`).join('');
-    const question = (e) => `Epoch ${e}으로 테스트를 실행하시겠습니까? 다른 에폭을 고를 수도 있습니다.`;
+    const question = (e) => t('cmd.test.question', { epoch: e });
     const values = await confirmDialog({
-      title: '🧪 테스트 실행', okLabel: '테스트 실행', okClass: 'btn-success',
+      title: t('btn.test'), okLabel: t('cmd.test.ok'), okClass: 'btn-success',
       text: question(preferred),
-      extraHtml: `<label>테스트할 에폭 <select name="epoch" id="test-epoch">${options}</select></label>`,
+      extraHtml: `<label>${esc(t('cmd.test.epoch'))} <select name="epoch" id="test-epoch">${options}</select></label>`,
       onOpen: () => {
         $('#test-epoch').addEventListener('change', (ev) => { $('#confirm-text').textContent = question(ev.target.value); });
       },
@@ -1028,9 +981,9 @@
     try {
       const data = await api('POST', `/api/train/status/${uuid}`, { body: {} });
       mergeModel(data);
-      toast('상태를 동기화했습니다.');
+      toast(t('cmd.sync.done'));
     } catch (err) {
-      showBanner(`상태 동기화 실패 — ${plainFailure(err)}`);
+      showBanner(`${t('cmd.sync.fail')} — ${plainFailure(err)}`);
     } finally {
       state.watchUntil = Date.now() + AFTER_COMMAND_MS;
       setBusy(uuid, false);
@@ -1059,17 +1012,18 @@
     $('#panel').hidden = false;
     $('#panel-backdrop').hidden = false;
     setBackgroundInert(true);
-    $('#panel-title').textContent = '불러오는 중…';
+    const loading = `<p class="note">${esc(t('panel.loading'))}</p>`;
+    $('#panel-title').textContent = t('panel.loading');
     $('#panel-title').focus();
     $('#panel-body').innerHTML = `
       <div data-sec="error"></div>
       <section data-sec="actions"></section>
-      <section><h3>진행 상황</h3><div data-sec="steps"></div></section>
-      <section id="sec-curves"><h3>학습 곡선</h3><div data-sec="curves"><p class="note">불러오는 중…</p></div></section>
-      <section id="sec-results"><h3>테스트 결과</h3><div data-sec="results"><p class="note">불러오는 중…</p></div></section>
-      <section id="sec-logs"><h3>로그</h3><div data-sec="logs"><p class="note">불러오는 중…</p></div></section>
-      <section id="sec-jobs"><h3>작업 이력 (시도)</h3><div data-sec="jobs"></div></section>
-      <section><h3>모델 정보</h3><div data-sec="info"></div></section>`;
+      <section><h3>${esc(t('panel.progress'))}</h3><div data-sec="steps"></div></section>
+      <section id="sec-curves"><h3>${esc(t('panel.curves'))}</h3><div data-sec="curves">${loading}</div></section>
+      <section id="sec-results"><h3>${esc(t('panel.results'))}</h3><div data-sec="results">${loading}</div></section>
+      <section id="sec-logs"><h3>${esc(t('panel.logs'))}</h3><div data-sec="logs">${loading}</div></section>
+      <section id="sec-jobs"><h3>${esc(t('panel.jobs'))}</h3><div data-sec="jobs"></div></section>
+      <section><h3>${esc(t('panel.info'))}</h3><div data-sec="info"></div></section>`;
     refreshPanel().then(() => {
       if (state.panel && state.panel.uuid === uuid && section) scrollToSection(section);
       schedule();
@@ -1116,7 +1070,7 @@
       detail = await api('GET', `/api/models/${uuid}`);
     } catch (err) {
       if (state.panel !== p) return;
-      $('#panel-title').textContent = '모델을 불러오지 못했습니다';
+      $('#panel-title').textContent = t('panel.loadFailed');
       setSection('error', `<div class="errbox sev-error">${esc(plainFailure(err))}</div>`);
       return;
     }
@@ -1141,7 +1095,7 @@
     const p = state.panel;
     if (!p || !p.detail) return;
     const d = p.detail;
-    $('#panel-title').innerHTML = `${esc(d.modelNo)} <span class="muted">${esc(d.modelVer)}</span> ${badge(d.statusCd, d.statusName)} <span class="muted">${esc(overallMessage(d))}</span>`;
+    $('#panel-title').innerHTML = `${esc(d.modelNo)} <span class="muted">${esc(d.modelVer)}</span> ${badge(d.statusCd)} <span class="muted">${esc(overallMessage(d))}</span>`;
     const err = explainError(d);
     const jobs = d.jobs || [];
     const lastJob = jobs[jobs.length - 1];
@@ -1153,83 +1107,84 @@
     setSection('info', infoHtml(d));
   }
 
-  function stepCard(name, code, statusName, start, end, duration, extra) {
+  function stepCard(name, code, start, end, duration, extra) {
     return `<div class="step-card">
-      <div class="step-head"><span>${name}</span>${badge(code, statusName)}</div>
+      <div class="step-head"><span>${esc(name)}</span>${badge(code)}</div>
       <div class="step-time">
-        ${start ? `시작: ${esc(start)}` : '시작 전'}${end ? `<br>종료: ${esc(end)}` : ''}${duration ? `<br>소요시간: ${esc(duration)}` : ''}
+        ${start ? esc(t('step.start', { time: start })) : esc(t('step.notStarted'))}${end ? `<br>${esc(t('step.end', { time: end }))}` : ''}${duration ? `<br>${esc(t('step.duration', { duration }))}` : ''}
       </div>${extra || ''}</div>`;
   }
 
   function stepsHtml(d) {
     const p = d.progress || {};
     const s1extra = (d.step1Status === 'IN_PROGRESS' ? progressBar(d)
-      : `<div class="step-time">에폭: ${p.epochsDone || 0} / ${p.totalEpoch || '-'}${p.checkpointEpoch ? ` · 체크포인트 E${p.checkpointEpoch}` : ''}</div>`)
+      : `<div class="step-time">${esc(t('step.epochs', { done: p.epochsDone || 0, total: p.totalEpoch || '-' }))}${p.checkpointEpoch ? esc(t('progress.checkpoint', { epoch: p.checkpointEpoch })) : ''}</div>`)
       + (d.bestEpoch !== null && d.bestEpoch !== undefined ? `<div class="step-time"><b>Best Epoch: ${esc(d.bestEpoch)}</b></div>` : '');
     const evalJobs = (d.jobs || []).filter((j) => j.jobType === 'EVAL');
     const lastEval = evalJobs[evalJobs.length - 1];
     const s2extra = lastEval && lastEval.params && lastEval.params.epoch
-      ? `<div class="step-time">테스트 에폭: ${esc(lastEval.params.epoch)}</div>` : '';
-    const t = trainingTime(d);
-    const total = t.duration && t.attempts > 1 ? `${t.duration} (시도 ${t.attempts}회 합계, 멈춘 사이 제외)` : t.duration;
-    const s1note = t.attempts > 1 && d.step1Status === 'IN_PROGRESS' ? `<div class="step-time">${esc(t.note)}</div>` : '';
+      ? `<div class="step-time">${esc(t('step.testEpoch', { epoch: lastEval.params.epoch }))}</div>` : '';
+    const tm = trainingTime(d);
+    const total = tm.duration && tm.attempts > 1
+      ? t('step.totalOfAttempts', { duration: fmtDuration(tm.duration), n: tm.attempts }) : fmtDuration(tm.duration);
+    const s1note = tm.attempts > 1 && d.step1Status === 'IN_PROGRESS' ? `<div class="step-time">${esc(tm.note)}</div>` : '';
     return `<div class="steps">
-      ${stepCard('학습 (Step1)', d.step1Status, d.step1StatusName, t.start, t.end, total, s1note + s1extra)}
-      ${stepCard('테스트 (Step2)', d.step2Status, d.step2StatusName, d.step2StrtDttm, d.step2EndDttm, d.step2Duration, s2extra)}
+      ${stepCard(t('step.step1'), d.step1Status, tm.start, tm.end, total, s1note + s1extra)}
+      ${stepCard(t('step.step2'), d.step2Status, d.step2StrtDttm, d.step2EndDttm, fmtDuration(d.step2Duration), s2extra)}
     </div>`;
   }
 
   function jobsHtml(d) {
     const jobs = (d.jobs || []).slice().reverse();
-    if (!jobs.length) return '<p class="note">아직 실행한 작업이 없습니다.</p>';
+    if (!jobs.length) return `<p class="note">${esc(t('jobs.none'))}</p>`;
     const rows = jobs.map((j) => {
       const params = j.params || {};
       const kind = j.jobType === 'TRAIN'
-        ? `학습${params.resume_from ? ` (이어하기 E${esc(params.resume_from)}~)` : ''}`
-        : `테스트 (Epoch ${esc(params.epoch ?? '-')})`;
+        ? esc(t('what.Train')) + (params.resume_from ? esc(t('jobs.resumedFrom', { epoch: params.resume_from })) : '')
+        : esc(t('jobs.testOf', { epoch: params.epoch ?? '-' }));
       const exit = (j.exitCode === null || j.exitCode === undefined ? '-' : esc(j.exitCode))
         + (j.containerExitCode !== null && j.containerExitCode !== undefined && j.containerExitCode !== j.exitCode
-          ? `<span class="sub" title="컨테이너 자체의 종료 코드 (143: SIGTERM, 137: SIGKILL)">컨테이너 ${esc(j.containerExitCode)}</span>` : '');
+          ? `<span class="sub" title="${esc(t('jobs.containerExitTitle'))}">${esc(t('jobs.containerExit', { code: j.containerExitCode }))}</span>` : '');
       const oom = j.oomKilled ? ' <span class="badge badge-ERROR">OOM</span>' : '';
       const msg = j.errorMessage
         ? (j.errorMessage.length > 80 || j.errorMessage.includes('\n')
           ? `<details><summary>${esc(j.errorMessage.split('\n').filter(Boolean).slice(-1)[0].slice(0, 80))}</summary><div class="job-err mono">${esc(j.errorMessage)}</div></details>`
           : `<span class="job-err mono">${esc(j.errorMessage)}</span>`)
         : '';
-      const current = j.id === d.currentAttemptId ? '<span class="sub">현재</span>' : '';
-      const times = `<span title="대기열 등록 ${esc(j.queuedDttm || '-')}">${esc(timeRange(j.startedDttm, j.finishedDttm))}</span>`;
+      const current = j.id === d.currentAttemptId ? `<span class="sub">${esc(t('jobs.current'))}</span>` : '';
+      const times = `<span title="${esc(t('jobs.queuedAt', { time: j.queuedDttm || '-' }))}">${esc(timeRange(j.startedDttm, j.finishedDttm))}</span>`;
       return `<tr data-job="${esc(j.id)}">
-        <td class="num">${esc(j.attempt)}${current}</td><td>${kind}</td><td>${jobBadge(j.statusCd)}${j.queuePosition ? `<span class="sub">대기 순번 ${esc(j.queuePosition)}</span>` : ''}</td>
+        <td class="num">${esc(j.attempt)}${current}</td><td>${kind}</td><td>${jobBadge(j.statusCd)}${j.queuePosition ? `<span class="sub">${esc(t('jobs.queuePlace', { n: j.queuePosition }))}</span>` : ''}</td>
         <td>${esc(j.node || '-')}${j.gpuIds && j.gpuIds.length ? `<span class="sub">GPU ${esc(j.gpuIds.join(','))}</span>` : ''}</td>
-        <td class="time">${times}</td><td class="time">${esc(j.duration || '-')}</td>
+        <td class="time">${times}</td><td class="time">${esc(fmtDuration(j.duration) || '-')}</td>
         <td class="num">${exit}${oom}</td><td>${msg}</td>
-        <td><button type="button" class="btn btn-plain" data-log-job="${esc(j.id)}">로그</button></td>
+        <td><button type="button" class="btn btn-plain" data-log-job="${esc(j.id)}">${esc(t('jobs.log'))}</button></td>
       </tr>`;
     }).join('');
     return `<div class="table-wrap"><table class="plain jobs">
-      <thead><tr><th class="num">시도</th><th>유형</th><th>상태</th><th>노드</th><th>시작 ~ 종료</th><th>소요</th><th class="num">종료 코드</th><th>오류</th><th></th></tr></thead>
+      <thead><tr><th class="num">${esc(t('jobs.col.attempt'))}</th><th>${esc(t('jobs.col.type'))}</th><th>${esc(t('jobs.col.status'))}</th><th>${esc(t('jobs.col.node'))}</th><th>${esc(t('jobs.col.time'))}</th><th>${esc(t('jobs.col.took'))}</th><th class="num">${esc(t('jobs.col.exit'))}</th><th>${esc(t('jobs.col.error'))}</th><th></th></tr></thead>
       <tbody>${rows}</tbody></table></div>`;
   }
 
   function infoHtml(d) {
-    const res = d.resources && Object.keys(d.resources).length ? JSON.stringify(d.resources) : '기본값';
+    const res = d.resources && Object.keys(d.resources).length ? JSON.stringify(d.resources) : t('info.default');
     const envPairs = Object.entries(d.env || {});
     const env = envPairs.length
       ? `<pre class="log">${esc(envPairs.map(([k, val]) => `${k}=${val}`).join('\n'))}</pre>` : '-';
     return `<dl class="kv">
       <dt>UUID</dt><dd class="mono">${esc(d.uuid)}</dd>
-      <dt>학습 유형</dt><dd>${esc(d.trainTypeName || d.trainType)}</dd>
-      <dt>이미지</dt><dd class="mono">${esc(d.image || '-')}</dd>
-      <dt>데이터셋</dt><dd>${esc(d.usesDataset === false ? '없음 (이미지가 데이터를 가져옴)' : (d.dataset || '노드 기본 (demo)'))}</dd>
-      <dt>자원</dt><dd class="mono">${esc(res)}</dd>
-      <dt>공유 메모리</dt><dd>${esc(d.shmSizeMb ? `${d.shmSizeMb} MB` : '기본값 (메모리 한도의 1/2, 최소 1024 MB)')}</dd>
-      <dt>네트워크</dt><dd>${d.network ? '허용 (bridge)' : '없음'}</dd>
-      <dt>환경 변수</dt><dd>${env}</dd>
-      <dt>멈춤 감지</dt><dd>${d.stallTimeoutS === null || d.stallTimeoutS === undefined ? '노드 기본값' : (d.stallTimeoutS === 0 ? '끔' : `${esc(d.stallTimeoutS)}초`)}</dd>
-      <dt>우선순위</dt><dd data-priority>${esc(d.priority ?? 0)} <span class="hint">높을수록 먼저 시작 (같으면 먼저 요청한 순서)</span></dd>
-      <dt>등록</dt><dd>${esc(d.createdDttm || '-')}</dd>
-      <dt>메모</dt><dd>${esc(d.memo || '-')}</dd>
-      <dt>하이퍼파라미터</dt><dd><pre class="log">${esc(JSON.stringify(d.params || {}, null, 2))}</pre></dd>
+      <dt>${esc(t('info.trainType'))}</dt><dd>${esc(trainTypeName(d.trainType))}</dd>
+      <dt>${esc(t('info.image'))}</dt><dd class="mono">${esc(d.image || '-')}</dd>
+      <dt>${esc(t('info.dataset'))}</dt><dd>${esc(d.usesDataset === false ? t('info.noDataset') : (d.dataset || t('info.nodeDataset')))}</dd>
+      <dt>${esc(t('info.resources'))}</dt><dd class="mono">${esc(res)}</dd>
+      <dt>${esc(t('info.shm'))}</dt><dd>${esc(d.shmSizeMb ? `${d.shmSizeMb} MB` : t('info.shmDefault'))}</dd>
+      <dt>${esc(t('info.network'))}</dt><dd>${esc(d.network ? t('info.networkAllowed') : t('info.none'))}</dd>
+      <dt>${esc(t('info.env'))}</dt><dd>${env}</dd>
+      <dt>${esc(t('info.stall'))}</dt><dd>${esc(d.stallTimeoutS === null || d.stallTimeoutS === undefined ? t('info.nodeDefault') : (d.stallTimeoutS === 0 ? t('info.off') : t('duration.s', { s: d.stallTimeoutS })))}</dd>
+      <dt>${esc(t('info.priority'))}</dt><dd data-priority>${esc(d.priority ?? 0)} <span class="hint">${esc(t('info.priorityHint'))}</span></dd>
+      <dt>${esc(t('info.created'))}</dt><dd>${esc(d.createdDttm || '-')}</dd>
+      <dt>${esc(t('info.memo'))}</dt><dd>${esc(d.memo || '-')}</dd>
+      <dt>${esc(t('info.params'))}</dt><dd><pre class="log">${esc(JSON.stringify(d.params || {}, null, 2))}</pre></dd>
     </dl>`;
   }
 
@@ -1271,30 +1226,30 @@
       if (p.logStream === stream) p.logStream = null;
       p.logsKey = null;
       const note = document.querySelector('#panel-body [data-log-live-note]');
-      if (note) note.textContent = '⚠️ 실시간 로그 연결이 끊겼습니다. 잠시 후 다시 연결합니다.';
+      if (note) note.textContent = t('log.disconnected');
     };
     stream.source.addEventListener('end', () => {
       stream.source.close();
       stream.ended = true;
       const note = document.querySelector('#panel-body [data-log-live-note]');
-      if (note) note.textContent = '✔ 컨테이너가 종료되었습니다. 전체 로그는 다운로드할 수 있습니다.';
+      if (note) note.textContent = t('log.ended');
     });
   }
 
   async function loadLogs(p, lastJob) {
     const jobId = p.logJobId;
-    if (!lastJob && !jobId) { setSection('logs', '<p class="note">아직 실행한 작업이 없습니다.</p>'); return; }
+    if (!lastJob && !jobId) { setSection('logs', `<p class="note">${esc(t('jobs.none'))}</p>`); return; }
     try {
       const data = await api('GET', `/api/models/${p.uuid}/logs${jobId ? `?jobId=${jobId}` : ''}`);
       if (state.panel !== p) return;
       p.logTail = data.logTail;
       const download = data.downloadUrl
-        ? ` <a href="${esc(data.downloadUrl)}" class="model-link" data-log-download download>전체 로그 다운로드</a>` : '';
+        ? ` <a href="${esc(data.downloadUrl)}" class="model-link" data-log-download download>${esc(t('log.download'))}</a>` : '';
       const head = data.jobId
-        ? `<p class="note">시도 ${esc(data.attempt)} (${data.jobType === 'EVAL' ? '테스트' : '학습'}, 작업 #${esc(data.jobId)}) ${jobBadge(data.statusCd)}${jobId ? ' <button type="button" class="btn btn-plain" data-log-job="">현재 작업 로그</button>' : ''}${download}</p>` : '';
+        ? `<p class="note">${esc(t('log.head', { attempt: data.attempt, what: t(data.jobType === 'EVAL' ? 'what.test' : 'what.train'), job: data.jobId }))} ${jobBadge(data.statusCd)}${jobId ? ` <button type="button" class="btn btn-plain" data-log-job="">${esc(t('log.currentJob'))}</button>` : ''}${download}</p>` : '';
       if (data.running && data.streamUrl) {
         const live = p.logStream && p.logStream.jobId === data.jobId ? p.logStream.lines.join('\n') : '';
-        setSection('logs', `${head}<p class="note" data-log-live-note>● 실행 중 — 로그를 실시간으로 보여 줍니다 (최근 ${LIVE_LOG_LINES}줄).</p><pre class="log log-live" data-log-live>${esc(live)}</pre>`);
+        setSection('logs', `${head}<p class="note" data-log-live-note>${esc(t('log.live', { n: LIVE_LOG_LINES }))}</p><pre class="log log-live" data-log-live>${esc(live)}</pre>`);
         startLogStream(p, data);
         renderPanel();
         return;
@@ -1306,7 +1261,7 @@
       renderPanel();
     } catch (err) {
       if (state.panel !== p) return;
-      setSection('logs', `<p class="note">로그를 불러오지 못했습니다: ${esc(plainFailure(err))}</p>`);
+      setSection('logs', `<p class="note">${esc(t('log.loadFailed', { failure: plainFailure(err) }))}</p>`);
     }
   }
 
@@ -1314,9 +1269,9 @@
     const hasSuccess = (d.jobs || []).some((j) => j.jobType === 'EVAL' && j.statusCd === 'SUCCESS');
     if (!hasSuccess) {
       const msg = d.step1Status === 'COMPLETED'
-        ? (d.step2Status === 'IN_PROGRESS' ? '테스트 진행 중…' : '아직 테스트 결과가 없습니다. [🧪 테스트 실행]으로 원하는 에폭을 테스트하세요.')
-        : '학습이 완료되면 테스트할 수 있습니다.';
-      setSection('results', `<p class="note">${msg}</p>`);
+        ? (d.step2Status === 'IN_PROGRESS' ? t('results.testing') : t('results.none'))
+        : t('results.afterTraining');
+      setSection('results', `<p class="note">${esc(msg)}</p>`);
       return;
     }
     try {
@@ -1326,17 +1281,17 @@
       shadeConfusion();
     } catch (err) {
       if (state.panel !== p) return;
-      setSection('results', `<p class="note">테스트 결과를 불러오지 못했습니다: ${esc(plainFailure(err))}</p>`);
+      setSection('results', `<p class="note">${esc(t('results.loadFailed', { failure: plainFailure(err) }))}</p>`);
     }
   }
 
   function resultsHtml(uuid, r, d) {
     const s = r.summary || {};
-    const head = `<p class="note">작업 #${esc(r.jobId)} · Epoch ${esc(r.epoch ?? '-')} · ${esc(r.finishedDttm || '')}${d.step2Status !== 'COMPLETED' ? ' · (가장 최근에 성공한 테스트)' : ''}</p>`;
+    const head = `<p class="note">${esc(t('results.job', { job: r.jobId }))} · Epoch ${esc(r.epoch ?? '-')} · ${esc(r.finishedDttm || '')}${d.step2Status !== 'COMPLETED' ? esc(t('results.lastSuccessful')) : ''}</p>`;
     const cards = `<dl class="kv" data-test-metrics>
       <dt>test_loss</dt><dd>${esc(fmtNum(s.test_loss ?? (r.rows[0] || {}).test_loss))}</dd>
       <dt>test_accuracy</dt><dd><b>${esc(fmtNum(s.test_accuracy ?? (r.rows[0] || {}).test_accuracy))}</b></dd>
-      ${s.n_samples !== undefined ? `<dt>샘플 수</dt><dd>${esc(s.n_samples)}</dd>` : ''}
+      ${s.n_samples !== undefined ? `<dt>${esc(t('results.samples'))}</dt><dd>${esc(s.n_samples)}</dd>` : ''}
     </dl>`;
     let csvTable = '';
     if (r.columns && r.columns.length) {
@@ -1345,21 +1300,21 @@
     }
     let perClass = '';
     if (s.per_class && typeof s.per_class === 'object') {
-      perClass = `<h4>클래스별 정확도</h4><table class="plain"><thead><tr><th>클래스</th><th class="num">샘플</th><th class="num">정답</th><th class="num">정확도</th></tr></thead><tbody>${
+      perClass = `<h4>${esc(t('results.perClass'))}</h4><table class="plain"><thead><tr><th>${esc(t('results.class'))}</th><th class="num">${esc(t('results.classSamples'))}</th><th class="num">${esc(t('results.correct'))}</th><th class="num">${esc(t('results.accuracy'))}</th></tr></thead><tbody>${
         Object.entries(s.per_class).map(([c, v]) => `<tr><td>${esc(c)}</td><td class="num">${esc(v.total ?? '-')}</td><td class="num">${esc(v.correct ?? '-')}</td><td class="num">${esc(fmtNum(v.accuracy))}</td></tr>`).join('')
       }</tbody></table>`;
     }
     let confusion = '';
     if (Array.isArray(s.confusion_matrix) && Array.isArray(s.classes)) {
       const max = Math.max(1, ...s.confusion_matrix.flat());
-      confusion = `<h4>혼동 행렬 <span class="hint">(행: 실제, 열: 예측)</span></h4><table class="plain confusion"><thead><tr><th></th>${s.classes.map((c) => `<th class="num">${esc(c)}</th>`).join('')}</tr></thead><tbody>${
+      confusion = `<h4>${esc(t('results.confusion'))} <span class="hint">${esc(t('results.confusionHint'))}</span></h4><table class="plain confusion"><thead><tr><th></th>${s.classes.map((c) => `<th class="num">${esc(c)}</th>`).join('')}</tr></thead><tbody>${
         s.confusion_matrix.map((row, i) => `<tr><th>${esc(s.classes[i])}</th>${row.map((v) => `<td class="num" data-shade="${(v / max).toFixed(3)}">${esc(v)}</td>`).join('')}</tr>`).join('')
       }</tbody></table>`;
     }
     const problems = r.problems && r.problems.length ? `<p class="note">⚠️ ${esc(r.problems.join(' '))}</p>` : '';
     const download = r.downloadAvailable
-      ? `<p><a class="btn btn-plain" href="/api/models/${esc(uuid)}/results/download" download data-download="${esc(uuid)}">⬇️ 결과 ZIP 다운로드</a></p>`
-      : '<p class="note">결과 ZIP 파일이 없습니다.</p>';
+      ? `<p><a class="btn btn-plain" href="/api/models/${esc(uuid)}/results/download" download data-download="${esc(uuid)}">${esc(t('results.zip'))}</a></p>`
+      : `<p class="note">${esc(t('results.noZip'))}</p>`;
     return head + cards + download + csvTable + perClass + confusion + problems;
   }
 
@@ -1389,13 +1344,13 @@
       try { summary = await api('GET', `/api/models/${p.uuid}/metrics/summary`); } catch (err) { summary = null; }
     } catch (err) {
       if (state.panel !== p) return;
-      setSection('curves', `<p class="note">메트릭을 불러오지 못했습니다: ${esc(plainFailure(err))}</p>`);
+      setSection('curves', `<p class="note">${esc(t('curves.loadFailed', { failure: plainFailure(err) }))}</p>`);
       return;
     }
     if (state.panel !== p) return;
     if (!train.points.length && !val.points.length) {
-      const why = d.step1Status === 'IN_PROGRESS' ? '첫 에폭이 끝나면 곡선이 그려집니다.' : '아직 메트릭이 없습니다.';
-      setSection('curves', `<p class="note" data-no-metrics>${why}</p>`);
+      const why = d.step1Status === 'IN_PROGRESS' ? t('curves.afterFirstEpoch') : t('curves.none');
+      setSection('curves', `<p class="note" data-no-metrics>${esc(why)}</p>`);
       return;
     }
     const groups = metricGroups(train, val);
@@ -1403,7 +1358,7 @@
     const final = d.bestEpoch !== null && d.bestEpoch !== undefined;
     const best = final ? { epoch: d.bestEpoch, final: true } : provisionalBest(summary, train, val);
     const note = [train, val].filter((m) => m.downsampled)
-      .map((m) => `${m.split}: ${m.total}개 중 ${m.points.length}개 점 (${m.method || '축소'})`).join(' · ');
+      .map((m) => t('curves.downsampled', { split: m.split, total: m.total, n: m.points.length, method: m.method || t('curves.reduced') })).join(' · ');
     const container = document.createElement('div');
     container.className = 'charts';
     for (const g of groups) container.append(zoomableChart(g, best));
@@ -1422,7 +1377,7 @@
     return epoch === undefined ? null : { epoch, final: false };
   }
 
-  const METRIC_TITLES = { loss: '손실 (loss)', accuracy: '정확도 (accuracy)', lr: '학습률 (lr)' };
+  const METRIC_TITLES = { loss: t('metric.loss'), accuracy: t('metric.accuracy'), lr: t('metric.lr') };
   const TRAIN_COLOR = '#1976d2';
   const VAL_COLOR = '#f57c00';
   const EXTRA_COLORS = ['#388e3c', '#8e24aa', '#00897b', '#6d4c41', '#c2185b'];
@@ -1487,16 +1442,16 @@
 
     const grid = svg('g', { class: 'grid' });
     const axes = svg('g', { class: 'axis' });
-    for (const t of niceTicks(ymin, ymax, 5)) {
-      if (t < ymin || t > ymax) continue;
-      grid.append(svg('line', { x1: M.l, x2: W - M.r, y1: Y(t), y2: Y(t) }));
-      root.append(svg('text', { x: M.l - 6, y: Y(t) + 3.5, 'text-anchor': 'end' }, String(Number(t.toPrecision(6)))));
+    for (const tick of niceTicks(ymin, ymax, 5)) {
+      if (tick < ymin || tick > ymax) continue;
+      grid.append(svg('line', { x1: M.l, x2: W - M.r, y1: Y(tick), y2: Y(tick) }));
+      root.append(svg('text', { x: M.l - 6, y: Y(tick) + 3.5, 'text-anchor': 'end' }, String(Number(tick.toPrecision(6)))));
     }
-    const xt = niceTicks(xmin, xmax, Math.min(8, Math.max(1, Math.round(xmax - xmin)))).filter((t) => Number.isInteger(t));
-    for (const t of xt) {
-      if (t < xmin || t > xmax) continue;
-      axes.append(svg('line', { x1: X(t), x2: X(t), y1: H - M.b, y2: H - M.b + 4 }));
-      root.append(svg('text', { x: X(t), y: H - M.b + 15, 'text-anchor': 'middle' }, String(t)));
+    const xt = niceTicks(xmin, xmax, Math.min(8, Math.max(1, Math.round(xmax - xmin)))).filter((tick) => Number.isInteger(tick));
+    for (const tick of xt) {
+      if (tick < xmin || tick > xmax) continue;
+      axes.append(svg('line', { x1: X(tick), x2: X(tick), y1: H - M.b, y2: H - M.b + 4 }));
+      root.append(svg('text', { x: X(tick), y: H - M.b + 15, 'text-anchor': 'middle' }, String(tick)));
     }
     axes.append(svg('line', { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b }));
     axes.append(svg('line', { x1: M.l, x2: M.l, y1: M.t, y2: H - M.b }));
@@ -1507,7 +1462,7 @@
       const bx = X(bestEpoch);
       root.append(svg('line', { class: 'best-line', x1: bx, x2: bx, y1: M.t, y2: H - M.b, 'data-best-epoch': bestEpoch }));
       const right = bx > W - 90;
-      const label = best.final ? `★ Best Epoch ${bestEpoch}` : `☆ 현재 최고 Epoch ${bestEpoch} (잠정)`;
+      const label = best.final ? `★ Best Epoch ${bestEpoch}` : t('curves.provisionalBest', { epoch: bestEpoch });
       root.append(svg('text', { class: 'best-label', x: right ? bx - 4 : bx + 4, y: M.t + 8, 'text-anchor': right ? 'end' : 'start' }, label));
     }
 
@@ -1578,7 +1533,7 @@
   }
 
   /** lineChart that zooms: drag across it to draw just those epochs (the y axis fits them);
-   * 전체 보기 or a double-click draws it whole again. */
+   * the show-all button or a double-click draws it whole again. */
   function zoomableChart(group, best, range = null) {
     const inRange = (e) => !range || (e >= range[0] && e <= range[1]);
     const part = !range ? group : {
@@ -1591,7 +1546,7 @@
       const reset = document.createElement('button');
       reset.type = 'button';
       reset.className = 'btn btn-plain chart-reset';
-      reset.textContent = '전체 보기';
+      reset.textContent = t('chart.showAll');
       reset.addEventListener('click', () => again(null));
       $('.chart-title', wrap).append(' ', reset);
     }
@@ -1639,18 +1594,18 @@
       }
     }
     if (!rows.length) return '';
-    return `<h4>요약</h4><div class="table-wrap"><table class="plain" data-metric-summary><thead><tr><th>구분</th><th>메트릭</th>
-      <th class="num">${best && !best.final ? '현재 최고' : 'Best'} Epoch${bestEpoch !== null ? ` (${esc(bestEpoch)})` : ''}</th><th class="num">최소</th><th class="num">최대</th><th class="num">마지막</th></tr></thead>
+    return `<h4>${esc(t('summary.title'))}</h4><div class="table-wrap"><table class="plain" data-metric-summary><thead><tr><th>${esc(t('summary.split'))}</th><th>${esc(t('summary.metric'))}</th>
+      <th class="num">${best && !best.final ? esc(t('summary.bestSoFar')) : 'Best'} Epoch${bestEpoch !== null ? ` (${esc(bestEpoch)})` : ''}</th><th class="num">${esc(t('summary.min'))}</th><th class="num">${esc(t('summary.max'))}</th><th class="num">${esc(t('summary.last'))}</th></tr></thead>
       <tbody>${rows.join('')}</tbody></table></div>`;
   }
 
   // ---- create form -------------------------------------------------------------------------
 
   function numberOrRaw(text, integer) {
-    const t = text.trim();
-    if (t === '') return undefined;
-    const n = Number(t);
-    if (!Number.isFinite(n)) return t; // let the API name the field
+    const trimmed = text.trim();
+    if (trimmed === '') return undefined;
+    const n = Number(trimmed);
+    if (!Number.isFinite(n)) return trimmed; // let the API name the field
     if (integer && !Number.isInteger(n)) return n;
     return n;
   }
@@ -1685,7 +1640,7 @@
       const line = lines[i].replace(/\r$/, '');
       if (!line.trim()) continue;
       const at = line.indexOf('=');
-      if (at <= 0) return `${i + 1}번째 줄 "${line}": KEY=VALUE 형식이 아닙니다.`;
+      if (at <= 0) return t('create.envLine', { n: i + 1, line });
       env[line.slice(0, at).trim()] = line.slice(at + 1);
     }
     return env;
@@ -1704,7 +1659,7 @@
         extra = JSON.parse(v('extra'));
         if (!extra || typeof extra !== 'object' || Array.isArray(extra)) throw new Error('not an object');
       } catch (err) {
-        errBox.textContent = 'params (기타 하이퍼파라미터): 올바른 JSON 객체가 아닙니다. 예: {"lr": 0.1}';
+        errBox.textContent = t('create.paramsInvalid');
         errBox.hidden = false;
         form.elements.extra.classList.add('invalid');
         return;
@@ -1730,7 +1685,7 @@
     if (form.elements.network.checked) body.network = true;
     const env = parseEnv(v('env'));
     if (typeof env === 'string') {
-      errBox.textContent = `env (환경 변수): ${env}`;
+      errBox.textContent = t('create.envInvalid', { problem: env });
       errBox.hidden = false;
       form.elements.env.classList.add('invalid');
       return;
@@ -1745,12 +1700,12 @@
     try {
       const created = await api('POST', '/api/models', { body });
       $('#create-dialog').close();
-      toast(`모델이 등록되었습니다 (${created.modelNo} ${created.modelVer}).`);
+      toast(t('create.done', { modelNo: created.modelNo, modelVer: created.modelVer }));
       state.page = 0;
       saveQuery();
       await refreshNow();
     } catch (err) {
-      errBox.textContent = err.status === 400 ? `입력값을 확인하세요 — ${err.message}` : `등록 실패 — ${plainFailure(err)}`;
+      errBox.textContent = err.status === 400 ? t('create.checkInput', { message: err.message }) : t('create.failed', { failure: plainFailure(err) });
       errBox.hidden = false;
       if (err.status === 400) markInvalidFields(err.message);
       if (err.code === 'UNAUTHORIZED') openTokenDialog();
@@ -1831,7 +1786,7 @@
       const value = $('#token-input').value.trim();
       if (value) localStorage.setItem(TOKEN_KEY, value); else localStorage.removeItem(TOKEN_KEY);
       $('#token-dialog').close();
-      toast(value ? '토큰을 저장했습니다.' : '토큰을 지웠습니다.');
+      toast(value ? t('token.saved') : t('token.cleared'));
     });
     $('#token-clear').addEventListener('click', () => { $('#token-input').value = ''; });
     document.addEventListener('visibilitychange', () => {

@@ -4,7 +4,7 @@
   'use strict';
 
   const POLL_MS = 5000;
-  const { JOB_STATUS, $, esc } = window.trainyard; // common.js, loaded first
+  const { JOB_STATUS, $, esc, t, LOCALE } = window.trainyard; // common.js, loaded first
 
   /** The shared API call; a write sends `{}` and a missing token points at the dashboard's 🔑. */
   async function api(method, path) {
@@ -12,7 +12,7 @@
       return await window.trainyard.api(method, path, method === 'GET' ? {} : { body: {} });
     } catch (err) {
       if (err.code === 'UNAUTHORIZED') {
-        throw new Error('API 토큰이 필요합니다 — 모델 목록 화면의 [🔑 토큰]에 입력하세요.');
+        throw new Error(t('nodes.tokenNeeded'));
       }
       throw err;
     }
@@ -24,9 +24,9 @@
   }
 
   function age(seconds) {
-    if (seconds < 60) return `${Math.round(seconds)}초 전`;
-    if (seconds < 3600) return `${Math.floor(seconds / 60)}분 전`;
-    return `${Math.floor(seconds / 3600)}시간 전`;
+    if (seconds < 60) return t('nodes.ago.s', { n: Math.round(seconds) });
+    if (seconds < 3600) return t('nodes.ago.m', { n: Math.floor(seconds / 60) });
+    return t('nodes.ago.h', { n: Math.floor(seconds / 3600) });
   }
 
   function modelLink(uuid, label) {
@@ -34,41 +34,41 @@
   }
 
   function gpuTable(node) {
-    if (!node.gpus.length) return '<p class="note">GPU 없음 (NODE_GPUS 비어 있음)</p>';
+    if (!node.gpus.length) return `<p class="note">${esc(t('nodes.noGpus'))}</p>`;
     const rows = node.gpus.map((g) => {
       const holder = g.jobId === null
-        ? '<span class="gpu-free">비어 있음</span>'
-        : (g.modelUuid ? `작업 #${g.jobId} · ${modelLink(g.modelUuid, `${g.modelNo} ${g.modelVer}`)}` : `작업 #${g.jobId}`);
+        ? `<span class="gpu-free">${esc(t('nodes.gpuFree'))}</span>`
+        : esc(t('nodes.job', { id: g.jobId })) + (g.modelUuid ? ` · ${modelLink(g.modelUuid, `${g.modelNo} ${g.modelVer}`)}` : '');
       return `<tr data-gpu="${g.gpuId}"><td class="num">GPU ${g.gpuId}</td><td data-holder>${holder}</td></tr>`;
     }).join('');
-    return `<table class="plain"><thead><tr><th class="num">GPU</th><th>사용 중인 작업</th></tr></thead><tbody>${rows}</tbody></table>`;
+    return `<table class="plain"><thead><tr><th class="num">GPU</th><th>${esc(t('nodes.gpuJob'))}</th></tr></thead><tbody>${rows}</tbody></table>`;
   }
 
   function jobTable(node) {
-    if (!node.jobs.length) return '<p class="note">실행 중인 작업 없음</p>';
+    if (!node.jobs.length) return `<p class="note">${esc(t('nodes.noJobs'))}</p>`;
     const rows = node.jobs.map((j) => {
       const st = JOB_STATUS[j.statusCd] || { cls: 'READY', name: j.statusCd };
       return `<tr data-job="${j.jobId}"><td class="num">#${j.jobId}</td>
         <td>${modelLink(j.modelUuid, `${j.modelNo} ${j.modelVer}`)}</td>
-        <td>${esc(j.jobType)} · ${j.attempt}차</td>
+        <td>${esc(j.jobType)} · ${esc(t('nodes.attempt', { n: j.attempt }))}</td>
         <td><span class="badge badge-${st.cls}">${esc(st.name)}</span></td>
         <td>${esc(j.gpuIds.join(', ') || '-')}</td>
         <td class="time">${esc(j.startedDttm || '-')}</td></tr>`;
     }).join('');
-    return `<table class="plain"><thead><tr><th class="num">작업</th><th>모델</th><th>유형</th><th>상태</th><th>GPU</th><th>시작</th></tr></thead><tbody>${rows}</tbody></table>`;
+    return `<table class="plain"><thead><tr><th class="num">${esc(t('nodes.col.job'))}</th><th>${esc(t('nodes.col.model'))}</th><th>${esc(t('jobs.col.type'))}</th><th>${esc(t('jobs.col.status'))}</th><th>GPU</th><th>${esc(t('nodes.col.started'))}</th></tr></thead><tbody>${rows}</tbody></table>`;
   }
 
   function card(node) {
     const lost = node.state === 'lost';
     const state = lost
-      ? '<span class="badge badge-ERROR" data-state>연결 끊김</span>'
-      : '<span class="badge badge-IN_PROGRESS" data-state>정상</span>';
+      ? `<span class="badge badge-ERROR" data-state>${esc(t('nodes.lost'))}</span>`
+      : `<span class="badge badge-IN_PROGRESS" data-state>${esc(t('nodes.ok'))}</span>`;
     const drain = node.drain.draining
-      ? `<span class="badge badge-STOPPED" data-drain>드레인 중${node.drain.flagFile ? ' (플래그 파일)' : ''}</span>`
+      ? `<span class="badge badge-STOPPED" data-drain>${esc(t('nodes.draining'))}${node.drain.flagFile ? esc(t('nodes.flagFile')) : ''}</span>`
       : '';
     const button = node.drain.draining
-      ? `<button type="button" class="btn btn-success" data-action="undrain">▶️ 드레인 해제</button>`
-      : `<button type="button" class="btn btn-warning" data-action="drain">⏸️ 드레인</button>`;
+      ? `<button type="button" class="btn btn-success" data-action="undrain">${esc(t('nodes.undrain'))}</button>`
+      : `<button type="button" class="btn btn-warning" data-action="drain">${esc(t('nodes.drain'))}</button>`;
     const cap = node.capacity;
     return `<section class="node-card${lost ? ' lost' : ''}" data-node="${esc(node.name)}">
       <div class="node-head">
@@ -76,14 +76,14 @@
         <div class="actions">${button}</div>
       </div>
       <dl class="kv">
-        <dt>마지막 하트비트</dt><dd>${esc(node.lastHeartbeatDttm || '-')} (${age(node.heartbeatAgeS)})</dd>
-        <dt>런타임</dt><dd>${esc(node.runtime || '-')}</dd>
-        <dt>작업 / 한도</dt><dd>${cap.jobsHeld} / ${esc(cap.maxJobs ?? '-')} (메모리 ${esc(cap.memoryMb ?? '-')} MB)</dd>
-        <dt>GPU</dt><dd>사용 ${node.gpusLeased} · 여유 ${node.gpusFree}</dd>
-        ${node.drain.requestedDttm ? `<dt>드레인 요청</dt><dd>${esc(node.drain.requestedDttm)} (${esc(node.drain.requestedBy || '-')})</dd>` : ''}
+        <dt>${esc(t('nodes.heartbeat'))}</dt><dd>${esc(node.lastHeartbeatDttm || '-')} (${esc(age(node.heartbeatAgeS))})</dd>
+        <dt>${esc(t('nodes.runtime'))}</dt><dd>${esc(node.runtime || '-')}</dd>
+        <dt>${esc(t('nodes.capacity'))}</dt><dd>${cap.jobsHeld} / ${esc(cap.maxJobs ?? '-')} ${esc(t('nodes.memory', { mb: cap.memoryMb ?? '-' }))}</dd>
+        <dt>GPU</dt><dd>${esc(t('nodes.gpus', { leased: node.gpusLeased, free: node.gpusFree }))}</dd>
+        ${node.drain.requestedDttm ? `<dt>${esc(t('nodes.drainRequested'))}</dt><dd>${esc(node.drain.requestedDttm)} (${esc(node.drain.requestedBy || '-')})</dd>` : ''}
       </dl>
       <h4>GPU</h4>${gpuTable(node)}
-      <h4>작업</h4>${jobTable(node)}
+      <h4>${esc(t('nodes.jobs'))}</h4>${jobTable(node)}
     </section>`;
   }
 
@@ -96,7 +96,7 @@
       $('#lost-after').textContent = data.lostAfterS;
       $('#nodes').innerHTML = data.nodes.map(card).join('');
       $('#empty').hidden = data.nodes.length > 0;
-      $('#last-updated').textContent = `${new Date().toLocaleTimeString('ko-KR')} 갱신`;
+      $('#last-updated').textContent = t('nodes.updated', { time: new Date().toLocaleTimeString(LOCALE) });
       showError('');
     } catch (err) {
       showError(err.message);
@@ -106,13 +106,13 @@
 
   async function act(name, action) {
     const question = action === 'drain'
-      ? `노드 ${name}: 드레인할까요?\n새 작업을 받지 않고, 실행 중인 작업은 끝까지 실행합니다.`
-      : `노드 ${name}: 드레인을 해제할까요?\n다시 새 작업을 받습니다.`;
+      ? t('nodes.drainQuestion', { name })
+      : t('nodes.undrainQuestion', { name });
     if (!window.confirm(question)) return;
     try {
       const node = await api('POST', `/api/nodes/${encodeURIComponent(name)}/${action}`);
       if (action === 'undrain' && node.drain.draining) {
-        showError(`노드 ${name}: 아직 드레인 중입니다. 그 호스트에 플래그 파일이 있습니다 (그 호스트에서 trainyard undrain ${name}).`);
+        showError(t('nodes.stillDraining', { name }));
       }
     } catch (err) {
       showError(err.message);
