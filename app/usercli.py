@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from app.api.responses import RetryPolicy
 from app.client import ApiError, FollowUnsupported, TrainyardClient, WaitTimeout
 
 EXIT_NOT_COMPLETED = 1
@@ -91,8 +92,36 @@ def _create_body(args: argparse.Namespace) -> dict[str, Any]:
         resources["memory_mb"] = args.memory_mb
     if resources:
         body["resources"] = resources
+    if args.retry is not None:
+        body["retry"] = parse_retry(args.retry)
     body.setdefault("modelNo", "G1")
     return body
+
+
+def parse_retry(text: str) -> RetryPolicy | None:
+    """`--retry 3:NODE_LOST,EXIT:137` → {"max": 3, "on": ["NODE_LOST", "EXIT:137"]}; `off` →
+    None (no automatic retry). The causes are checked by the API (docs/retry.md), which names
+    the one it refuses."""
+    if text.strip().lower() == "off":
+        return None
+    count, sep, causes = text.partition(":")
+    if not sep or not count.strip().isdigit():
+        expected = "expected MAX:CAUSE[,CAUSE…] (e.g. 3:NODE_LOST,OOM) or off"
+        raise ApiError(0, "INVALID_ARGUMENT", f"--retry {text!r}: {expected}")
+    return {"max": int(count), "on": [c.strip() for c in causes.split(",") if c.strip()]}
+
+
+def _retry(api: TrainyardClient, args: argparse.Namespace) -> int:
+    model = api.set_retry(args.uuid, parse_retry(args.policy))
+    if args.json:
+        _print_json(model)
+        return 0
+    policy = model["retryPolicy"]
+    print(f"{model['uuid']}: " + (
+        f"retried up to {policy['max']} time(s) on {', '.join(policy['on'])}"
+        if policy else "no automatic retry"
+    ))  # fmt: skip
+    return 0
 
 
 def _models_create(api: TrainyardClient, args: argparse.Namespace) -> int:
@@ -300,6 +329,30 @@ def _nodes(api: TrainyardClient, args: argparse.Namespace) -> int:
     return 0
 
 
+# --- webhooks --------------------------------------------------------------------------------
+
+WEBHOOK_COLUMNS = ["ID", "MODEL", "JOB", "CHANGE", "ENDPOINT", "STATUS", "TRIES", "LAST ANSWER"]
+
+
+def _webhooks(api: TrainyardClient, args: argparse.Namespace) -> int:
+    page = api.webhook_deliveries(args.model, args.status, args.page, args.size)
+    if args.json:
+        _print_json(page)
+        return 0
+    rows = []
+    for d in page["content"]:
+        status = d["event"]["model"]["status"]
+        answer = d["lastError"] or (f"HTTP {d['lastStatusCode']}" if d["lastStatusCode"] else "-")
+        rows.append([
+            str(d["id"]), d["modelUuid"], str(d["jobId"] or "-"),
+            f"{status['old']} -> {status['new']}",
+            d["endpoint"], d["status"], str(d["attempts"]), answer[:60],
+        ])  # fmt: skip
+    _table(rows, WEBHOOK_COLUMNS)
+    print(f"page {args.page + 1} of {max(page['totalPages'], 1)}; {page['totalElements']} in all")
+    return 0
+
+
 # --- wiring ----------------------------------------------------------------------------------
 
 
@@ -335,6 +388,8 @@ def add_user_commands(commands: Any) -> None:
                         help="one param (VALUE parsed as JSON when it is); repeatable")
     create.add_argument("--gpus", type=int, help="resources.gpus")
     create.add_argument("--memory-mb", type=int, help="resources.memory_mb")
+    create.add_argument("--retry", metavar="MAX:CAUSES",
+                        help="automatic retry, e.g. 3:NODE_LOST,OOM,EXIT:137 (docs/retry.md)")
     create.set_defaults(user=_models_create)
     listing = model_commands.add_parser(
         "list", parents=[common], help="newest first, or sorted and searched"
@@ -399,6 +454,23 @@ def add_user_commands(commands: Any) -> None:
                        choices=["list", "show", "drain", "undrain"])
     nodes.add_argument("name", nargs="?")
     nodes.set_defaults(user=_nodes)
+
+    retry = commands.add_parser(
+        "retry", parents=[common], help="set or clear a model's automatic retry policy (API)"
+    )
+    retry.add_argument("uuid")
+    retry.add_argument("policy", metavar="MAX:CAUSES|off",
+                       help="e.g. 3:NODE_LOST,OOM,EXIT:137; off: no automatic retry")
+    retry.set_defaults(user=_retry)
+
+    webhooks = commands.add_parser(
+        "webhooks", parents=[common], help="webhook deliveries, newest first (API)"
+    )
+    webhooks.add_argument("--model", help="only this model's (a uuid)")
+    webhooks.add_argument("--status", default="", choices=["", "PENDING", "DELIVERED", "DEAD"])
+    webhooks.add_argument("--page", type=int, default=0)
+    webhooks.add_argument("--size", type=int, default=20)
+    webhooks.set_defaults(user=_webhooks)
 
 
 def run_user_command(args: argparse.Namespace) -> int:

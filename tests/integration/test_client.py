@@ -262,3 +262,44 @@ def test_follow_resumes_after_a_dropped_stream_from_the_last_event_id() -> None:
         {"path": f"/api/models/{uid}/logs", "follow": "1", "last": None},
         {"path": f"/api/models/{uid}/logs", "follow": "1", "last": "12"},
     ]
+
+
+def test_cli_retry_policy_on_create_and_later(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _cli(capsys, url, "models", "create", "--model-ver", "r1", "--epochs", "3",
+                          "--retry", "2:NODE_LOST,EXIT:137")  # fmt: skip
+    assert code == 0, err
+    uid = out.strip()
+    with TrainyardClient(url) as api:
+        assert api.model(uid)["retryPolicy"] == {"max": 2, "on": ["NODE_LOST", "EXIT:137"]}
+
+    code, out, err = _cli(capsys, url, "retry", uid, "1:OOM")
+    assert (code, out.strip()) == (0, f"{uid}: retried up to 1 time(s) on OOM"), err
+    code, out, _ = _cli(capsys, url, "retry", uid, "off", "--json")
+    assert code == 0 and json.loads(out)["retryPolicy"] is None
+
+    # A malformed policy is refused before any request; an unknown cause by the API, named.
+    code, _, err = _cli(capsys, url, "retry", uid, "three:OOM")
+    assert code == 3 and "expected MAX:CAUSE" in err
+    code, _, err = _cli(capsys, url, "retry", uid, "2:NODE_LOST,REBOOT")
+    assert code == 3 and "retry.on.1" in err and "REBOOT" in err
+
+
+def test_cli_lists_webhook_deliveries(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # The model's own endpoint (nothing listens there; no worker delivers here): the run's
+    # status change is recorded as a PENDING delivery, which the command lists.
+    body = {"modelNo": "G1", "modelVer": "w1", "params": {"total_epoch": 2},
+            "webhookUrl": "http://127.0.0.1:9/hook"}  # fmt: skip
+    with TrainyardClient(url) as api:
+        uid = api.create_model(body)["uuid"]
+        api.run(uid)
+    code, out, err = _cli(capsys, url, "webhooks", "--model", uid)
+    assert code == 0, err
+    header, row, *rest = out.splitlines()
+    assert header.split()[:3] == ["ID", "MODEL", "JOB"]
+    assert uid in row and "READY -> IN_PROGRESS" in row and "http://127.0.0.1:9" in row
+    assert "PENDING" in row
+    assert rest[-1] == "page 1 of 1; 1 in all"
+    code, out, _ = _cli(capsys, url, "webhooks", "--status", "DEAD", "--json")
+    assert code == 0 and json.loads(out)["content"] == []
