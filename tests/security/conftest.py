@@ -31,10 +31,12 @@ import httpx
 import pytest
 import redis
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from app.config import load_settings
 from app.datasets import generate_demo_dataset
 from app.domain.timefmt import as_utc, utcnow
+from app.services.queries import installation_id
 from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL, empty_database
 from tests.workers.conftest import WorkerProcess, docker_client, trainer_image, wait_until
 
@@ -190,7 +192,7 @@ class Stack:
         self.api.stop()
         for uid in model_uuids:
             remove_tree(self.output_root / uid)
-        remove_node_containers()
+        remove_node_containers(self.engine)
         self.api.start()
         self.worker.start()
         wait_until(self.healthy, 60, "the restarted node's heartbeat")
@@ -204,13 +206,16 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def remove_node_containers() -> None:
+def remove_node_containers(engine: Engine) -> None:
+    """This stack's node's containers: of this database's installation only (the engine is
+    shared; another checkout's hostile stack has a node of the same name)."""
     client = docker_client()
     if client is None:
         return
-    for container in client.containers.list(
-        all=True, filters={"label": ["trainyard.managed=true", f"trainyard.node={NODE}"]}
-    ):
+    with Session(engine) as session:
+        installation = installation_id(session)
+    labels = [f"trainyard.installation={installation}", f"trainyard.node={NODE}"]
+    for container in client.containers.list(all=True, filters={"label": labels}):
         container.remove(force=True)
 
 
@@ -251,12 +256,12 @@ def stack(
         MALLOC_ARENA_MAX="2",
     )
     api = ApiServer(env, root)
-    remove_node_containers()
+    remove_node_containers(pg_engine)
     built = Stack(root=root, env=env, engine=pg_engine, api=api.start(), worker=worker.start())
     yield built
     worker.kill()
     api.stop()
-    remove_node_containers()
+    remove_node_containers(pg_engine)
     for problem in ("Traceback",):
         if problem in worker.log():
             print(f"--- worker log (tail) ---\n{worker.log()[-3000:]}")
