@@ -56,22 +56,36 @@ TEST_BROKER_URL = _per_worker_redis(
 )
 
 #: Tests that start worker processes, containers, browsers, image builds or whole stacks run
-#: one after another in one xdist group ("engine"); everything else (domain, API, metrics,
-#: gate) spreads over the other xdist workers. They must: two hostile-trainer stacks side by
-#: side (one node name, one engine) remove each other's containers when they restart, which
-#: is what failed CI while the groups silently did not take (pytest 9.2, see below).
-SERIAL_DIRS = ("chaos", "deploy", "e2e", "runtime", "security", "trainer", "workers")
+#: one after another within their xdist group; everything else (domain, API, metrics, gate)
+#: spreads over the xdist workers around them. Two groups, so the two workers of `make test`
+#: each take one (about half the Docker time each): what runs side by side shares the engine
+#: but never an installation (each worker has its own database, so its own installation id)
+#: and never a node's containers. Within a group they must not overlap: two hostile-trainer
+#: stacks side by side removed each other's containers when they restarted (that failed CI
+#: while the groups silently did not take: pytest 9.2, see below).
+SERIAL_GROUPS = {
+    "chaos": "stacks",
+    "deploy": "stacks",
+    "e2e": "stacks",
+    "trainer": "stacks",
+    "runtime": "nodes",
+    "security": "nodes",
+    "workers": "nodes",
+}
+SERIAL_DIRS = tuple(SERIAL_GROUPS)
 
 
-def _serial(item: pytest.Item) -> bool:
-    return item.path.resolve().relative_to(Path(__file__).resolve().parent).parts[0] in SERIAL_DIRS
+def _group(item: pytest.Item) -> str | None:
+    top = item.path.resolve().relative_to(Path(__file__).resolve().parent).parts[0]
+    return SERIAL_GROUPS.get(top)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     """Marks each test of a serial directory with its group as it is collected, before any
     collection_modifyitems hook (xdist's reads the groups there)."""
-    if _serial(item):
-        item.add_marker(pytest.mark.xdist_group("engine"))
+    group = _group(item)
+    if group is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.hookimpl(optionalhook=True)

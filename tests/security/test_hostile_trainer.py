@@ -293,6 +293,17 @@ def create_model(api: Api, params: dict[str, Any], image: str | None) -> str:
     return api.data("POST", "/api/models", json=body)["uuid"]
 
 
+def kernel_kills() -> str:
+    """The kernel's last OOM kills, when it lets us read them: an exit 137 without Docker's
+    OOM flag may still be one (the host's OOM killer, or a flag Docker missed)."""
+    try:
+        printed = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"(dmesg unreadable: {exc})"
+    kills = [line for line in printed.splitlines() if "Killed process" in line]
+    return "kernel OOM kills (last 5):\n    " + "\n    ".join(kills[-5:])
+
+
 class Case:
     """One hostile case from its first POST to its last check."""
 
@@ -449,17 +460,6 @@ class Case:
         lines = [line for line in self.stack.worker.log().splitlines() if name in line]
         said = f"worker log about {name}:\n    " + "\n    ".join(lines[-20:])
         return said + "\n" + kernel_kills()
-
-
-def kernel_kills() -> str:
-    """The kernel's last OOM kills, when it lets us read them: an exit 137 without Docker's
-    OOM flag may still be one (the host's OOM killer, or a flag Docker missed)."""
-    try:
-        printed = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"(dmesg unreadable: {exc})"
-    kills = [line for line in printed.splitlines() if "Killed process" in line]
-    return "kernel OOM kills (last 5):\n    " + "\n    ".join(kills[-5:])
 
     def _check_released(self, uid: str) -> None:
         """(d): the hostile job's container is gone (Docker and DB agree) and no GPU lease."""
