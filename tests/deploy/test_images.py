@@ -19,7 +19,13 @@ from app.domain import layout
 from app.services.queries import installation_id
 from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL
 from tests.integration.helpers import create_model
-from tests.workers.conftest import ROOT, docker_client, wait_for_status, wait_until
+from tests.workers.conftest import (
+    ROOT,
+    docker_client,
+    remove_installation_containers,
+    wait_for_status,
+    wait_until,
+)
 
 BASE_IMAGE = "trainyard/base:bookworm"
 APP_IMAGE = "trainyard/app:test"
@@ -133,9 +139,7 @@ def worker_container(
         logs = container.logs().decode(errors="replace")
         container.remove(force=True)
         with db() as session:  # this database's training containers only: the engine is shared
-            ours = f"trainyard.installation={installation_id(session)}"
-        for leftover in client.containers.list(all=True, filters={"label": ours}):
-            leftover.remove(force=True)
+            remove_installation_containers(installation_id(session))
         if "Traceback" in logs:
             print(f"--- worker container log ---\n{logs[-4000:]}")
 

@@ -38,7 +38,13 @@ from app.datasets import generate_demo_dataset
 from app.domain.timefmt import as_utc, utcnow
 from app.services.queries import installation_id
 from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL, empty_database
-from tests.workers.conftest import WorkerProcess, docker_client, trainer_image, wait_until
+from tests.workers.conftest import (
+    WorkerProcess,
+    docker_client,
+    remove_installation_containers,
+    trainer_image,
+    wait_until,
+)
 
 __all__ = ["trainer_image"]  # the session fixture, re-exported for this folder
 
@@ -207,16 +213,10 @@ def remove_tree(path: Path) -> None:
 
 
 def remove_node_containers(engine: Engine) -> None:
-    """This stack's node's containers: of this database's installation only (the engine is
-    shared; another checkout's hostile stack has a node of the same name)."""
-    client = docker_client()
-    if client is None:
-        return
+    """This stack's node's containers, of this database's installation only (another
+    checkout's hostile stack has a node of the same name on the shared engine)."""
     with Session(engine) as session:
-        installation = installation_id(session)
-    labels = [f"trainyard.installation={installation}", f"trainyard.node={NODE}"]
-    for container in client.containers.list(all=True, filters={"label": labels}):
-        container.remove(force=True)
+        remove_installation_containers(installation_id(session), NODE)
 
 
 @pytest.fixture(scope="module")

@@ -151,15 +151,23 @@ def workers(
             )
             for state in runtime.list_managed(worker.node):
                 runtime.remove(state.name)
-    client = docker_client()
-    if client is not None:
-        # This database's containers only: other installations share the engine.
-        ours = {"label": ["trainyard.managed=true", f"trainyard.installation={installation}"]}
-        for container in client.containers.list(all=True, filters=ours):
-            container.remove(force=True)
+    remove_installation_containers(installation)
     failed = [w for w in started if "Traceback" in w.log()]
     for worker in failed:
         print(f"--- {worker.node} log ---\n{worker.log()[-4000:]}")
+
+
+def remove_installation_containers(installation: str, node: str | None = None) -> None:
+    """Force-remove the training containers of one installation (of one of its nodes): never
+    another's, for the engine is shared (other test processes, other checkouts)."""
+    client = docker_client()
+    if client is None:
+        return
+    labels = ["trainyard.managed=true", f"trainyard.installation={installation}"]
+    if node is not None:
+        labels.append(f"trainyard.node={node}")
+    for container in client.containers.list(all=True, filters={"label": labels}):
+        container.remove(force=True)
 
 
 def model_of(client: FlaskClient, uid: str) -> dict[str, Any]:
