@@ -4,6 +4,7 @@ violations. The whole suite with its table: `make chaos` (docs/chaos.md)."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -38,8 +39,13 @@ def test_scenario_ends_without_violations(stack: Stack, name: str) -> None:
 
 
 def test_the_invariants_see_what_they_check(stack: Stack) -> None:
-    """Not vacuous: break three rows of the (rested) stack by hand and each check says so."""
+    """Not vacuous: break three rows of the (rested) stack by hand and each check says so.
+    The workers are frozen (SIGSTOP) meanwhile: their sweep heals exactly such rows (a lease of
+    an ended job is released), and once did so before the checks looked (CI, 2026-11-30)."""
     uid = stack.create_model({"total_epoch": 1})
+    workers = [w for w in stack.workers.values() if w.pid is not None]
+    for worker in workers:
+        worker.signal(signal.SIGSTOP)
     with stack.sql() as conn:
         model_id = conn.execute(
             "SELECT id FROM tb_model_master WHERE uuid = %s", (uid,)
@@ -67,3 +73,5 @@ def test_the_invariants_see_what_they_check(stack: Stack) -> None:
             conn.execute("DELETE FROM tb_outbox WHERE published_dttm IS NULL")
             conn.execute("DELETE FROM tb_gpu_lease WHERE job_id = %s", (job_id,))
             conn.execute("DELETE FROM tb_model_master WHERE id = %s", (model_id,))
+        for worker in workers:
+            worker.signal(signal.SIGCONT)
