@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.api.answer_cache import AnswerCache
 from app.config import Settings
 from app.db.session import (
     API_CONNECT_TIMEOUT_S,
@@ -29,6 +30,7 @@ class AppState:
     sessions: sessionmaker[Session]  # writes (and reads inside a write)
     reads: sessionmaker[Session]  # plain reads: autocommit, no ping, live images shared
     publisher: Publisher
+    answers: AnswerCache  # the list's and the detail's, kept while nothing commits
     read_engine: Engine | None = None
     list_counts: CountCache = field(default_factory=lambda: CountCache(0))
 
@@ -50,6 +52,7 @@ class AppState:
             reads=make_session_factory(read_engine, live_images.shared_by()),
             read_engine=read_engine,
             list_counts=CountCache(settings.list_count_cache_s),
+            answers=AnswerCache(settings.answer_cache_entries, read_engine, live_images),
             publisher=CeleryPublisher(settings.broker_url, settings.publish_timeout_s),
         )
 

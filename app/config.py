@@ -156,6 +156,9 @@ class Settings:
     node_lost_after_s: float = 120.0
     # How long the read endpoints reuse the live nodes' images (allowedCommands), per process.
     live_images_cache_s: float = 1.0
+    # How many list and detail answers an API process keeps while nothing has committed
+    # (app/api/answer_cache.py); 0: none.
+    answer_cache_entries: int = 1024
     # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.
     job_file_limits: Limits = field(default_factory=Limits)
     # GET …/logs?follow=1 (app/api/logstream.py): one stream holds one gunicorn worker thread
@@ -187,6 +190,7 @@ def load_settings() -> Settings:
         publish_timeout_s=float(_env("PUBLISH_TIMEOUT_S", "2")),
         list_count_cache_s=float(_env("LIST_COUNT_CACHE_S", "1")),
         live_images_cache_s=float(_env("LIVE_IMAGES_CACHE_S", "1")),
+        answer_cache_entries=max(0, int(_env("ANSWER_CACHE_ENTRIES", "1024"))),
         bounds=load_bounds(),
         job_file_limits=Limits(
             metrics_csv=int(_env("JOB_FILE_MAX_CSV_MB", "2048")) * MiB,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
+from app.api.json_provider import OrjsonProvider
 from app.appstate import AppState
 from app.config import Settings, load_settings, load_webhook_settings
 
@@ -11,8 +12,7 @@ from app.config import Settings, load_settings, load_webhook_settings
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__, static_folder=None)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     register_extensions(app, settings)
     register_logging(app)
     register_auth(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from sqlalchemy.orm import Session
 
 from app.api import responses
@@ -98,10 +98,18 @@ def set_retry(model_uuid: str) -> tuple[Response, int]:
 
 
 @bp.get("/list")
-def list_all() -> tuple[Response, int]:
-    query = parse_query(ListQuery)
+def list_all() -> Response:
     rt = state()
+    key = ("list", request.query_string)  # a query kept once was a valid one
+    changes = rt.answers.changes()
+    kept = rt.answers.get(key, changes)
+    if kept is not None:
+        return kept
+    query = parse_query(ListQuery)
     with rt.reads() as session:
+        # A page that shows metrics reads more than models and jobs: never kept.
+        shows_metrics = query.with_summary or query.metric or query.sort.startswith("best:")
+        keep_at = None if shows_metrics else rt.answers.keepable(session, changes)
         order, sort_metric = _list_order(session, query.sort, query.dir)
         page = list_models(
             session,
@@ -113,6 +121,7 @@ def list_all() -> tuple[Response, int]:
             search=query.q,
             order=order,
             metric=sort_metric,
+            changes=keep_at,
         )
         tz = rt.settings.tz
         places = queue_positions(session, page.items)
@@ -126,12 +135,14 @@ def list_all() -> tuple[Response, int]:
             columns = _metric_column(session, query.metric, [model.id for model in page.items])
             for item, model in zip(content, page.items, strict=True):
                 item["metricValue"] = columns[model.id]
-    answer: responses.ModelPage = {
-        "content": content,
-        "totalElements": page.total,
-        "totalPages": page.pages,
-    }
-    return ok(answer)
+        answer: responses.ModelPage = {
+            "content": content,
+            "totalElements": page.total,
+            "totalPages": page.pages,
+        }
+        # A total counted before the last change is not what this page reads: not kept.
+        keep_at = keep_at if page.exact_total else None
+        return rt.answers.put(key, keep_at, session, ok(answer)[0])
 
 
 @bp.get("/<model_uuid>")
@@ -163,9 +174,7 @@ def _list_order(session: Session, sort: str, direction: str) -> tuple[ListOrder,
         key = _metric_key(session, sort.removeprefix("best:"), "sort")
         best_first = key.mode == "max"  # descending puts the max first
         descending = best_first if direction == "" else direction == "desc"
-        order = ListOrder(
-            descending=descending, metric_split=key.split, metric_mode=key.mode
-        )
+        order = ListOrder(descending=descending, metric_split=key.split, metric_mode=key.mode)
         return order, key.name
     if sort not in TIME_ORDERS:
         raise ApiError(

@@ -98,6 +98,14 @@ class LiveImagesCache:
                 self._kept = (now, answer)
         return answer
 
+    def peek(self) -> LiveImages | None:
+        """What `get` would answer without reading, None once it would read (or never keeps)."""
+        with self._lock:
+            kept = self._kept
+        if kept is None or time.monotonic() - kept[0] >= self.ttl_s:
+            return None
+        return kept[1]
+
     def shared_by(self) -> dict[str, object]:
         """The `info` of a session factory whose sessions share this cache."""
         return {_SHARED_KEY: self}

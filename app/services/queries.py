@@ -114,6 +114,7 @@ class Page:
     items: list[ModelRow]
     total: int
     pages: int
+    exact_total: bool = True  # False: a count kept from before the last commit (CountCache)
 
 
 def installation_id(session: Session) -> str:
@@ -287,9 +288,7 @@ def launch_order() -> tuple[Any, ...]:
     return (Job.priority.desc(), Job.queued_dttm, Job.id)
 
 
-def launches_before(
-    priority: Any, queued: Any, job_id: Any, job: Any = Job
-) -> ColumnElement[bool]:
+def launches_before(priority: Any, queued: Any, job_id: Any, job: Any = Job) -> ColumnElement[bool]:
     """Jobs (`job`: Job or an alias of it) ahead, in `launch_order()`, of a job with this
     priority, queued time and id (values, or another alias's columns)."""
     return tuple_(-job.priority, job.queued_dttm, job.id) < tuple_(-priority, queued, job_id)
@@ -354,7 +353,9 @@ def _queue_positions_statement() -> Executable:
 
 
 class CountCache:
-    """Row counts per (status, modelNo, search) filter, kept for `ttl_s` seconds per API process.
+    """Row counts per (status, modelNo, search) filter, kept per API process: exact while no
+    model changed since they were counted (`changes`: app/api/answer_cache.py), and reused for
+    `ttl_s` seconds after one did.
 
     Counting 10,000 rows for every list request was a third of its cost; a total that is at
     most a second old is fine for a page footer. ttl_s = 0 turns it off (exact counts).
@@ -362,24 +363,37 @@ class CountCache:
 
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
-        self._counts: dict[tuple[str, str, str], tuple[float, int]] = {}
+        self._counts: dict[tuple[str, str, str], tuple[float, int | None, int]] = {}
         self._lock = threading.Lock()
 
-    def get(self, session: Session, status: str, model_no: str, search: str = "") -> int:
+    def get(
+        self,
+        session: Session,
+        status: str,
+        model_no: str,
+        search: str = "",
+        changes: int | None = None,
+    ) -> tuple[int, bool]:
+        """The count, and whether it is exact: counted now, or at `changes` (the change
+        counter now, when an answer read now may be kept under it)."""
         key = (status, model_no, search)
         now = time.monotonic()
         if self.ttl_s > 0:
             with self._lock:
                 cached = self._counts.get(key)
-            if cached is not None and now - cached[0] < self.ttl_s:
-                return cached[1]
+            if cached is not None:
+                counted, at, total = cached
+                if changes is not None and at == changes:
+                    return total, True
+                if now - counted < self.ttl_s:
+                    return total, False
         count = _list_statements(bool(status), bool(model_no), bool(search))[0]
         params = {"status": status, "model_no": model_no, "search": like_pattern(search)}
         total = session.connection().execute(count, params).scalar() or 0
         if self.ttl_s > 0:
             with self._lock:
-                self._counts[key] = (now, total)
-        return total
+                self._counts[key] = (now, changes, total)
+        return total, True
 
 
 @dataclass(frozen=True)
@@ -422,11 +436,13 @@ def list_models(
     search: str = "",
     order: ListOrder = NEWEST_FIRST,
     metric: str = "",
+    changes: int | None = None,
 ) -> Page:
     """Newest first unless `order` says otherwise; `status` and `model_no` filter when not
     empty (indexed: see models.py), `search` matches modelVer or memo anywhere, any case
-    (trigram-indexed on PostgreSQL: migration 0015); `metric` is the name `order` ranks by."""
-    total = counts.get(session, status, model_no, search)
+    (trigram-indexed on PostgreSQL: migration 0015); `metric` is the name `order` ranks by;
+    `changes`: see `CountCache.get`."""
+    total, exact = counts.get(session, status, model_no, search, changes)
     dialect = session.get_bind().dialect.name  # a metric order's SQL differs per dialect
     query = _list_statements(bool(status), bool(model_no), bool(search), order, dialect)[1]
     params = {
@@ -439,7 +455,7 @@ def list_models(
     }
     # Core on the session's connection: no ORM objects, and not the ORM's execute path.
     items = cast(list[ModelRow], session.connection().execute(query, params).all())
-    return Page(items, total, math.ceil(total / size) if total else 0)
+    return Page(items, total, math.ceil(total / size) if total else 0, exact)
 
 
 @functools.cache
