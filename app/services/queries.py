@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import ColumnElement, Executable, and_, bindparam, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
+from app.db import driver_rows
 from app.db.models import Installation, Job, MetricSeries, Model
 from app.domain.container_phases import ContainerPhase
 from app.domain.states import JobStatus, JobType, StepState
@@ -238,10 +239,10 @@ _DETAIL = (
 
 
 def find_model_detail(session: Session, model_uuid: uuid.UUID) -> ModelDetailRows | None:
-    """The model, its jobs and whether it has metrics, in one Core statement on the
-    session's connection (building the ORM `Model` and its `Job`s, in two round trips with
-    the metric series, was most of a detail's time)."""
-    rows = session.connection().execute(_DETAIL, {"uuid": model_uuid}).all()
+    """The model, its jobs and whether it has metrics, in one Core statement run on the
+    driver's cursor (building the ORM `Model` and its `Job`s, in two round trips with the
+    metric series, was most of a detail's time; SQLAlchemy's execute path, half the rest)."""
+    rows = driver_rows.rows(session, _DETAIL, {"uuid": model_uuid})
     if not rows:
         return None
     first = len(DETAIL_COLUMNS) + 1

@@ -5,14 +5,16 @@ under."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api.answer_cache import HEADER, AnswerCache
+from app.api.answer_cache import HEADER
 from app.config import Settings
+from app.db.migrate import upgrade
 from app.factory import create_app
-from app.services.images import LiveImagesCache
 from tests.conftest import JsonWritesClient
 from tests.integration.helpers import create_model
 from tests.integration.test_image_checks import beat
@@ -110,7 +112,20 @@ def test_nothing_is_kept_when_turned_off(
         app.extensions["trainyard"].dispose()
 
 
-def test_a_database_without_snapshots_keeps_nothing() -> None:
-    """SQLite (the embedded `make run`) cannot say whether anything committed."""
-    cache = AnswerCache(16, create_engine("sqlite://"), LiveImagesCache(60))
-    assert cache.changes() is None
+def test_the_embedded_sqlite_keeps_nothing_and_reads_the_detail(
+    settings: Settings, broker: object, tmp_path: Path
+) -> None:
+    """SQLite (`make run`) has no change counter: every list is read; the detail's statement
+    runs through SQLAlchemy there (app/db/driver_rows.py)."""
+    url = f"sqlite:///{tmp_path / 'trainyard.db'}"
+    upgrade(url)
+    app = create_app(settings.with_overrides(database_url=url))
+    app.test_client_class = JsonWritesClient
+    client = app.test_client()
+    try:
+        uid = create_model(client, memo="lite")["uuid"]
+        assert [_listed(client)[0] for _ in range(2)] == ["miss", "miss"]
+        detail = client.get(f"/api/models/{uid}").get_json()["data"]
+        assert (detail["uuid"], detail["memo"], detail["jobs"]) == (uid, "lite", [])
+    finally:
+        app.extensions["trainyard"].dispose()
