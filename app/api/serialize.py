@@ -64,7 +64,7 @@ def model_summary(
     if session is None and isinstance(model, Model):
         session = object_session(model)
     image_missing = missing_image(session, model.image) if session is not None else None
-    if isinstance(model, Row):
+    if isinstance(model, Row | tuple):  # a list row (SQLAlchemy's, or the driver's)
         summary = _row_summary(model, tz, image_missing).copy()
         summary["allowedCommands"] = list(summary["allowedCommands"])  # each answer its own
     else:
@@ -136,13 +136,15 @@ _ROW_SUMMARIES: dict[tuple[object, ...], responses.ModelSummary] = {}
 _ROW_SUMMARIES_MAX = 2048
 
 
-def _row_summary(row: Row[Any], tz: ZoneInfo, image_missing: str | None) -> responses.ModelSummary:
+def _row_summary(
+    row: Row[Any] | tuple[Any, ...], tz: ZoneInfo, image_missing: str | None
+) -> responses.ModelSummary:
     key = (*row, tz, image_missing)
     summary = _ROW_SUMMARIES.get(key)
     if summary is None:
         if len(_ROW_SUMMARIES) >= _ROW_SUMMARIES_MAX:
             _ROW_SUMMARIES.clear()  # rarely: simpler than an LRU, and as good for a dashboard
-        summary = _ROW_SUMMARIES[key] = _summary(row, tz, image_missing)
+        summary = _ROW_SUMMARIES[key] = _summary(cast(ModelRow, row), tz, image_missing)
     return summary
 
 

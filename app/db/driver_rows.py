@@ -17,11 +17,11 @@ from typing import Any, cast
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Dialect, Select
+from sqlalchemy import ClauseElement, Dialect, Executable
 from sqlalchemy.orm import Session
 
 
-def rows(session: Session, statement: Select[Any], params: Mapping[str, Any]) -> list[Any]:
+def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
     """The rows of `statement` with `params`, read on `session`'s connection."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
@@ -37,7 +37,7 @@ def rows(session: Session, statement: Select[Any], params: Mapping[str, Any]) ->
 
 
 @functools.cache
-def _compiled(statement: Select[Any], dialect: Dialect) -> tuple[str, dict[str, Any]]:
+def _compiled(statement: Executable, dialect: Dialect) -> tuple[str, dict[str, Any]]:
     """The statement's SQL and the values it binds itself (its literals), compiled once."""
-    compiled = statement.compile(dialect=dialect)
+    compiled = cast(ClauseElement, statement).compile(dialect=dialect)
     return str(compiled), dict(compiled.params)

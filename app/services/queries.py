@@ -454,8 +454,8 @@ def list_models(
         "offset": page * size,
         "limit": size,
     }
-    # Core on the session's connection: no ORM objects, and not the ORM's execute path.
-    items = cast(list[ModelRow], session.connection().execute(query, params).all())
+    # On the driver's cursor: no ORM objects, and not SQLAlchemy's execute path.
+    items = cast(list[ModelRow], driver_rows.rows(session, query, params))
     return Page(items, total, math.ceil(total / size) if total else 0, exact)
 
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, select
+from sqlalchemy import ARRAY, Executable, Integer, any_, bindparam, select
 from sqlalchemy.orm import Session
 
+from app.db import driver_rows
 from app.db.models import Job
 from app.domain.job_params import RESUME_FROM
 from app.domain.states import JobType, StepState
@@ -41,10 +42,9 @@ def training_times(session: Session, models: Iterable[ModelRow]) -> dict[int, Tr
     ids = [m.id for m in models if m.step1_state != StepState.READY.value]
     if not ids:
         return {}
+    statement = _train_jobs_statement(session.get_bind().dialect.name)
     by_model: dict[int, list[_Attempt]] = {}
-    for model_id, started, finished, resumed in session.connection().execute(
-        _train_jobs_statement(), {"ids": ids}
-    ):
+    for model_id, started, finished, resumed in driver_rows.rows(session, statement, {"ids": ids}):
         _carry_on(by_model.setdefault(model_id, []), (started, finished, bool(resumed)))
     return {model_id: _sum(jobs) for model_id, jobs in by_model.items()}
 
@@ -88,9 +88,15 @@ def _sum(jobs: list[_Attempt]) -> TrainingTime:
 
 # Built once, values bound at execution (as queries.py's statements).
 @functools.cache
-def _train_jobs_statement() -> Executable:
+def _train_jobs_statement(dialect: str) -> Executable:
     """The TRAIN jobs of the models `ids` in the order they were made, each with whether it
-    resumed an earlier one (its params carry `resume_from`)."""
+    resumed an earlier one (its params carry `resume_from`). On PostgreSQL the ids are one
+    array value (`= ANY`): an expanding IN list is rewritten on every execution, a third of
+    this statement's cost, and cannot run on the driver's cursor (app/db/driver_rows.py)."""
+    if dialect == "postgresql":
+        of_models = Job.model_id == any_(bindparam("ids", type_=ARRAY(Integer)))
+    else:
+        of_models = Job.model_id.in_(bindparam("ids", expanding=True))
     return (
         select(
             Job.model_id,
@@ -98,9 +104,6 @@ def _train_jobs_statement() -> Executable:
             Job.finished_dttm,
             Job.params[RESUME_FROM].is_not(None),
         )
-        .where(
-            Job.model_id.in_(bindparam("ids", expanding=True)),
-            Job.job_type == JobType.TRAIN.value,
-        )
+        .where(of_models, Job.job_type == JobType.TRAIN.value)
         .order_by(Job.model_id, Job.id)
     )
