@@ -80,9 +80,10 @@ class AnswerCache:
             cursor.execute(_COUNTER)
             row = cursor.fetchone()
             cursor.close()
-        except psycopg.Error:
+        except (psycopg.OperationalError, psycopg.InterfaceError):
             # A pooled connection the server closed (a restart): out of the pool, and the
-            # read itself meets the outage or goes on with a new connection.
+            # read itself meets the outage or goes on with a new connection. Any other error
+            # (a database not migrated to 0016) is the request's error.
             connection.invalidate()
             return None
         finally:
