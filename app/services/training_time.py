@@ -91,8 +91,8 @@ def _sum(jobs: list[_Attempt]) -> TrainingTime:
 def _train_jobs_statement(dialect: str) -> Executable:
     """The TRAIN jobs of the models `ids` in the order they were made, each with whether it
     resumed an earlier one (its params carry `resume_from`). On PostgreSQL the ids are one
-    array value (`= ANY`): an expanding IN list is rewritten on every execution, a third of
-    this statement's cost, and cannot run on the driver's cursor (app/db/driver_rows.py)."""
+    array value (`= ANY`): an expanding IN list is rewritten on every execution (a sixth of
+    this function's profiled time), and cannot run on the driver's cursor (driver_rows.py)."""
     if dialect == "postgresql":
         of_models = Job.model_id == any_(bindparam("ids", type_=ARRAY(Integer)))
     else:
