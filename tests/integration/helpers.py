@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db.models import Model
+from app.db.models import Model, Node
+from app.db.session import transaction
+from app.domain.timefmt import utcnow
 from app.services.queries import installation_id
 from workers.context import WorkerContext, build_context
 from workers.runtime.process import ProcessRuntime
@@ -112,3 +115,10 @@ def sse_lines(events: Iterator[dict[str, str]], count: int) -> list[dict[str, st
             if len(got) == count:
                 return got
     raise AssertionError(f"the stream ended after {len(got)} of {count} lines")
+
+
+def beat(db: sessionmaker[Session], name: str, images: list[str] | None, age_s: float = 0) -> None:
+    """A node's heartbeat row as workers/heartbeat.py writes it, `age_s` seconds old."""
+    seen = utcnow() - timedelta(seconds=age_s)
+    with transaction(db) as session:
+        session.merge(Node(name=name, started_dttm=seen, last_seen_dttm=seen, images=images))

@@ -16,8 +16,7 @@ from app.config import Settings
 from app.db.migrate import upgrade
 from app.factory import create_app
 from tests.conftest import JsonWritesClient
-from tests.integration.helpers import create_model
-from tests.integration.test_image_checks import beat
+from tests.integration.helpers import beat, create_model
 
 LIST = "/api/models/list?status=&page=0&size=20"
 

@@ -4,18 +4,13 @@ Nodes are heartbeat rows as the workers write them (workers/heartbeat.py); real 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db.models import Node
-from app.db.session import transaction
-from app.domain.timefmt import utcnow
 from app.factory import create_app
 from tests.conftest import JsonWritesClient
-from tests.integration.helpers import create_model, force_states
+from tests.integration.helpers import beat, create_model, force_states
 
 BODY = {
     "modelNo": "G1",
@@ -23,12 +18,6 @@ BODY = {
     "trainType": "GENERAL",
     "params": {"total_epoch": 2, "val_interval": 1},
 }
-
-
-def beat(db: sessionmaker[Session], name: str, images: list[str] | None, age_s: float = 0) -> None:
-    seen = utcnow() - timedelta(seconds=age_s)
-    with transaction(db) as session:
-        session.merge(Node(name=name, started_dttm=seen, last_seen_dttm=seen, images=images))
 
 
 def test_create_refuses_an_image_no_live_node_has(
