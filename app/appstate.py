@@ -30,7 +30,7 @@ class AppState:
     sessions: sessionmaker[Session]  # writes (and reads inside a write)
     reads: sessionmaker[Session]  # plain reads: autocommit, no ping, live images shared
     publisher: Publisher
-    answers: AnswerCache  # the list's and the detail's, kept while nothing commits
+    answers: AnswerCache  # list pages, kept until a model or a job changes
     read_engine: Engine | None = None
     list_counts: CountCache = field(default_factory=lambda: CountCache(0))
 

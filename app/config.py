@@ -156,7 +156,7 @@ class Settings:
     node_lost_after_s: float = 120.0
     # How long the read endpoints reuse the live nodes' images (allowedCommands), per process.
     live_images_cache_s: float = 1.0
-    # How many list and detail answers an API process keeps while nothing has committed
+    # How many list pages an API process keeps until a model or a job changes
     # (app/api/answer_cache.py); 0: none.
     answer_cache_entries: int = 1024
     # Job outputs are hostile input (docs/security.md): the size cap of each kind of job file.

@@ -87,11 +87,10 @@ class LiveImagesCache:
         self._lock = threading.Lock()
 
     def get(self, session: Session) -> LiveImages:
+        kept = self.peek()
+        if kept is not None:
+            return kept
         now = time.monotonic()
-        with self._lock:
-            kept = self._kept
-        if kept is not None and now - kept[0] < self.ttl_s:
-            return kept[1]
         answer = _read(session)
         if self.ttl_s > 0:
             with self._lock:
