@@ -174,7 +174,9 @@ def _list_order(session: Session, sort: str, direction: str) -> tuple[ListOrder,
         key = _metric_key(session, sort.removeprefix("best:"), "sort")
         best_first = key.mode == "max"  # descending puts the max first
         descending = best_first if direction == "" else direction == "desc"
-        order = ListOrder(descending=descending, metric_split=key.split, metric_mode=key.mode)
+        order = ListOrder(
+            descending=descending, metric_split=key.split, metric_mode=key.mode
+        )
         return order, key.name
     if sort not in TIME_ORDERS:
         raise ApiError(

@@ -289,7 +289,9 @@ def launch_order() -> tuple[Any, ...]:
     return (Job.priority.desc(), Job.queued_dttm, Job.id)
 
 
-def launches_before(priority: Any, queued: Any, job_id: Any, job: Any = Job) -> ColumnElement[bool]:
+def launches_before(
+    priority: Any, queued: Any, job_id: Any, job: Any = Job
+) -> ColumnElement[bool]:
     """Jobs (`job`: Job or an alias of it) ahead, in `launch_order()`, of a job with this
     priority, queued time and id (values, or another alias's columns)."""
     return tuple_(-job.priority, job.queued_dttm, job.id) < tuple_(-priority, queued, job_id)
