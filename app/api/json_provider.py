@@ -4,9 +4,10 @@ The same JSON the standard library's encoder writes with the API's settings (com
 the order they were set, non-ASCII text as UTF-8), in a fraction of the time: encoding a list
 page was a tenth of its cost (bench/README.md). Values orjson has no native form for, and
 datetimes (which Flask writes as HTTP dates), go through Flask's own `default`, so no answer
-changes. Floats that are not finite never reach it: metric values travel as the strings "NaN"
-and "Infinity" (app/metrics/summary.py). Pretty-printed answers (debug, `compact = False`)
-stay with the standard library.
+changes; an answer holding a value orjson refuses (an integer past 64 bits, which a user's
+`params` may hold) is written by the standard library. Floats that are not finite never reach
+it: metric values travel as the strings "NaN" and "Infinity" (app/metrics/summary.py).
+Pretty-printed answers (debug, `compact = False`) stay with the standard library.
 """
 
 from __future__ import annotations
@@ -27,11 +28,19 @@ class OrjsonProvider(DefaultJSONProvider):
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         if kwargs:  # indent, separators…: the standard library's options
             return super().dumps(obj, **kwargs)
-        return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode()
+        try:
+            return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode()
+        except orjson.JSONEncodeError:
+            return super().dumps(obj)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         if self.compact is False or (self.compact is None and self._app.debug):
             return cast(Response, super().response(*args, **kwargs))
         obj = self._prepare_response_obj(args, kwargs)
-        body = orjson.dumps(obj, default=self.default, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE)
+        try:
+            body = orjson.dumps(
+                obj, default=self.default, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE
+            )
+        except orjson.JSONEncodeError:
+            return cast(Response, super().response(*args, **kwargs))
         return Response(body, mimetype=self.mimetype)  # the app's response_class: Flask's

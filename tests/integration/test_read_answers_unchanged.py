@@ -156,3 +156,21 @@ def test_list_and_detail_answer_the_recorded_bytes(
     assert list(answers) == list(recorded)
     for path, answer in answers.items():
         assert answer == recorded[path], path
+
+
+def test_stored_json_numbers_come_back_exact(client: FlaskClient) -> None:
+    """The driver reads JSON columns with orjson where that gives what `json` gives
+    (app/db/session.py): an integer past 64 bits, which orjson would read as a float, and a
+    float of 17 significant digits still come back as they were sent."""
+    params = {"total_epoch": 4, "val_interval": 2, "seed": 2**70 + 1, "lr": 0.30000000000000004}
+    created = client.post(
+        "/api/models",
+        json={"modelNo": "G1", "modelVer": "v1", "trainType": "GENERAL", "params": params},
+    )
+    assert created.status_code == 201, created.get_json()
+    detail = client.get(f"/api/models/{created.get_json()['data']['uuid']}")
+    assert detail.status_code == 200, detail.get_json()
+    assert b'"seed":1180591620717411303425' in detail.data
+    shown = detail.get_json()["data"]["params"]  # with the defaults the API filled in
+    assert {key: shown[key] for key in params} == params
+    assert isinstance(shown["seed"], int)
