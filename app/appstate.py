@@ -14,6 +14,7 @@ from app.api.answer_cache import AnswerCache
 from app.config import Settings
 from app.db.session import (
     API_CONNECT_TIMEOUT_S,
+    AUTOCOMMIT_READS,
     make_engine,
     make_read_engine,
     make_session_factory,
@@ -49,7 +50,9 @@ class AppState:
             settings=settings,
             engine=engine,
             sessions=make_session_factory(engine),
-            reads=make_session_factory(read_engine, live_images.shared_by()),
+            reads=make_session_factory(
+                read_engine, {**live_images.shared_by(), AUTOCOMMIT_READS: True}
+            ),
             read_engine=read_engine,
             list_counts=CountCache(settings.list_count_cache_s),
             answers=AnswerCache(settings.answer_cache_entries, read_engine, live_images),

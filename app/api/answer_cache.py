@@ -34,6 +34,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app.db.driver_rows import pooled_driver_connection
 from app.services.images import LiveImages, LiveImagesCache, live_images
 
 #: Response header saying whether the answer was kept (`hit`) or read (`miss`).
@@ -70,24 +71,17 @@ class AnswerCache:
         if self.entries <= 0:
             return None
         try:
-            connection = self._engine.raw_connection()
-        except DBAPIError:
-            return None  # the read itself meets the outage, and answers 503 for it
-        try:
             # A pooled driver connection, not a Session and the ORM's execute path: this
             # round trip is all a kept answer costs, and those doubled it.
-            cursor = connection.cursor()
-            cursor.execute(_COUNTER)
-            row = cursor.fetchone()
-            cursor.close()
+            with pooled_driver_connection(self._engine) as driver:
+                row = driver.execute(_COUNTER).fetchone()
+        except DBAPIError:
+            return None  # no connection: the read itself meets the outage, and answers 503
         except (psycopg.OperationalError, psycopg.InterfaceError):
-            # A pooled connection the server closed (a restart): out of the pool, and the
-            # read itself meets the outage or goes on with a new connection. Any other error
-            # (a database not migrated to 0016) is the request's error.
-            connection.invalidate()
+            # A pooled connection the server closed (a restart), now out of the pool: the read
+            # itself meets the outage or goes on with a new connection. Any other error (a
+            # database not migrated to 0016) is the request's error.
             return None
-        finally:
-            connection.close()
         return int(row[0]) if row else None
 
     def get(self, key: object, changes: int | None) -> Response | None:

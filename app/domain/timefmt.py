@@ -19,7 +19,8 @@ def format_time(moment: datetime | None, tz: ZoneInfo) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(tz).strftime(DISPLAY_FORMAT)
+    # DISPLAY_FORMAT, by isoformat: the same text (years 1000-9999), in a third of the time.
+    return moment.astimezone(tz).isoformat(" ", "seconds")[:19]
 
 
 def format_duration(start: datetime | None, end: datetime | None) -> str | None:
