@@ -32,6 +32,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -937,16 +938,18 @@ def measure_quietly(
 
 def open_rate(args: argparse.Namespace, rows: list[Row], config: str) -> float:
     """The open loop's rate: --open-rate, else --open-fraction of the baseline's closed-loop
-    req/s at the first concurrency in this run; 0 (no open loop) when neither is known."""
+    req/s at the first concurrency in this run (the median over --rounds); 0 (no open loop)
+    when neither is known."""
     if args.open_fraction <= 0 and not args.open_rate:
         return 0.0
     if args.open_rate:
         return float(args.open_rate)
-    base = next(
-        (r for r in rows if r.config == config and r.scenario == "baseline" and r.mode == "closed"),
-        None,
-    )
-    return round(base.rps * args.open_fraction) if base else 0.0
+    closed = [r for r in rows if r.config == config and r.mode == "closed"]
+    if not closed:
+        return 0.0
+    first = min(r.connections for r in closed)
+    base = [r.rps for r in closed if r.scenario == "baseline" and r.connections == first]
+    return round(statistics.median(base) * args.open_fraction) if base else 0.0
 
 
 def sanity_check(
@@ -1015,8 +1018,9 @@ class Row:
     mode: str = "closed"  # closed: wrk, `connections` at once; open: bench.open_loop at `rate`
     rate: float = 0.0  # the open loop's target requests/s
     max_lag_ms: float = 0.0  # open loop: how late the generator itself sent a request
-    rps_ratio: float | None = None  # to the baseline row of the same run, mode and load
+    rps_ratio: float | None = None  # to the baseline row of the same run, mode, load, round
     p99_ratio: float | None = None
+    round: int = 0  # closed loop: which of --rounds (from 1); open loop: 0
 
     @property
     def load(self) -> str:
@@ -1112,10 +1116,11 @@ def run_open_loop(
 
 
 def compare_to_baseline(rows: list[Row]) -> None:
-    """Set each API row's ratios to the baseline row of the same server config, mode and load."""
-    baselines = {(r.config, r.mode, r.load): r for r in rows if r.scenario == "baseline"}
+    """Set each API row's ratios to the baseline row of the same server config, mode, load and
+    round."""
+    baselines = {(r.config, r.mode, r.load, r.round): r for r in rows if r.scenario == "baseline"}
     for row in rows:
-        base = baselines.get((row.config, row.mode, row.load))
+        base = baselines.get((row.config, row.mode, row.load, row.round))
         if base is None:
             continue
         row.rps_ratio = row.rps / base.rps if base.rps else None
@@ -1212,7 +1217,7 @@ def print_profile_summary(folded: Path, title: str, top: int = 25) -> None:
 
 def print_table(rows: list[Row]) -> None:
     header = (
-        f"{'server':<13} {'scenario':<12} {'endpoint':<30} {'load':>8} {'req/s':>7} "
+        f"{'server':<13} {'scenario':<12} {'endpoint':<30} {'rnd':>3} {'load':>8} {'req/s':>7} "
         f"{'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'non2xx':>6} {'sockerr':>7} "
         f"{'app cpu':>7} {'pg cpu':>7} {'gen cpu':>7} {'busy':>5} {'other':>5} "
         f"{'x rps':>6} {'x p99':>6}  target"
@@ -1226,7 +1231,8 @@ def print_table(rows: list[Row]) -> None:
         if r.mode == "open" and r.max_lag_ms > 5:
             target = f"{target} (generator {r.max_lag_ms:.0f} ms late)".strip()
         print(
-            f"{r.config:<13} {r.scenario:<12} {r.endpoint:<30} {r.load:>8} {r.rps:>7.0f} "
+            f"{r.config:<13} {r.scenario:<12} {r.endpoint:<30} {r.round or '':>3} {r.load:>8} "
+            f"{r.rps:>7.0f} "
             f"{r.p50_ms:>7.1f} {r.p90_ms:>7.1f} {r.p99_ms:>7.1f} {r.max_ms:>7.1f} {r.non2xx:>6} "
             f"{r.socket_errors:>7} {r.app_cpu_ms:>6.2f}m {r.pg_cpu_ms:>6.2f}m "
             f"{r.wrk_cpu_ms:>6.2f}m {r.busy_pct:>4.0f}% {r.other_pct:>4.0f}% "
@@ -1241,8 +1247,8 @@ def print_table(rows: list[Row]) -> None:
         "of them, nor in other). "
         "busy: whole-machine CPU use; other: CPU used by processes outside the bench "
         "(noisy: a row whose other stayed above --max-other after its retries).\n"
-        "x rps, x p99: the row's req/s and p99 over the baseline row's (same server config and "
-        "load, same run)."
+        "x rps, x p99: the row's req/s and p99 over the baseline row's (same server config, "
+        "load and round (rnd, --rounds), same run)."
     )
     print(
         f"target (issue 13): req/s >= {TARGET_RPS_RATIO:.0%} of the baseline's and "
@@ -1255,22 +1261,30 @@ def _ratio(value: float | None) -> str:
 
 
 def print_summary(rows: list[Row]) -> None:
-    """Per server config and scenario: closed-loop req/s, p50, p99 at the first concurrency,
-    the open loop's p99, and the ratios to the baseline (the figures issue 13 asks for)."""
+    """Per server config and scenario: closed-loop req/s, p50, p99 at the first concurrency
+    (with --rounds, the median over the rounds, and the range of `x rps`), the open loop's
+    p99, the ratios to the baseline and the verdict (the figures issue 13 asks for)."""
     closed_loads = sorted({r.connections for r in rows if r.mode == "closed"})
     if not closed_loads:
         return
     first = closed_loads[0]
-    print(f"\nsummary (closed loop c{first}; open loop at a fixed rate):")
+    rounds = max(r.round for r in rows)
+    over = f", median of {rounds} rounds" if rounds > 1 else ""
+    print(f"\nsummary (closed loop c{first}{over}; open loop at a fixed rate):")
     print(
         f"  {'server':<13} {'scenario':<12} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'x rps':>6} {'x p99':>6} {'open rate':>9} {'open p99':>8} {'x p99':>6} "
-        f"{'app cpu':>7}"
+        f"{'x rps':>6} {'range':>9} {'x p99':>6} {'open rate':>9} {'open p99':>8} {'x p99':>6} "
+        f"{'app cpu':>7}  target"
     )
-    for closed in rows:
-        if closed.mode != "closed" or closed.connections != first:
-            continue
-        config, scenario = closed.config, closed.scenario
+    keys = dict.fromkeys((r.config, r.scenario) for r in rows if r.mode == "closed")
+    for config, scenario in keys:
+        closed = [
+            r
+            for r in rows
+            if r.mode == "closed"
+            and r.connections == first
+            and (r.config, r.scenario) == (config, scenario)
+        ]
         opened = next(
             (r for r in rows if r.mode == "open" and (r.config, r.scenario) == (config, scenario)),
             None,
@@ -1280,10 +1294,21 @@ def print_summary(rows: list[Row]) -> None:
             if opened
             else f"{'':>9} {'':>8} {'':>6}"
         )
+        rps_ratios = [r.rps_ratio for r in closed if r.rps_ratio is not None]
+        p99_ratios = [r.p99_ratio for r in closed if r.p99_ratio is not None]
+        rps_ratio = statistics.median(rps_ratios) if rps_ratios else None
+        p99_ratio = statistics.median(p99_ratios) if p99_ratios else None
+        spread = f"{min(rps_ratios):.2f}-{max(rps_ratios):.2f}" if len(rps_ratios) > 1 else ""
+        target = ""
+        if closed[0].is_list and rps_ratio is not None and p99_ratio is not None:
+            met = rps_ratio >= TARGET_RPS_RATIO and p99_ratio <= TARGET_P99_RATIO
+            target = "ok" if met else "MISS"
         print(
-            f"  {config:<13} {scenario:<12} {closed.rps:>7.0f} {closed.p50_ms:>7.1f} "
-            f"{closed.p99_ms:>7.1f} {_ratio(closed.rps_ratio):>6} {_ratio(closed.p99_ratio):>6} "
-            f"{open_cols} {closed.app_cpu_ms:>6.2f}m"
+            f"  {config:<13} {scenario:<12} {statistics.median(r.rps for r in closed):>7.0f} "
+            f"{statistics.median(r.p50_ms for r in closed):>7.1f} "
+            f"{statistics.median(r.p99_ms for r in closed):>7.1f} {_ratio(rps_ratio):>6} "
+            f"{spread:>9} {_ratio(p99_ratio):>6} {open_cols} "
+            f"{statistics.median(r.app_cpu_ms for r in closed):>6.2f}m  {target}"
         )
 
 
@@ -1333,6 +1358,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (max 60)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per scenario")
     parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="closed-loop rows measured this many times, every scenario once per round in "
+        "order (baseline first); each round's ratios are to its own baseline and the summary "
+        "shows their median (the machine's speed drifts more between minutes than the API's)",
+    )
     parser.add_argument(
         "--scenarios",
         default="baseline,list-first,list-mixed,detail,status-all,status-live",
@@ -1391,6 +1424,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.duration = max(1, min(args.duration, 60))
     args.open_duration = max(1, min(args.open_duration, 60))
+    args.rounds = max(1, args.rounds)
     configs = [ServerConfig.parse(c) for c in args.configs.split(",") if c.strip()]
     connections = parse_ints(args.concurrency)
 
@@ -1472,34 +1506,40 @@ def main(argv: list[str] | None = None) -> int:
                     if problems:
                         problems_seen += [f"{config.label}: {p}" for p in problems]
                         log("sanity check FAILED:\n  " + "\n  ".join(problems))
+                    for round_no in range(1, args.rounds + 1):
+                        for scenario in scenarios:
+                            server = servers[scenario.baseline]
+                            of = f" (round {round_no} of {args.rounds})" if args.rounds > 1 else ""
+                            log(f"{config.label} {scenario.name}{of}: {scenario.note}")
+                            if args.warmup and round_no == 1:
+                                run_wrk(
+                                    wrk,
+                                    server.base,
+                                    luas[scenario.name],
+                                    max(connections),
+                                    args.wrk_threads,
+                                    args.warmup,
+                                )
+                            for conc in connections:
+                                closed = functools.partial(
+                                    run_wrk,
+                                    wrk,
+                                    server.base,
+                                    luas[scenario.name],
+                                    conc,
+                                    args.wrk_threads,
+                                    args.duration,
+                                )
+                                row = measure_quietly(
+                                    server, fake_node, scenario, closed, conc, args
+                                )
+                                row.round = round_no
+                                rows.append(row)
+                    rate = open_rate(args, rows, config.label)
                     for scenario in scenarios:
                         server = servers[scenario.baseline]
-                        log(f"{config.label} {scenario.name}: {scenario.note}")
-                        lua = luas[scenario.name]
-                        if args.warmup:
-                            run_wrk(
-                                wrk,
-                                server.base,
-                                lua,
-                                max(connections),
-                                args.wrk_threads,
-                                args.warmup,
-                            )
-                        for conc in connections:
-                            closed = functools.partial(
-                                run_wrk,
-                                wrk,
-                                server.base,
-                                lua,
-                                conc,
-                                args.wrk_threads,
-                                args.duration,
-                            )
-                            rows.append(
-                                measure_quietly(server, fake_node, scenario, closed, conc, args)
-                            )
-                        rate = open_rate(args, rows, config.label)
                         if rate:
+                            log(f"{config.label} {scenario.name}: open loop at {rate:.0f}/s")
                             opened = functools.partial(
                                 run_open_loop,
                                 server.base,
@@ -1517,7 +1557,7 @@ def main(argv: list[str] | None = None) -> int:
                                 server,
                                 wrk,
                                 scenario,
-                                lua,
+                                luas[scenario.name],
                                 max(connections),
                                 args.wrk_threads,
                                 args.duration,
