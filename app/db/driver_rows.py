@@ -26,13 +26,14 @@ from app.db.session import AUTOCOMMIT_READS
 
 def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
     """The rows of `statement` with `params`, read in `session`: on its connection, or, in a
-    session of statements that each commit alone (`AUTOCOMMIT_READS`), on any pooled one —
-    the same rows, without the Session's connection bookkeeping (a sixth of a detail's time)."""
+    session of statements that each commit alone (`AUTOCOMMIT_READS`) that holds none yet, on
+    a pooled one for just this statement — the same rows, without the Session's connection
+    bookkeeping (a sixth of a detail's time), and never two connections held at once."""
     engine = cast(Engine, session.get_bind())
     if engine.dialect.name != "postgresql":
         return list(session.connection().execute(statement, dict(params)).all())
     prepared = _compiled(statement, engine.dialect)
-    if session.info.get(AUTOCOMMIT_READS):
+    if session.info.get(AUTOCOMMIT_READS) and not session.in_transaction():
         with pooled_driver_connection(engine) as driver:
             return _run(driver, prepared, params)
     connection = session.connection().connection.driver_connection

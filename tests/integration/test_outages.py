@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -297,3 +298,25 @@ def test_only_an_unreachable_dependency_is_an_outage(pg_engine: Engine) -> None:
     else:
         pytest.fail("a closed port answered PING")
     assert unavailable_dependency(ValueError("a bug")) is None
+
+
+def test_read_connections_the_server_closed_leave_the_pool(
+    client: FlaskClient, pg_engine: Engine
+) -> None:
+    """A detail is read on a pooled driver connection (app/db/driver_rows.py). When the server
+    ends its backends, as a restart does, each such connection fails one request at most
+    (503) and leaves the pool: the reads do not go on failing on connections already dead."""
+    uid = create_model(client)["uuid"]
+    for _ in range(3):
+        assert client.get(f"/api/models/{uid}").status_code == 200
+    with pg_engine.connect() as conn:
+        ended = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    assert ended, "the API held no connection to end"
+    codes = [client.get(f"/api/models/{uid}").status_code for _ in range(6)]
+    assert set(codes) <= {200, 503}, codes
+    assert codes[-3:] == [200, 200, 200], codes
