@@ -830,6 +830,15 @@ def build_scenarios(uuids: dict[str, list[str]], n_models: int) -> list[Scenario
             baseline=True,
         ),
         Scenario(
+            "floor",
+            "jsonify(constant) after SELECT 1",
+            "GET",
+            ["/floor"],
+            False,
+            "bench.baseline_app: the baseline after one round trip to PostgreSQL",
+            baseline=True,
+        ),
+        Scenario(
             "list-first",
             "GET /api/models/list",
             "GET",
@@ -1368,7 +1377,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scenarios",
-        default="baseline,list-first,list-mixed,detail,status-all,status-live",
+        default="baseline,floor,list-first,list-mixed,detail,status-all,status-live",
         help="comma-separated; baseline first (the ratios and the open loop's rate need it)",
     )
     parser.add_argument(

@@ -5,15 +5,21 @@ bench writes from `GET /api/models/list?status=&page=0&size=20`) once, and serve
 `jsonify` from that constant Python object on every request: no database, no validation, no
 hooks. The bench runs it under the same gunicorn configuration as the API and measures both
 in the same run, so `ratio` in its table is what the API's own work costs (issue 13, item 7).
+
+`/floor` answers the same page after one round trip to PostgreSQL (`SELECT 1` on a
+connection each worker keeps, in autocommit): the least any endpoint that reads the database
+pays, so the `floor` row shows how much of a ratio is that round trip alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, jsonify
 
 
@@ -26,6 +32,19 @@ def create_app() -> Flask:
 
     @app.get("/api/models/list")
     def first_page() -> Response:
+        return jsonify(page)
+
+    database_url = os.environ.get("DATABASE_URL", "").replace(
+        "postgresql+psycopg://", "postgresql://"
+    )
+    local = threading.local()
+
+    @app.get("/floor")
+    def after_one_round_trip() -> Response:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = psycopg.connect(database_url, autocommit=True)
+        connection.execute("SELECT 1").fetchone()
         return jsonify(page)
 
     return app
