@@ -43,12 +43,18 @@ def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> 
 @contextmanager
 def pooled_driver_connection(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
     """A pooled connection of `engine`, as the driver's own, for statements that commit alone.
-    One the server closed (a restart) leaves the pool; the error goes on to the caller."""
+    One that failed leaves the pool, and when the server closed it (a restart) so do the idle
+    ones, which that closed too: as SQLAlchemy does when it meets a disconnect, so a restart
+    costs the next request a 503, not one per pooled connection. The error goes on to the
+    caller."""
     connection = engine.raw_connection()
+    driver = cast(psycopg.Connection[Any], connection.driver_connection)
     try:
-        yield cast(psycopg.Connection[Any], connection.driver_connection)
+        yield driver
     except (psycopg.OperationalError, psycopg.InterfaceError):
         connection.invalidate()
+        if driver.closed:
+            engine.pool.dispose()
         raise
     finally:
         connection.close()
