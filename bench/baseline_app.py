@@ -7,8 +7,9 @@ hooks. The bench runs it under the same gunicorn configuration as the API and me
 in the same run, so `ratio` in its table is what the API's own work costs (issue 13, item 7).
 
 `/floor` answers the same page after one round trip to PostgreSQL (`SELECT 1` on a
-connection each worker keeps, in autocommit): the least any endpoint that reads the database
-pays, so the `floor` row shows how much of a ratio is that round trip alone.
+connection each worker keeps, in autocommit, to `BENCH_FLOOR_DATABASE`): the least any
+endpoint that reads the database pays, so the `floor` row shows how much of a ratio is that
+round trip alone.
 """
 
 from __future__ import annotations
@@ -34,16 +35,14 @@ def create_app() -> Flask:
     def first_page() -> Response:
         return jsonify(page)
 
-    database_url = os.environ.get("DATABASE_URL", "").replace(
-        "postgresql+psycopg://", "postgresql://"
-    )
+    floor_database = os.environ.get("BENCH_FLOOR_DATABASE", "")  # a libpq URL
     local = threading.local()
 
     @app.get("/floor")
     def after_one_round_trip() -> Response:
         connection = getattr(local, "connection", None)
         if connection is None:
-            connection = local.connection = psycopg.connect(database_url, autocommit=True)
+            connection = local.connection = psycopg.connect(floor_database, autocommit=True)
         connection.execute("SELECT 1").fetchone()
         return jsonify(page)
 
