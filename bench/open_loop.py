@@ -82,6 +82,9 @@ class Loop:
 
     def submit(self, due: float, raw: bytes) -> None:
         self.waiting.append((due, raw))
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
         while self.waiting and len(self.inflight) < self.max_inflight:
             self._open(*self.waiting.popleft())
 
@@ -106,9 +109,8 @@ class Loop:
                 else:
                     self._receive(exchange)
             except OSError:
-                self._end(exchange, "read")
-        while self.waiting and len(self.inflight) < self.max_inflight:
-            self._open(*self.waiting.popleft())
+                self._end(exchange, "write" if mask & selectors.EVENT_WRITE else "read")
+        self._start_waiting()
 
     def _send(self, exchange: Exchange) -> None:
         sock = exchange.sock
