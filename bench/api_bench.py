@@ -839,6 +839,15 @@ def build_scenarios(uuids: dict[str, list[str]], n_models: int) -> list[Scenario
             baseline=True,
         ),
         Scenario(
+            "floor-detail",
+            "jsonify(constant) after the detail's statement",
+            "GET",
+            [f"/floor/{u}" for u in everything],
+            False,
+            "bench.baseline_app: the baseline after the detail's one statement, its uuids",
+            baseline=True,
+        ),
+        Scenario(
             "list-first",
             "GET /api/models/list",
             "GET",
@@ -1382,7 +1391,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scenarios",
-        default="baseline,floor,list-first,list-mixed,detail,status-all,status-live",
+        default="baseline,floor,floor-detail,list-first,list-mixed,detail,status-all,status-live",
         help="comma-separated; baseline first (the ratios and the open loop's rate need it)",
     )
     parser.add_argument(

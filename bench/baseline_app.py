@@ -10,6 +10,12 @@ in the same run, so `ratio` in its table is what the API's own work costs (issue
 connection each worker keeps, in autocommit, to `BENCH_FLOOR_DATABASE`): the least any
 endpoint that reads the database pays, so the `floor` row shows how much of a ratio is that
 round trip alone.
+
+`/floor/<uuid>` answers it after the detail's own statement instead (the one
+`GET /api/models/{uuid}` runs, `queries.DETAIL_STATEMENT`, on the same kind of connection, its
+rows read and dropped): what the detail pays for its one round trip before any of its own
+Python work (no Session, no pool, no formatting), so the `floor-detail` row is the most a
+detail could reach on this machine.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from typing import Any
 
 import psycopg
 from flask import Flask, Response, jsonify
+from sqlalchemy.dialects import postgresql
+
+from app.services.queries import DETAIL_STATEMENT
 
 
 def create_app() -> Flask:
@@ -38,12 +47,24 @@ def create_app() -> Flask:
     floor_database = os.environ.get("BENCH_FLOOR_DATABASE", "")  # a libpq URL
     local = threading.local()
 
+    def connection() -> psycopg.Connection[Any]:
+        found: psycopg.Connection[Any] | None = getattr(local, "connection", None)
+        if found is None:
+            found = local.connection = psycopg.connect(floor_database, autocommit=True)
+        return found
+
     @app.get("/floor")
     def after_one_round_trip() -> Response:
-        connection = getattr(local, "connection", None)
-        if connection is None:
-            connection = local.connection = psycopg.connect(floor_database, autocommit=True)
-        connection.execute("SELECT 1").fetchone()
+        connection().execute("SELECT 1").fetchone()
+        return jsonify(page)
+
+    detail = DETAIL_STATEMENT.compile(dialect=postgresql.dialect())  # as the API binds it
+    detail_sql, detail_params = str(detail), dict(detail.params)
+
+    @app.get("/floor/<model_uuid>")
+    def after_the_detail_statement(model_uuid: str) -> Response:
+        params = {**detail_params, "uuid": model_uuid}
+        connection().execute(detail_sql, params, binary=True).fetchall()
         return jsonify(page)
 
     return app

@@ -223,7 +223,7 @@ def _job_row(values: Iterable[Any]) -> Any:
 # round trip: the model's columns, then its jobs' (a row per job, the model's repeated; one
 # row of NULL job columns when it has none). The job columns' names that clash with the
 # model's get a suffix, so the row reads like the model and its tail is the job.
-_DETAIL = (
+DETAIL_STATEMENT = (
     select(
         *DETAIL_COLUMNS,
         select(MetricSeries.model_id)
@@ -242,7 +242,7 @@ def find_model_detail(session: Session, model_uuid: uuid.UUID) -> ModelDetailRow
     """The model, its jobs and whether it has metrics, in one Core statement run on the
     driver's cursor (building the ORM `Model` and its `Job`s, in two round trips with the
     metric series, was most of a detail's time; SQLAlchemy's execute path, half the rest)."""
-    rows = driver_rows.rows(session, _DETAIL, {"uuid": model_uuid})
+    rows = driver_rows.rows(session, DETAIL_STATEMENT, {"uuid": model_uuid})
     if not rows:
         return None
     first = len(DETAIL_COLUMNS) + 1
