@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import docker
 import pytest
@@ -77,7 +77,7 @@ class WorkerProcess:
     #: Runs in the child before exec (e.g. a resource limit); None: nothing.
     before_exec: Callable[[], None] | None = None
 
-    def start(self) -> WorkerProcess:
+    def start(self) -> Self:
         seen = len(self.log())  # a restart appends: wait for this start's "ready."
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
