@@ -11,11 +11,11 @@ connection each worker keeps, in autocommit, to `BENCH_FLOOR_DATABASE`): the lea
 endpoint that reads the database pays, so the `floor` row shows how much of a ratio is that
 round trip alone.
 
-`/floor/<uuid>` answers it after the detail's own statement instead (the one
-`GET /api/models/{uuid}` runs, `queries.DETAIL_STATEMENT`, on the same kind of connection, its
-rows read and dropped): what the detail pays for its one round trip before any of its own
-Python work (no Session, no pool, no formatting), so the `floor-detail` row is the most a
-detail could reach on this machine.
+`/floor/<uuid>` answers it after the detail's own statement instead (`queries.DETAIL_STATEMENT`
+on that connection, read as the API reads it: `driver_rows.rows_on`, its JSON columns by the
+engines' `json_loads`; the rows dropped): what the detail pays for its one round trip before
+any of its own Python work (no Session, no pool, no formatting), so the `floor-detail` row is
+the most a detail could reach on this machine.
 """
 
 from __future__ import annotations
@@ -23,13 +23,17 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from flask import Flask, Response, jsonify
+from psycopg.types.json import set_json_loads
 from sqlalchemy.dialects import postgresql
 
+from app.db.driver_rows import rows_on
+from app.db.session import json_loads
 from app.services.queries import DETAIL_STATEMENT
 
 
@@ -51,6 +55,7 @@ def create_app() -> Flask:
         found: psycopg.Connection[Any] | None = getattr(local, "connection", None)
         if found is None:
             found = local.connection = psycopg.connect(floor_database, autocommit=True)
+            set_json_loads(json_loads, found)  # as the API's engines have theirs read
         return found
 
     @app.get("/floor")
@@ -58,13 +63,11 @@ def create_app() -> Flask:
         connection().execute("SELECT 1").fetchone()
         return jsonify(page)
 
-    detail = DETAIL_STATEMENT.compile(dialect=postgresql.dialect())  # as the API binds it
-    detail_sql, detail_params = str(detail), dict(detail.params)
+    dialect = postgresql.dialect()  # one, so the statement is compiled once
 
     @app.get("/floor/<model_uuid>")
     def after_the_detail_statement(model_uuid: str) -> Response:
-        params = {**detail_params, "uuid": model_uuid}
-        connection().execute(detail_sql, params, binary=True).fetchall()
+        rows_on(connection(), DETAIL_STATEMENT, {"uuid": uuid.UUID(model_uuid)}, dialect)
         return jsonify(page)
 
     return app

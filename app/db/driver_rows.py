@@ -32,12 +32,28 @@ def rows(session: Session, statement: Executable, params: Mapping[str, Any]) -> 
     engine = cast(Engine, session.get_bind())
     if engine.dialect.name != "postgresql":
         return list(session.connection().execute(statement, dict(params)).all())
-    prepared = _compiled(statement, engine.dialect)
     if session.info.get(AUTOCOMMIT_READS) and not session.in_transaction():
         with pooled_driver_connection(engine) as driver:
-            return _run(driver, prepared, params)
+            return rows_on(driver, statement, params, engine.dialect)
     connection = session.connection().connection.driver_connection
-    return _run(cast(psycopg.Connection[Any], connection), prepared, params)
+    return rows_on(cast(psycopg.Connection[Any], connection), statement, params, engine.dialect)
+
+
+def rows_on(
+    driver: psycopg.Connection[Any],
+    statement: Executable,
+    params: Mapping[str, Any],
+    dialect: Dialect,
+) -> list[Any]:
+    """The rows of `statement` with `params` on the driver's connection `driver` (PostgreSQL),
+    the statement compiled once for `dialect`."""
+    prepared = _compiled(statement, dialect)
+    cursor = driver.cursor(row_factory=prepared.row_maker)
+    try:
+        # Binary: the rows' timestamps, JSON and uuids decode faster than from text.
+        return cursor.execute(prepared.sql, {**prepared.defaults, **params}, binary=True).fetchall()
+    finally:
+        cursor.close()
 
 
 @contextmanager
@@ -58,17 +74,6 @@ def pooled_driver_connection(engine: Engine) -> Iterator[psycopg.Connection[Any]
         raise
     finally:
         connection.close()
-
-
-def _run(
-    driver: psycopg.Connection[Any], prepared: _Prepared, params: Mapping[str, Any]
-) -> list[Any]:
-    cursor = driver.cursor(row_factory=prepared.row_maker)
-    try:
-        # Binary: the rows' timestamps, JSON and uuids decode faster than from text.
-        return cursor.execute(prepared.sql, {**prepared.defaults, **params}, binary=True).fetchall()
-    finally:
-        cursor.close()
 
 
 class _Prepared:

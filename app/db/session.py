@@ -27,7 +27,7 @@ AUTOCOMMIT_READS = "trainyard.autocommit_reads"
 def make_engine(url: str, connect_timeout_s: int | None = None, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    kwargs.setdefault("json_deserializer", _json_loads)
+    kwargs.setdefault("json_deserializer", json_loads)
     if connect_timeout_s is not None:
         connect_args = kwargs.get("connect_args", {})
         kwargs["connect_args"] = {**connect_args, "connect_timeout": connect_timeout_s}
@@ -69,7 +69,7 @@ def make_read_engine(url: str, connect_timeout_s: int | None = None) -> Engine:
         pool_size=10,
         max_overflow=20,
         connect_args=connect_args,
-        json_deserializer=_json_loads,
+        json_deserializer=json_loads,
     )
 
 
@@ -78,7 +78,7 @@ def make_read_engine(url: str, connect_timeout_s: int | None = None) -> Engine:
 _LONG_NUMBER = re.compile(rb"[0-9]{16}")
 
 
-def _json_loads(data: str | bytes) -> Any:
+def json_loads(data: str | bytes) -> Any:
     """The JSON columns' reader on PostgreSQL (SQLAlchemy's `json_deserializer`: it hands it
     to psycopg for the engine's connections, so the driver's cursor uses it too): orjson,
     three times faster than `json` (the JSON columns were a tenth of a detail's time), with
