@@ -26,21 +26,22 @@ class OrjsonProvider(DefaultJSONProvider):
     ensure_ascii = False
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs:  # indent, separators…: the standard library's options
-            return super().dumps(obj, **kwargs)
-        try:
-            return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode()
-        except orjson.JSONEncodeError:
-            return super().dumps(obj)
+        body = None if kwargs else self._orjson(obj, _OPTIONS)
+        # kwargs (indent, separators…): the standard library's options
+        return super().dumps(obj, **kwargs) if body is None else body.decode()
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        if self.compact is False or (self.compact is None and self._app.debug):
-            return cast(Response, super().response(*args, **kwargs))
+        pretty = self.compact is False or (self.compact is None and self._app.debug)
         obj = self._prepare_response_obj(args, kwargs)
-        try:
-            body = orjson.dumps(
-                obj, default=self.default, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE
-            )
-        except orjson.JSONEncodeError:
+        body = None if pretty else self._orjson(obj, _OPTIONS | orjson.OPT_APPEND_NEWLINE)
+        if body is None:
             return cast(Response, super().response(*args, **kwargs))
         return Response(body, mimetype=self.mimetype)  # the app's response_class: Flask's
+
+    def _orjson(self, obj: Any, option: int) -> bytes | None:
+        """`obj` as orjson writes it; None for a value orjson refuses (an integer past 64
+        bits), which the standard library writes instead."""
+        try:
+            return orjson.dumps(obj, default=self.default, option=option)
+        except orjson.JSONEncodeError:
+            return None
